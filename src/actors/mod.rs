@@ -1,0 +1,33 @@
+//! The actors (DESIGN §1): SocketActor → RouterActor → one ThreadActor per thread, with the
+//! shared OpenAiActor and SlackApiActor. Only `startup` knows all of them.
+
+pub mod openai;
+pub mod router;
+pub mod slack_api;
+pub mod socket;
+pub mod thread;
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::assist::AssistParser;
+use crate::config::Settings;
+use crate::knowledge::KnowledgeBase;
+use crate::slack::ChannelId;
+
+/// What every ThreadActor and the router share: read-only settings and data, and the handles of
+/// the shared actors.
+pub struct Services {
+    pub settings: Settings,
+    pub slack: slack_api::SlackApi,
+    /// `None` without `OPENAI_API_KEY`: answers come from the knowledge base.
+    pub openai: Option<Addr<openai::OpenAiActor>>,
+    pub kb: KnowledgeBase,
+    pub assist: AssistParser,
+    pub identity: slack_api::Identity,
+    pub channel: ChannelId,
+    pub channel_name: String,
+}
+
+pub type SharedServices = Arc<Services>;

@@ -1,0 +1,267 @@
+//! What the bot says: the offline answers from the knowledge base, acknowledgements, closing and
+//! escalation messages, the help text, and the prompts for the LLM. Pure functions.
+//!
+//! Everything returned as `mrkdwn` is ready to post: generated or article text has gone through
+//! [`markdown_to_mrkdwn`], and the only mentions in it are the ones added here on purpose.
+
+use crate::config::Settings;
+use crate::knowledge::{Article, KnowledgeBase};
+use crate::openai::{ChatMessage, Role};
+use crate::slack::format::markdown_to_mrkdwn;
+use crate::slack::UserId;
+
+/// How to continue, at the end of every troubleshooting answer.
+pub const HOW_TO_CONTINUE: &str = "_Reply in this thread to tell me how it went. \
+If you'd rather have a person from IT, react with :-1: on this message or say \"human\"._";
+
+/// Knowledge articles given to the LLM with a first answer.
+pub const ARTICLES_IN_PROMPT: usize = 2;
+
+/// The first answer to a technical question, from the best-matching article.
+pub fn offline_first_answer(article: Option<&Article>, ticket: Option<&str>) -> String {
+    let Some(a) = article else {
+        return format!(
+            "Thanks for the details. I don't have a ready fix for this one, so the IT team will pick it up{}.\n\
+             In the meantime, it helps to reply here with the exact error message (or a screenshot), when it started, \
+             and what you've already tried.",
+            ticket_note(ticket)
+        );
+    };
+    let mut out = format!("Here's what usually fixes this (*{}*):\n\n", markdown_to_mrkdwn(&a.title));
+    if !a.intro.is_empty() {
+        out.push_str(&markdown_to_mrkdwn(&a.intro));
+        out.push_str("\n\n");
+    }
+    out.push_str(&markdown_to_mrkdwn(&a.steps));
+    out.push_str("\n\n");
+    out.push_str(HOW_TO_CONTINUE);
+    out
+}
+
+/// The next answer after a failed attempt, offline: the article's other approach, then what to
+/// tell IT.
+pub fn offline_retry_answer(article: Option<&Article>) -> String {
+    match article {
+        Some(a) => format!(
+            "Sorry that didn't do it. Let's try a different approach:\n\n{}\n\n{}",
+            markdown_to_mrkdwn(&a.alternative),
+            HOW_TO_CONTINUE
+        ),
+        None => "Sorry that didn't help. Could you reply with the exact error message (or a screenshot) \
+                 and what you see when it fails? If you'd rather have a person, react with :-1: or say \"human\"."
+            .to_string(),
+    }
+}
+
+/// An answer to a detail or question in the thread when no LLM is configured.
+pub fn offline_follow_up(article: Option<&Article>) -> String {
+    match article {
+        Some(a) => format!(
+            "Thanks, that helps. This looks like *{}*:\n\n{}\n\n{}",
+            markdown_to_mrkdwn(&a.title),
+            markdown_to_mrkdwn(&a.steps),
+            HOW_TO_CONTINUE
+        ),
+        None => "Thanks, noted. If the steps above don't get you going, reply with the exact error message \
+                 or react with :-1: and a person from IT will take over."
+            .to_string(),
+    }
+}
+
+/// After the attempts ran out: offer a person instead of guessing again.
+pub fn offer_escalation(failed_attempts: u32) -> String {
+    format!(
+        "I've suggested {failed_attempts} fixes and this still isn't working, so I'll stop guessing. \
+         React with :-1: on this message or reply \"human\" and I'll hand this thread to IT with a summary."
+    )
+}
+
+fn ticket_note(ticket: Option<&str>) -> String {
+    ticket.map(|t| format!(" (ticket *{t}*)")).unwrap_or_default()
+}
+
+fn who(assignee: Option<&UserId>) -> String {
+    match assignee {
+        Some(a) => format!("<@{a}>"),
+        None => "Someone from IT".to_string(),
+    }
+}
+
+/// Acknowledges an access request: IT provisions it, no troubleshooting.
+pub fn access_ack(assignee: Option<&UserId>, ticket: Option<&str>) -> String {
+    format!(
+        "Thanks! Access requests are provisioned by IT{}. {} has it and will reach out if approval or more \
+         details are needed. You'll get a message here when it's done.",
+        ticket_note(ticket),
+        who(assignee)
+    )
+}
+
+/// Acknowledges a change request.
+pub fn change_ack(assignee: Option<&UserId>, ticket: Option<&str>) -> String {
+    format!(
+        "Thank you! {} is working on this{} and will reach out shortly.",
+        who(assignee),
+        ticket_note(ticket)
+    )
+}
+
+/// When the requester says it worked.
+pub fn closing() -> String {
+    "Great, glad that sorted it! :white_check_mark: I'll mark this as resolved. \
+     Post again in this thread if it comes back."
+        .to_string()
+}
+
+/// What the escalation brief says about urgency.
+pub fn urgency(text: &str) -> &'static str {
+    let t = text.to_lowercase();
+    let urgent = [
+        "urgent",
+        "asap",
+        "right now",
+        "blocked",
+        "can't work",
+        "cannot work",
+        "deadline",
+        "customer",
+        "demo",
+        "outage",
+        "everyone",
+    ];
+    if urgent.iter().any(|w| t.contains(w)) {
+        "high (the requester says they are blocked or it is time-critical)"
+    } else {
+        "normal"
+    }
+}
+
+/// The handoff message: one ping, and a brief of what happened so far.
+pub fn escalation(
+    mention: Option<&str>,
+    requester: &UserId,
+    symptom_title: Option<&str>,
+    tried: &[String],
+    failed_attempts: u32,
+    urgency: &str,
+) -> String {
+    let opener = match mention {
+        Some(m) => format!("{m}, could you take this one? <@{requester}> needs a hand."),
+        None => format!("This thread needs a person from IT: <@{requester}> needs a hand."),
+    };
+    let tried = if tried.is_empty() {
+        "nothing yet".to_string()
+    } else {
+        tried.iter().map(|t| markdown_to_mrkdwn(t)).collect::<Vec<_>>().join("; ")
+    };
+    format!(
+        "{opener}\n*Symptom:* {}\n*Tried:* {tried}\n*Result:* {}\n*Urgency:* {urgency}",
+        symptom_title
+            .map(markdown_to_mrkdwn)
+            .unwrap_or_else(|| "see the first message in this thread".into()),
+        if failed_attempts == 0 {
+            "the requester asked for a person".to_string()
+        } else {
+            format!("still not working after {failed_attempts} attempt(s)")
+        }
+    )
+}
+
+/// Posted when someone mentions the bot outside a ticket.
+pub fn help_text(channel_name: &str) -> String {
+    format!(
+        "Hi! I'm the IT helper. Post a problem or request as a new message in #{channel_name} and I'll answer in \
+         its thread within seconds:\n\
+         • *Problems* (VPN, Okta, MFA, Wi-Fi, Mac, Gmail, Zoom, …): I'll suggest steps and keep helping in the thread.\n\
+         • *Access and change requests*: I'll confirm who in IT has it.\n\
+         Reply \"human\" or react with :-1: on my message any time to get a person from IT."
+    )
+}
+
+/// The system prompt: company, tools, tone, rules, and the reference articles.
+pub fn system_prompt(settings: &Settings, articles: &[&Article]) -> String {
+    let mut p = format!(
+        "You are the IT help assistant at {}, answering employees in the #it Slack channel. \
+         Company tools: {}.\n\
+         Rules: give short numbered troubleshooting steps for these tools (at most 7 steps, under 180 words); \
+         if the problem is unclear, ask for the one detail you need; never ask for passwords, MFA codes or other \
+         secrets; never promise access or changes, IT handles those through the ticket; if a different approach \
+         is needed, don't repeat steps already given. Write Markdown: numbered lists, **bold**, `code`. \
+         Placeholders like @user or [email] stand for redacted details.",
+        settings.company.name,
+        settings.company.tech_stack.join(", ")
+    );
+    for a in articles {
+        p.push_str(&format!(
+            "\n\nReference article from IT: {}\n{}\nIf that didn't help:\n{}",
+            a.title, a.steps, a.alternative
+        ));
+    }
+    p
+}
+
+/// The articles worth giving the model for `text`.
+pub fn articles_for<'a>(kb: &'a KnowledgeBase, text: &str) -> Vec<&'a Article> {
+    kb.search(text, ARTICLES_IN_PROMPT).into_iter().map(|h| h.article).collect()
+}
+
+/// A whole prompt: system, then the conversation so far (already redacted).
+pub fn prompt(
+    settings: &Settings,
+    articles: &[&Article],
+    conversation: &[(Role, String)],
+) -> Vec<ChatMessage> {
+    let mut messages = vec![ChatMessage { role: Role::System, content: system_prompt(settings, articles) }];
+    messages.extend(
+        conversation.iter().map(|(role, content)| ChatMessage { role: *role, content: content.clone() }),
+    );
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgements_name_the_assignee_when_known() {
+        let dana = UserId::from("U0DANA");
+        assert_eq!(
+            change_ack(Some(&dana), Some("IT-7")),
+            "Thank you! <@U0DANA> is working on this (ticket *IT-7*) and will reach out shortly."
+        );
+        assert!(access_ack(None, None).contains("Someone from IT has it"));
+    }
+
+    #[test]
+    fn the_offline_answer_carries_the_articles_steps_and_how_to_continue() {
+        let kb = KnowledgeBase::shipped();
+        let hit = kb.search("vpn won't connect", 1)[0].article;
+        let answer = offline_first_answer(Some(hit), Some("IT-1"));
+        assert!(answer.contains("AWS VPN Client"), "{answer}");
+        assert!(answer.contains("1. "), "{answer}");
+        assert!(answer.ends_with(HOW_TO_CONTINUE));
+        assert!(!answer.contains("<company>"), "unescaped angle brackets: {answer}");
+    }
+
+    #[test]
+    fn the_escalation_brief_pings_once_and_says_what_was_tried() {
+        let text = escalation(
+            Some("<@U0DANA>"),
+            &UserId::from("U0ALICE"),
+            Some("VPN"),
+            &["AWS VPN steps".into()],
+            2,
+            "normal",
+        );
+        assert_eq!(text.matches("<@U0DANA>").count(), 1);
+        assert!(text.contains("*Tried:* AWS VPN steps"));
+        assert!(text.contains("after 2 attempt(s)"));
+    }
+
+    #[test]
+    fn the_system_prompt_names_the_company_and_its_tools() {
+        let s = Settings::shipped();
+        let p = system_prompt(&s, &[]);
+        assert!(p.contains("ACME") && p.contains("Okta"));
+    }
+}

@@ -1,0 +1,685 @@
+//! Configuration: the `Settings` tree from `config/itbot.toml`, layered as
+//! shipped defaults → the operator's file → `ITBOT__SECTION__KEY` overrides, plus the
+//! environment (`Env`) for tokens and endpoints.
+//!
+//! Every error names where the value came from (file or variable), the key and the reason.
+//! The shipped file is embedded in the binary and is the single source of defaults: a file that
+//! leaves a key out gets the shipped value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::slack::ChannelId;
+
+/// The shipped configuration file; its values are the defaults.
+pub const SHIPPED_CONFIG: &str = include_str!("../config/itbot.toml");
+
+/// Where the config file is looked for when `ITBOT_CONFIG` is not set.
+pub const DEFAULT_CONFIG_PATH: &str = "config/itbot.toml";
+
+/// What went wrong while loading configuration. `Display` names the source, key and reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the file: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: not valid TOML: {reason}")]
+    Syntax { path: String, reason: String },
+    #[error("{source_name}: {key}: {reason}")]
+    Invalid {
+        /// The file or environment variable the value came from.
+        source_name: String,
+        /// `[section] key`.
+        key: String,
+        reason: String,
+    },
+    #[error("{var} is not set: {hint}")]
+    MissingEnv { var: &'static str, hint: &'static str },
+    #[error("{var}: {reason}")]
+    BadEnv { var: &'static str, reason: String },
+}
+
+/// The whole settings tree. Key names are part of the operator contract (DESIGN §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub company: CompanySettings,
+    pub assist: AssistSettings,
+    pub escalation: EscalationSettings,
+    pub openai: OpenAiSettings,
+    pub history: HistorySettings,
+    pub threads: ThreadSettings,
+    pub slack: SlackSettings,
+    pub outage: OutageSettings,
+    pub report: ReportSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompanySettings {
+    /// Named in the assistant's instructions.
+    pub name: String,
+    /// The tools answers are written for.
+    pub tech_stack: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistSettings {
+    /// Longest wait for Assist's ticket card before answering anyway.
+    pub wait_secs: u64,
+    /// Bot ids whose messages are Assist's; empty means "recognise by pattern".
+    pub bot_ids: Vec<String>,
+    /// Regex whose first group is the assignee's user id.
+    pub assignee_pattern: String,
+    /// Regex whose first group is the ticket key.
+    pub ticket_pattern: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSettings {
+    /// Failed attempts before the bot offers (or makes) an escalation.
+    pub max_failed_attempts: u32,
+    /// Escalate without asking once the attempts are used up.
+    pub auto: bool,
+    /// Mention used when no assignee is known.
+    pub fallback_mention: String,
+    /// IT staff whose messages mean a human took over.
+    pub it_staff: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSettings {
+    pub temperature: f64,
+    pub max_completion_tokens: u32,
+    pub timeout_secs: u64,
+    pub max_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    pub backfill_messages: usize,
+    pub max_tickets: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadSettings {
+    pub idle_secs: u64,
+    pub max_live: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettings {
+    pub connections: usize,
+    pub status_indicator: bool,
+    pub reaction_markers: bool,
+    pub stream_replies: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutageSettings {
+    pub min_reporters: usize,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    pub weekly_day: String,
+    pub weekly_hour: u32,
+    pub timezone: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Values that come from the environment only. Tokens are secrets: `Debug` never shows them.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub slack_bot_token: Option<SecretString>,
+    pub slack_app_token: Option<SecretString>,
+    pub openai_api_key: Option<SecretString>,
+    pub it_channel_name: String,
+    pub it_channel_id: Option<ChannelId>,
+    pub openai_model: String,
+    /// Base URL for Chat Completions, without a trailing slash.
+    pub openai_base_url: String,
+    /// Web API base, always ending in `/`.
+    pub slack_api_url: String,
+    pub config_path: PathBuf,
+    pub port: u16,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+/// Everything the bot is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub env: Env,
+}
+
+/// Both Slack tokens, checked for kind.
+#[derive(Clone)]
+pub struct SlackTokens {
+    pub bot: SecretString,
+    pub app: SecretString,
+}
+
+impl std::fmt::Debug for SlackTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackTokens")
+            .field("bot_len", &self.bot.expose_secret().len())
+            .field("app_len", &self.app.expose_secret().len())
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads the environment through `lookup` (the process environment in `main`, a map in
+    /// tests) and the config file it points to.
+    pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = Env::from_lookup(&lookup)?;
+        let explicit = lookup("ITBOT_CONFIG").is_some();
+        let file = read_config_file(&env.config_path, explicit)?;
+        let settings = Settings::layered(file.as_ref(), &lookup)?;
+        Ok(Config { settings, env })
+    }
+
+    /// The two Slack tokens `run` needs, each present and of the right kind.
+    pub fn slack_tokens(&self) -> Result<SlackTokens, ConfigError> {
+        let bot = self.env.slack_bot_token.clone().ok_or(ConfigError::MissingEnv {
+            var: "SLACK_BOT_TOKEN",
+            hint: "set it to the Bot User OAuth Token (xoxb-...) from your Slack app's \
+                   \"OAuth & Permissions\" page",
+        })?;
+        let app = self.env.slack_app_token.clone().ok_or(ConfigError::MissingEnv {
+            var: "SLACK_APP_TOKEN",
+            hint: "set it to an app-level token (xapp-...) with the connections:write scope, \
+                   from your Slack app's \"Basic Information\" page, \"App-Level Tokens\"",
+        })?;
+        check_token_kind("SLACK_BOT_TOKEN", bot.expose_secret(), "xoxb-")?;
+        check_token_kind("SLACK_APP_TOKEN", app.expose_secret(), "xapp-")?;
+        Ok(SlackTokens { bot, app })
+    }
+}
+
+fn check_token_kind(var: &'static str, token: &str, want: &str) -> Result<(), ConfigError> {
+    if token.starts_with(want) {
+        return Ok(());
+    }
+    let reason = if want == "xoxb-" && token.starts_with("xapp-") {
+        "holds an app-level token (xapp-...); it needs the bot token (xoxb-...). \
+         The two tokens look swapped: the xapp- token belongs in SLACK_APP_TOKEN"
+            .to_string()
+    } else if want == "xapp-" && token.starts_with("xoxb-") {
+        "holds a bot token (xoxb-...); it needs the app-level token (xapp-...). \
+         The two tokens look swapped: the xoxb- token belongs in SLACK_BOT_TOKEN"
+            .to_string()
+    } else if token.starts_with("xoxp-") {
+        "holds a user token (xoxp-...); itbot acts as a bot and needs a bot token (xoxb-...)".to_string()
+    } else {
+        format!("does not look like a Slack token: it should start with {want}")
+    };
+    Err(ConfigError::BadEnv { var, reason })
+}
+
+impl Env {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Env, ConfigError> {
+        // An empty variable counts as unset: `.env.example` copies leave keys blank.
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let secret = |k: &str| get(k).map(|v| SecretString::from(v.trim().to_string()));
+
+        let port = match get("PORT") {
+            None => 8080,
+            Some(v) => v.trim().parse::<u16>().map_err(|_| ConfigError::BadEnv {
+                var: "PORT",
+                reason: "must be a port number (0-65535)".into(),
+            })?,
+        };
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(_) => {
+                return Err(ConfigError::BadEnv {
+                    var: "LOG_FORMAT",
+                    reason: "must be `json` or `pretty`".into(),
+                })
+            }
+        };
+        let it_channel_id = match get("IT_CHANNEL_ID") {
+            None => None,
+            Some(v) => Some(ChannelId::parse(v.trim()).ok_or(ConfigError::BadEnv {
+                var: "IT_CHANNEL_ID",
+                reason: "must be a channel id such as C0123ABCD (not a #name)".into(),
+            })?),
+        };
+        let mut slack_api_url = get("SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api/".into());
+        check_url("SLACK_API_URL", &slack_api_url)?;
+        if !slack_api_url.ends_with('/') {
+            slack_api_url.push('/');
+        }
+        let openai_base_url = get("OPENAI_BASE_URL")
+            .unwrap_or_else(|| "https://api.openai.com/v1".into())
+            .trim_end_matches('/')
+            .to_string();
+        check_url("OPENAI_BASE_URL", &openai_base_url)?;
+
+        Ok(Env {
+            slack_bot_token: secret("SLACK_BOT_TOKEN"),
+            slack_app_token: secret("SLACK_APP_TOKEN"),
+            openai_api_key: secret("OPENAI_API_KEY"),
+            it_channel_name: get("IT_CHANNEL_NAME")
+                .map(|n| n.trim().trim_start_matches('#').to_string())
+                .unwrap_or_else(|| "it".into()),
+            it_channel_id,
+            openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            openai_base_url,
+            slack_api_url,
+            config_path: get("ITBOT_CONFIG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
+            port,
+            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            log_format,
+        })
+    }
+}
+
+fn check_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::BadEnv { var, reason: "must be an http:// or https:// URL".into() })
+    }
+}
+
+/// The operator's file as (path, text), or `None` when the default path is absent (the
+/// shipped defaults then apply). An explicitly named file must exist.
+fn read_config_file(path: &Path, explicit: bool) -> Result<Option<(String, String)>, ConfigError> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some((name, text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(None),
+        Err(e) => Err(ConfigError::Read { path: name, reason: e.to_string() }),
+    }
+}
+
+impl Settings {
+    /// The shipped defaults alone.
+    pub fn shipped() -> Settings {
+        // The shipped file is checked by a unit test, so it always parses and validates.
+        Settings::layered(None, &|_: &str| None).expect("the shipped config/itbot.toml is valid")
+    }
+
+    /// Shipped defaults, then `file` (name, text), then `ITBOT__SECTION__KEY` from `lookup`.
+    pub fn layered(
+        file: Option<&(String, String)>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut table: toml::Table = toml::from_str(SHIPPED_CONFIG).map_err(|e| ConfigError::Syntax {
+            path: "(shipped config/itbot.toml)".into(),
+            reason: e.to_string(),
+        })?;
+        // Which file or variable each key last came from, for error messages.
+        let mut origin: BTreeMap<String, String> = BTreeMap::new();
+        let file_name = file.map(|(n, _)| n.clone()).unwrap_or_else(|| DEFAULT_CONFIG_PATH.into());
+
+        if let Some((name, text)) = file {
+            let theirs: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: name.clone(),
+                reason: e.message().to_string() + &line_of(text, e.span()),
+            })?;
+            merge_file(&mut table, theirs, name, &mut origin)?;
+        }
+        apply_env_overrides(&mut table, lookup, &mut origin)?;
+
+        let value = toml::Value::Table(table);
+        let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let key = key_label(&path);
+            ConfigError::Invalid {
+                source_name: origin.get(&path).cloned().unwrap_or_else(|| file_name.clone()),
+                key,
+                reason: e.into_inner().to_string(),
+            }
+        })?;
+        settings.validate(&|key: &str| origin.get(key).cloned().unwrap_or_else(|| file_name.clone()))?;
+        Ok(settings)
+    }
+
+    fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::Invalid {
+            source_name: origin(key),
+            key: key_label(key),
+            reason,
+        };
+        let range = |key: &str, v: f64, lo: f64, hi: f64| {
+            if v < lo || v > hi {
+                Err(bad(key, format!("{v} is out of range ({lo}-{hi})")))
+            } else {
+                Ok(())
+            }
+        };
+        range("assist.wait_secs", self.assist.wait_secs as f64, 0.0, 120.0)?;
+        range("escalation.max_failed_attempts", self.escalation.max_failed_attempts as f64, 1.0, 10.0)?;
+        range("openai.temperature", self.openai.temperature, 0.0, 2.0)?;
+        range("openai.max_completion_tokens", self.openai.max_completion_tokens as f64, 16.0, 16384.0)?;
+        range("openai.timeout_secs", self.openai.timeout_secs as f64, 1.0, 300.0)?;
+        range("openai.max_concurrency", self.openai.max_concurrency as f64, 1.0, 64.0)?;
+        range("history.backfill_messages", self.history.backfill_messages as f64, 0.0, 5000.0)?;
+        range("history.max_tickets", self.history.max_tickets as f64, 0.0, 100_000.0)?;
+        range("threads.idle_secs", self.threads.idle_secs as f64, 60.0, 604_800.0)?;
+        range("threads.max_live", self.threads.max_live as f64, 1.0, 1_000_000.0)?;
+        range("threads.shutdown_grace_secs", self.threads.shutdown_grace_secs as f64, 0.0, 120.0)?;
+        range("slack.connections", self.slack.connections as f64, 1.0, 10.0)?;
+        range("outage.min_reporters", self.outage.min_reporters as f64, 2.0, 100.0)?;
+        range("outage.window_secs", self.outage.window_secs as f64, 60.0, 86_400.0)?;
+        range("report.weekly_hour", self.report.weekly_hour as f64, 0.0, 23.0)?;
+
+        for (key, pattern) in [
+            ("assist.assignee_pattern", &self.assist.assignee_pattern),
+            ("assist.ticket_pattern", &self.assist.ticket_pattern),
+        ] {
+            let re =
+                Regex::new(pattern).map_err(|e| bad(key, format!("not a valid regular expression: {e}")))?;
+            if re.captures_len() < 2 {
+                return Err(bad(key, "needs a capture group ( ... ) around the value".into()));
+            }
+        }
+        for id in &self.assist.bot_ids {
+            if !looks_like_id(id, &['B']) {
+                return Err(bad("assist.bot_ids", format!("`{id}` is not a bot id (B...)")));
+            }
+        }
+        for id in &self.escalation.it_staff {
+            if !looks_like_id(id, &['U', 'W']) {
+                return Err(bad("escalation.it_staff", format!("`{id}` is not a user id (U... or W...)")));
+            }
+        }
+        let m = &self.escalation.fallback_mention;
+        let mention_ok = m.is_empty() || m.starts_with("<@") || m.starts_with("<!subteam^");
+        if !mention_ok || m.contains(char::is_whitespace) {
+            return Err(bad(
+                "escalation.fallback_mention",
+                "must be empty, a user mention <@U...> or a user group mention <!subteam^S...>".into(),
+            ));
+        }
+        const DAYS: [&str; 8] = ["", "mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        if !DAYS.contains(&self.report.weekly_day.as_str()) {
+            return Err(bad("report.weekly_day", "must be one of mon..sun, or \"\"".into()));
+        }
+        let tz = &self.report.timezone;
+        let tz_ok = tz == "UTC"
+            || (tz.contains('/') && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
+        if !tz_ok {
+            return Err(bad(
+                "report.timezone",
+                "must be \"UTC\" or an IANA name such as Europe/Berlin".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn looks_like_id(id: &str, prefixes: &[char]) -> bool {
+    id.len() >= 3
+        && id.starts_with(prefixes)
+        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// `assist.wait_secs` → `[assist] wait_secs` (how operators see it in the file).
+fn key_label(path: &str) -> String {
+    let mut parts = path.splitn(2, '.');
+    match (parts.next(), parts.next()) {
+        (Some(section), Some(key)) => format!("[{section}] {}", key.split(['[', '.']).next().unwrap_or(key)),
+        (Some(section), None) if !section.is_empty() && section != "." => format!("[{section}]"),
+        _ => "(top level)".to_string(),
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// Merges the operator's file over the shipped table, section by section. Unknown sections and
+/// keys are rejected here so the error names the file.
+fn merge_file(
+    base: &mut toml::Table,
+    theirs: toml::Table,
+    name: &str,
+    origin: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (section, value) in theirs {
+        let Some(toml::Value::Table(base_section)) = base.get_mut(&section) else {
+            return Err(ConfigError::Invalid {
+                source_name: name.into(),
+                key: format!("[{section}]"),
+                reason: format!("unknown section; known sections: {}", known_keys(base)),
+            });
+        };
+        let toml::Value::Table(their_section) = value else {
+            return Err(ConfigError::Invalid {
+                source_name: name.into(),
+                key: format!("[{section}]"),
+                reason: "must be a table ([section] followed by keys)".into(),
+            });
+        };
+        for (key, v) in their_section {
+            if !base_section.contains_key(&key) {
+                return Err(ConfigError::Invalid {
+                    source_name: name.into(),
+                    key: format!("[{section}] {key}"),
+                    reason: format!("unknown key; keys of [{section}]: {}", known_keys(base_section)),
+                });
+            }
+            origin.insert(format!("{section}.{key}"), name.into());
+            base_section.insert(key, v);
+        }
+    }
+    Ok(())
+}
+
+fn known_keys(t: &toml::Table) -> String {
+    t.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Applies `ITBOT__SECTION__KEY` variables. Each key of the table is looked up by name, so no
+/// scan of the whole environment is needed; the value is parsed as the type the key has.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    origin: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (section, value) in table.iter_mut() {
+        let toml::Value::Table(keys) = value else { continue };
+        for (key, current) in keys.iter_mut() {
+            let var = format!("ITBOT__{}__{}", section.to_uppercase(), key.to_uppercase());
+            let Some(raw) = lookup(&var) else { continue };
+            let parsed = parse_like(current, raw.trim()).map_err(|reason| ConfigError::Invalid {
+                source_name: var.clone(),
+                key: format!("[{section}] {key}"),
+                reason,
+            })?;
+            *current = parsed;
+            origin.insert(format!("{section}.{key}"), var);
+        }
+    }
+    Ok(())
+}
+
+fn parse_like(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value as V;
+    Ok(match current {
+        V::Integer(_) => V::Integer(raw.parse().map_err(|_| format!("`{raw}` is not a whole number"))?),
+        V::Float(_) => V::Float(raw.parse().map_err(|_| format!("`{raw}` is not a number"))?),
+        V::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => V::Boolean(true),
+            "false" | "0" | "no" | "off" => V::Boolean(false),
+            _ => return Err(format!("`{raw}` is not true or false")),
+        },
+        V::Array(_) => V::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| V::String(s.to_string()))
+                .collect(),
+        ),
+        _ => V::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_shipped_file_parses_and_validates() {
+        let s = Settings::shipped();
+        assert_eq!(s.assist.wait_secs, 10);
+        assert_eq!(s.slack.connections, 2);
+        assert_eq!(s.escalation.max_failed_attempts, 2);
+    }
+
+    #[test]
+    fn env_override_replaces_a_key_with_its_type() {
+        let lookup = env(&[("ITBOT__ASSIST__WAIT_SECS", "2"), ("ITBOT__ESCALATION__IT_STAFF", "U01,U02")]);
+        let s = Settings::layered(None, &lookup).unwrap();
+        assert_eq!(s.assist.wait_secs, 2);
+        assert_eq!(s.escalation.it_staff, vec!["U01", "U02"]);
+    }
+
+    #[test]
+    fn a_bad_env_override_names_the_variable_and_key() {
+        let lookup = env(&[("ITBOT__ASSIST__WAIT_SECS", "ten")]);
+        let err = Settings::layered(None, &lookup).unwrap_err().to_string();
+        assert!(err.contains("ITBOT__ASSIST__WAIT_SECS"), "{err}");
+        assert!(err.contains("[assist] wait_secs"), "{err}");
+        assert!(err.contains("not a whole number"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_in_the_file_names_file_key_and_reason() {
+        let file = ("my.toml".to_string(), "[assist]\nwait_secs = \"ten\"\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert!(err.starts_with("my.toml: [assist] wait_secs:"), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_is_rejected_with_its_range() {
+        let file = ("my.toml".to_string(), "[slack]\nconnections = 50\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert_eq!(err, "my.toml: [slack] connections: 50 is out of range (1-10)");
+    }
+
+    #[test]
+    fn an_unknown_key_or_section_is_rejected() {
+        let file = ("my.toml".to_string(), "[assist]\nwait_sec = 3\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert!(err.starts_with("my.toml: [assist] wait_sec: unknown key"), "{err}");
+        let file = ("my.toml".to_string(), "[asist]\nwait_secs = 3\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert!(err.starts_with("my.toml: [asist]: unknown section"), "{err}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_file_and_line() {
+        let file = ("my.toml".to_string(), "[assist]\nwait_secs = = 3\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert!(err.starts_with("my.toml: not valid TOML"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_regex_is_caught_at_startup() {
+        let lookup = env(&[("ITBOT__ASSIST__TICKET_PATTERN", "([A-Z")]);
+        let err = Settings::layered(None, &lookup).unwrap_err().to_string();
+        assert!(err.contains("[assist] ticket_pattern: not a valid regular expression"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_bot_token_names_the_variable_and_where_to_get_it() {
+        let config = Config::load(env(&[("ITBOT_CONFIG", "config/itbot.toml")])).unwrap();
+        let err = config.slack_tokens().unwrap_err().to_string();
+        assert!(err.starts_with("SLACK_BOT_TOKEN is not set"), "{err}");
+        assert!(err.contains("OAuth & Permissions"), "{err}");
+    }
+
+    #[test]
+    fn swapped_tokens_are_caught_before_connecting() {
+        let config = Config::load(env(&[
+            ("SLACK_BOT_TOKEN", "xapp-1-A1-123-abc"),
+            ("SLACK_APP_TOKEN", "xoxb-123-456-abc"),
+        ]))
+        .unwrap();
+        let err = config.slack_tokens().unwrap_err().to_string();
+        assert!(err.starts_with("SLACK_BOT_TOKEN: holds an app-level token"), "{err}");
+        assert!(err.contains("swapped"), "{err}");
+        assert!(!err.contains("abc"), "a token leaked into the error: {err}");
+    }
+
+    #[test]
+    fn an_app_token_of_the_wrong_kind_is_caught() {
+        let config = Config::load(env(&[
+            ("SLACK_BOT_TOKEN", "xoxb-123-456-abc"),
+            ("SLACK_APP_TOKEN", "xoxb-999-456-abc"),
+        ]))
+        .unwrap();
+        let err = config.slack_tokens().unwrap_err().to_string();
+        assert!(err.starts_with("SLACK_APP_TOKEN: holds a bot token"), "{err}");
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let config = Config::load(env(&[
+            ("SLACK_BOT_TOKEN", "xoxb-123-456-secretvalue"),
+            ("SLACK_APP_TOKEN", "xapp-1-secretvalue"),
+            ("OPENAI_API_KEY", "sk-secretvalue"),
+        ]))
+        .unwrap();
+        let shown = format!("{config:?} {:?}", config.slack_tokens().unwrap());
+        assert!(!shown.contains("secretvalue"), "{shown}");
+    }
+
+    #[test]
+    fn an_explicit_config_path_that_does_not_exist_is_an_error() {
+        let err = Config::load(env(&[("ITBOT_CONFIG", "/nonexistent/itbot.toml")])).unwrap_err();
+        assert!(err.to_string().starts_with("/nonexistent/itbot.toml: cannot read the file"), "{err}");
+    }
+
+    #[test]
+    fn bad_environment_values_are_named() {
+        let err = Config::load(env(&[("PORT", "eighty")])).unwrap_err().to_string();
+        assert!(err.starts_with("PORT:"), "{err}");
+        let err = Config::load(env(&[("IT_CHANNEL_ID", "#it")])).unwrap_err().to_string();
+        assert!(err.starts_with("IT_CHANNEL_ID:"), "{err}");
+    }
+}

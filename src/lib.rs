@@ -1,0 +1,21 @@
+//! itbot: a Slack first responder for IT teams.
+//!
+//! The pure logic (triage, redaction, retrieval, composing answers) has no I/O; the actors in
+//! [`actors`] wrap the plain Slack and OpenAI clients; [`startup`] wires them together.
+
+pub mod actors;
+pub mod assist;
+pub mod compose;
+pub mod config;
+pub mod explain;
+pub mod http;
+pub mod knowledge;
+pub mod net;
+pub mod openai;
+pub mod redact;
+pub mod retrieval;
+pub mod sandbox;
+pub mod slack;
+pub mod startup;
+pub mod telemetry;
+pub mod triage;

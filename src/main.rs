@@ -1,0 +1,155 @@
+//! The `itbot` binary: reads `.env`, parses the command line, loads the configuration, sets up
+//! logging and runs the command. Exit codes: 0 done, 1 runtime failure, 2 bad configuration.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use itbot::config::{Config, LogFormat};
+use itbot::startup::{Bot, StartOptions};
+use itbot::{explain, sandbox, telemetry};
+
+#[derive(Parser)]
+#[command(name = "itbot", version, about = "A Slack first responder for IT teams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the IT channel (the default).
+    Run,
+    /// The whole bot against a simulated Slack workspace on loopback, in the terminal.
+    /// Reads the conversation from stdin: a plain line posts a new ticket, `> text` replies in
+    /// the current thread, `/react -1` puts a thumbs-down on the bot's last message,
+    /// `/as NAME` speaks as someone else, `/quit` ends.
+    Sandbox {
+        /// Play a built-in script instead of reading stdin.
+        #[arg(long)]
+        demo: bool,
+        /// Answer with a local fake LLM (exercises the LLM path without an API key).
+        #[arg(long)]
+        fake_llm: bool,
+    },
+    /// What the bot would do with a message: category, rules, redacted text, articles.
+    Explain {
+        /// The message; omit with --jsonl.
+        text: Option<String>,
+        /// Read one message per line on stdin and write one JSON object per line.
+        #[arg(long)]
+        jsonl: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is reported.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            eprintln!("itbot: .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let cli = Cli::parse();
+    let config = match Config::load(|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("itbot: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run);
+
+    match command {
+        Command::Run => {
+            telemetry::init(&config.env.log_filter, config.env.log_format);
+            run(config)
+        }
+        Command::Sandbox { demo, fake_llm } => {
+            // The conversation goes to stdout; logs stay quiet on stderr unless asked for.
+            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+            telemetry::init(&filter, LogFormat::Pretty);
+            let options = sandbox::cli::Options { demo, fake_llm };
+            let result = actix_rt::System::new().block_on(sandbox::cli::run(config, options));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("itbot sandbox: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Explain { text, jsonl } => {
+            let kb = match itbot::startup::load_knowledge(&config) {
+                Ok(kb) => kb,
+                Err(e) => {
+                    eprintln!("itbot: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let stdout = std::io::stdout();
+            let result = if jsonl {
+                explain::jsonl(&kb, std::io::stdin().lock(), stdout.lock())
+            } else if let Some(text) = text {
+                explain::print(&kb, &text, stdout.lock())
+            } else {
+                eprintln!("itbot explain: give a message, or --jsonl to read them from stdin");
+                return ExitCode::from(2);
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("itbot explain: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn run(config: Config) -> ExitCode {
+    actix_rt::System::new().block_on(async move {
+        let options = StartOptions::from_config(&config);
+        let bot = match Bot::start(config, options).await {
+            Ok(bot) => bot,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("itbot: {e}");
+                return ExitCode::from(match e {
+                    itbot::startup::StartError::Config(_) => 2,
+                    _ => 1,
+                });
+            }
+        };
+        let addr: SocketAddr = bot.http_addr;
+        tracing::info!(http = %addr, "itbot is running");
+        match bot.run_until_stopped(shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(reason) => {
+                eprintln!("itbot: {reason}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// Completes on SIGTERM (container stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: draining"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the bot");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Builds and wires the actors; the only module that knows all of them. `Bot::start` checks the
+//! tokens, resolves the bot's identity and the IT channel, starts the HTTP endpoints, the shared
+//! actors, the router and the sockets; `Bot::run_until_stopped` serves until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use secrecy::ExposeSecret;
+
+use crate::actors::openai::{OpenAiActor, OpenAiParams};
+use crate::actors::router::{LiveThreads, RouterActor};
+use crate::actors::slack_api::{SlackApi, SlackApiActor};
+use crate::actors::socket::{CloseSockets, SocketActor};
+use crate::actors::Services;
+use crate::assist::AssistParser;
+use crate::config::{Config, ConfigError};
+use crate::http::{self, Health};
+use crate::knowledge::{KnowledgeBase, KnowledgeError};
+use crate::slack::{SlackError, WebClient};
+
+/// Why the bot could not start. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeError),
+    #[error("SLACK_BOT_TOKEN was refused by Slack ({0}); reinstall the app or copy the Bot User OAuth Token again")]
+    BotToken(SlackError),
+    #[error("cannot reach Slack at SLACK_API_URL: {0}")]
+    Slack(SlackError),
+    #[error("no channel named #{0} is visible to the bot; check IT_CHANNEL_NAME, or set IT_CHANNEL_ID (for a private channel, invite the bot first)")]
+    ChannelNotFound(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+}
+
+/// Where the HTTP endpoints listen.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    pub http_addr: SocketAddr,
+}
+
+impl StartOptions {
+    /// All interfaces on `PORT` (containers), as `run` needs.
+    pub fn from_config(config: &Config) -> StartOptions {
+        StartOptions { http_addr: SocketAddr::from(([0, 0, 0, 0], config.env.port)) }
+    }
+}
+
+/// A running bot.
+pub struct Bot {
+    pub health: Arc<Health>,
+    /// Where `/healthz` and `/readyz` are served.
+    pub http_addr: SocketAddr,
+    router: Addr<RouterActor>,
+    sockets: Vec<Addr<SocketActor>>,
+    http: actix_web::dev::ServerHandle,
+}
+
+/// The knowledge base beside the config file (`<dir>/knowledge/*.md`), or the shipped one.
+pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> {
+    let dir = config.env.config_path.parent().unwrap_or_else(|| Path::new(".")).join("knowledge");
+    if dir.is_dir() {
+        KnowledgeBase::load_dir(&dir)
+    } else {
+        Ok(KnowledgeBase::shipped())
+    }
+}
+
+impl Bot {
+    /// Starts everything on the current actix system.
+    pub async fn start(config: Config, options: StartOptions) -> Result<Bot, StartError> {
+        let tokens = config.slack_tokens()?;
+        let kb = load_knowledge(&config)?;
+        let assist = AssistParser::new(&config.settings.assist).map_err(|e| ConfigError::Invalid {
+            source_name: config.env.config_path.display().to_string(),
+            key: "[assist]".into(),
+            reason: e.to_string(),
+        })?;
+
+        let health = Health::new();
+        let (http_addr, http) = http::serve(options.http_addr, health.clone())
+            .map_err(|e| StartError::Listen { addr: options.http_addr, reason: e.to_string() })?;
+
+        let web = WebClient::new(
+            crate::net::http_client(Duration::from_secs(30)),
+            config.env.slack_api_url.clone(),
+        );
+        let slack = SlackApi::new(SlackApiActor::new(web, tokens.bot, tokens.app).start());
+
+        let identity = slack.auth_test().await.map_err(|e| {
+            if e.is_auth_failure() {
+                StartError::BotToken(e)
+            } else {
+                StartError::Slack(e)
+            }
+        })?;
+        let channel = match &config.env.it_channel_id {
+            Some(id) => id.clone(),
+            None => slack
+                .find_channel(&config.env.it_channel_name)
+                .await
+                .map_err(StartError::Slack)?
+                .ok_or_else(|| StartError::ChannelNotFound(config.env.it_channel_name.clone()))?,
+        };
+        health.set_channel_resolved();
+        tracing::info!(bot_user = %identity.user_id, channel = %channel, "connected to the workspace");
+
+        let openai = config.env.openai_api_key.as_ref().map(|key| {
+            let o = &config.settings.openai;
+            let client = crate::openai::Client::new(
+                crate::net::http_client(Duration::from_secs(o.timeout_secs)),
+                config.env.openai_base_url.clone(),
+                secrecy::SecretString::from(key.expose_secret().to_string()),
+                Duration::from_secs(o.timeout_secs),
+            );
+            OpenAiActor::new(
+                client,
+                OpenAiParams {
+                    model: config.env.openai_model.clone(),
+                    temperature: o.temperature,
+                    max_completion_tokens: o.max_completion_tokens,
+                    max_concurrency: o.max_concurrency,
+                    max_retries: 2,
+                },
+            )
+            .start()
+        });
+        tracing::info!(llm = openai.is_some(), articles = kb.articles().len(), "answer sources ready");
+
+        let connections = config.settings.slack.connections;
+        let services = Arc::new(Services {
+            settings: config.settings,
+            slack: slack.clone(),
+            openai,
+            kb,
+            assist,
+            identity,
+            channel,
+            channel_name: config.env.it_channel_name,
+        });
+        let router = RouterActor::new(services).start();
+        let sockets = (0..connections)
+            .map(|slot| {
+                SocketActor::new(slot, slack.clone(), router.clone().recipient(), health.clone()).start()
+            })
+            .collect();
+        Ok(Bot { health, http_addr, router, sockets, http })
+    }
+
+    /// Live ThreadActors.
+    pub async fn live_threads(&self) -> usize {
+        self.router.send(LiveThreads).await.unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` completes (then closes the sockets so Slack sends events to other
+    /// replicas) or an unrecoverable error occurs (returned).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        let health = self.health.clone();
+        let result = tokio::select! {
+            reason = health.fatal() => Err(reason),
+            _ = shutdown => Ok(()),
+        };
+        self.stop().await;
+        result
+    }
+
+    /// Readiness false, sockets closed, HTTP stopped.
+    pub async fn stop(&self) {
+        self.health.set_draining();
+        for s in &self.sockets {
+            s.do_send(CloseSockets);
+        }
+        self.http.stop(true).await;
+    }
+}

@@ -1,0 +1,112 @@
+//! Spawning the real bot against the simulated workspace, and waiting with deadlines.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use itbot::config::Config;
+use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot::sandbox::workspace::{Posted, Workspace, WorkspaceOptions};
+use itbot::startup::{Bot, StartOptions};
+
+/// The longest any test waits for something to happen.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct TestApp {
+    pub ws: Workspace,
+    pub bot: Bot,
+    pub llm: Option<FakeOpenAi>,
+}
+
+/// A change to the configuration before the bot starts.
+pub type Tweak = Box<dyn FnOnce(&mut Config)>;
+
+/// Options for one test's bot.
+#[derive(Default)]
+pub struct Setup {
+    pub workspace: Option<WorkspaceOptions>,
+    pub llm: bool,
+    pub tweak: Option<Tweak>,
+}
+
+/// A config as an operator would have it, pointed at the workspace (edits the struct, never the
+/// process environment).
+pub fn config_for(ws: &Workspace) -> Config {
+    let mut env: HashMap<&str, String> = HashMap::new();
+    env.insert("SLACK_BOT_TOKEN", ws.bot_token().to_string());
+    env.insert("SLACK_APP_TOKEN", ws.app_token().to_string());
+    env.insert("SLACK_API_URL", ws.api_url());
+    env.insert("ITBOT_CONFIG", concat!(env!("CARGO_MANIFEST_DIR"), "/config/itbot.toml").to_string());
+    let mut config = Config::load(|k| env.get(k).cloned()).expect("test config loads");
+    config.settings.assist.bot_ids = vec![ws.assist_bot_id().to_string()];
+    config.settings.assist.wait_secs = 5;
+    config
+}
+
+pub async fn spawn(setup: Setup) -> TestApp {
+    let ws = Workspace::start(setup.workspace.unwrap_or_default()).await.expect("workspace starts");
+    let llm = if setup.llm {
+        Some(FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm starts"))
+    } else {
+        None
+    };
+    let mut config = config_for(&ws);
+    if let Some(llm) = &llm {
+        config.env.openai_base_url = llm.base_url();
+        config.env.openai_api_key = Some("sk-test-key".to_string().into());
+    }
+    if let Some(tweak) = setup.tweak {
+        tweak(&mut config);
+    }
+    let bot = Bot::start(config, StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) })
+        .await
+        .expect("bot starts");
+    let health = bot.health.clone();
+    wait_for("the bot to connect", || {
+        let ready = health.is_ready();
+        async move { ready.then_some(()) }
+    })
+    .await;
+    TestApp { ws, bot, llm }
+}
+
+/// Polls `check` every 20 ms until it yields a value, or panics naming `what` at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    pub fn it(&self) -> String {
+        self.ws.it_channel().to_string()
+    }
+
+    /// The bot's messages in a thread (excluding the root).
+    pub fn bot_replies(&self, thread: &str) -> Vec<Posted> {
+        self.ws
+            .thread(&self.it(), thread)
+            .into_iter()
+            .filter(|p| p.ts != thread && p.user.as_deref() == Some(self.ws.bot_user_id()))
+            .collect()
+    }
+
+    /// Waits until the bot has posted `n` replies in `thread`, then returns them.
+    pub async fn wait_bot_replies(&self, thread: &str, n: usize) -> Vec<Posted> {
+        wait_for(&format!("{n} bot replies in {thread}"), || {
+            let replies = self.bot_replies(thread);
+            async move { (replies.len() >= n).then_some(replies) }
+        })
+        .await
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests for the simulated Slack workspace and the fake OpenAI server.
+
+mod helpers;
+mod openai;
+mod socket_mode;
+mod web_api;
