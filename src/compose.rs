@@ -136,34 +136,52 @@ pub fn urgency(text: &str) -> &'static str {
     }
 }
 
-/// The handoff message: one ping, and a brief of what happened so far.
-pub fn escalation(
-    mention: Option<&str>,
-    requester: &UserId,
-    symptom_title: Option<&str>,
-    tried: &[String],
-    failed_attempts: u32,
-    urgency: &str,
-) -> String {
+/// What the escalation brief is made of.
+pub struct Brief<'a> {
+    pub requester: &'a UserId,
+    /// The requester's original message.
+    pub question: &'a str,
+    /// What the bot suggested, in order.
+    pub tried: &'a [String],
+    pub failed_attempts: u32,
+    /// `request`, `thumbs_down` or `attempts`.
+    pub trigger: &'a str,
+}
+
+/// Longest symptom quoted in the brief.
+const SYMPTOM_CHARS: usize = 200;
+
+/// The handoff message: one ping (the assignee, the fallback, or none), and a brief: the
+/// symptom in the requester's words (escaped, so it cannot ping), what was tried, what happened,
+/// and how urgent it sounds.
+pub fn escalation(mention: Option<&str>, brief: &Brief<'_>) -> String {
+    let requester = brief.requester;
     let opener = match mention {
         Some(m) => format!("{m}, could you take this one? <@{requester}> needs a hand."),
         None => format!("This thread needs a person from IT: <@{requester}> needs a hand."),
     };
-    let tried = if tried.is_empty() {
+    let flat = brief.question.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut symptom: String = flat.chars().take(SYMPTOM_CHARS).collect();
+    if flat.chars().count() > SYMPTOM_CHARS {
+        symptom.push('…');
+    }
+    let tried = if brief.tried.is_empty() {
         "nothing yet".to_string()
     } else {
-        tried.iter().map(|t| markdown_to_mrkdwn(t)).collect::<Vec<_>>().join("; ")
+        brief.tried.iter().map(|t| markdown_to_mrkdwn(t)).collect::<Vec<_>>().join("; ")
+    };
+    let result = match brief.trigger {
+        "thumbs_down" => "the requester reacted :-1: to my answer".to_string(),
+        "attempts" => format!("still not working after {} attempts", brief.failed_attempts),
+        _ if brief.failed_attempts > 0 => {
+            format!("the requester asked for a person after {} failed attempt(s)", brief.failed_attempts)
+        }
+        _ => "the requester asked for a person".to_string(),
     };
     format!(
-        "{opener}\n*Symptom:* {}\n*Tried:* {tried}\n*Result:* {}\n*Urgency:* {urgency}",
-        symptom_title
-            .map(markdown_to_mrkdwn)
-            .unwrap_or_else(|| "see the first message in this thread".into()),
-        if failed_attempts == 0 {
-            "the requester asked for a person".to_string()
-        } else {
-            format!("still not working after {failed_attempts} attempt(s)")
-        }
+        "{opener}\n*Symptom:* {}\n*Tried:* {tried}\n*Result:* {result}\n*Urgency:* {}",
+        crate::slack::format::escape(&symptom),
+        urgency(brief.question)
     )
 }
 
@@ -245,17 +263,21 @@ mod tests {
 
     #[test]
     fn the_escalation_brief_pings_once_and_says_what_was_tried() {
-        let text = escalation(
-            Some("<@U0DANA>"),
-            &UserId::from("U0ALICE"),
-            Some("VPN"),
-            &["AWS VPN steps".into()],
-            2,
-            "normal",
-        );
+        let alice = UserId::from("U0ALICE");
+        let tried = vec!["steps from *VPN*".to_string()];
+        let brief = Brief {
+            requester: &alice,
+            question: "VPN down <!channel>, urgent: demo in 10 min",
+            tried: &tried,
+            failed_attempts: 2,
+            trigger: "attempts",
+        };
+        let text = escalation(Some("<@U0DANA>"), &brief);
         assert_eq!(text.matches("<@U0DANA>").count(), 1);
-        assert!(text.contains("*Tried:* AWS VPN steps"));
-        assert!(text.contains("after 2 attempt(s)"));
+        assert!(text.contains("*Tried:* steps from *VPN*"), "{text}");
+        assert!(text.contains("after 2 attempts"), "{text}");
+        assert!(text.contains("*Urgency:* high"), "{text}");
+        assert!(!text.contains("<!channel>"), "the requester's text pinged the channel: {text}");
     }
 
     #[test]

@@ -75,6 +75,8 @@ enum Draft {
     Pending,
     /// Composed when posted, because it names the assignee.
     Acknowledgement,
+    /// From the knowledge base, composed when posted (it names the ticket).
+    Offline,
     Ready(String),
 }
 
@@ -201,12 +203,7 @@ impl ThreadActor {
         let question = self.for_llm(question.expose());
         self.conversation = question.into_iter().map(|q| (Role::User, q)).collect();
         match self.s.openai.clone().filter(|_| !self.conversation.is_empty()) {
-            None => {
-                self.draft = Draft::Ready(compose::offline_first_answer(
-                    self.article.as_ref(),
-                    self.card.ticket.as_deref(),
-                ));
-            }
+            None => self.draft = Draft::Offline,
             Some(openai) => {
                 self.draft = Draft::Pending;
                 let articles = compose::articles_for(&self.s.kb, self.question.expose());
@@ -221,15 +218,16 @@ impl ThreadActor {
                     let text = match result {
                         Ok(Ok(c)) => {
                             act.conversation.push((Role::Assistant, c.content.clone()));
+                            act.tried.push("first troubleshooting steps".into());
                             llm_answer(&c.content)
                         }
                         Ok(Err(e)) => {
                             tracing::warn!(thread = %act.root, error = %e, "LLM failed; answering from the knowledge base");
-                            compose::offline_first_answer(act.article.as_ref(), act.card.ticket.as_deref())
+                            act.offline_first_answer()
                         }
                         Err(e) => {
                             tracing::warn!(thread = %act.root, error = %e, "LLM did not answer in time; answering from the knowledge base");
-                            compose::offline_first_answer(act.article.as_ref(), act.card.ticket.as_deref())
+                            act.offline_first_answer()
                         }
                     };
                     act.draft = Draft::Ready(text);
@@ -237,6 +235,14 @@ impl ThreadActor {
                 }));
             }
         }
+    }
+
+    /// The first answer from the knowledge base, noted for the escalation brief.
+    fn offline_first_answer(&mut self) -> String {
+        if let Some(a) = &self.article {
+            self.tried.push(format!("steps from *{}*", a.title));
+        }
+        compose::offline_first_answer(self.article.as_ref(), self.card.ticket.as_deref())
     }
 
     /// Posts the first answer once it is ready and Assist has posted (or the wait is over).
@@ -252,12 +258,8 @@ impl ThreadActor {
                 }
                 _ => compose::change_ack(self.card.assignee.as_ref(), self.card.ticket.as_deref()),
             },
-            Draft::Ready(text) => {
-                if let Some(a) = &self.article {
-                    self.tried.push(a.title.clone());
-                }
-                text.clone()
-            }
+            Draft::Offline => self.offline_first_answer(),
+            Draft::Ready(text) => text.clone(),
         };
         self.phase = Phase::Answered;
         tracing::info!(
@@ -384,7 +386,7 @@ impl ThreadActor {
             let answer = if failed && !self.gave_alternative {
                 self.gave_alternative = true;
                 if let Some(a) = &self.article {
-                    self.tried.push(format!("{} (second approach)", a.title));
+                    self.tried.push(format!("the second approach from *{}*", a.title));
                 }
                 compose::offline_retry_answer(self.article.as_ref())
             } else if failed {
@@ -443,11 +445,13 @@ impl ThreadActor {
         tracing::info!(thread = %self.root, trigger, assignee_known = self.card.assignee.is_some(), "escalation");
         let text = compose::escalation(
             mention.as_deref(),
-            &self.requester,
-            self.article.as_ref().map(|a| a.title.as_str()),
-            &self.tried,
-            self.failed_attempts,
-            compose::urgency(self.question.expose()),
+            &compose::Brief {
+                requester: &self.requester,
+                question: self.question.expose(),
+                tried: &self.tried,
+                failed_attempts: self.failed_attempts,
+                trigger,
+            },
         );
         self.post(text, ctx);
     }

@@ -375,7 +375,12 @@ pub fn terminal_text(text: &str, name_of: &dyn Fn(&str) -> Option<String>) -> St
 }
 
 fn indent(text: &str, by: usize) -> String {
-    text.replace('\n', &format!("\n{}", " ".repeat(by)))
+    let pad = " ".repeat(by);
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 || l.is_empty() { l.to_string() } else { format!("{pad}{l}") })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn use_color() -> bool {

@@ -1,0 +1,140 @@
+//! The `itbot` binary as a newcomer and an operator meet it: the sandbox driven from a pipe,
+//! and configuration errors that say what to fix.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_itbot");
+
+/// Runs `itbot` with `args`, a clean environment plus `env`, and `stdin`; kills it at the deadline.
+fn itbot(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("itbot starts");
+    child.stdin.take().expect("stdin is piped").write_all(stdin.as_bytes()).expect("script written");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("wait works").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("itbot {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output is read")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The lines of the sandbox transcript that belong to thread `n`.
+fn thread_lines(out: &str, n: usize) -> String {
+    let tag = format!("[thread {n}]");
+    let mut keep = false;
+    let mut lines = Vec::new();
+    for line in out.lines() {
+        if line.contains("[thread ") {
+            keep = line.contains(&tag);
+        }
+        if keep {
+            lines.push(line);
+        }
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn a_piped_script_gets_threaded_relevant_answers_for_vpn_and_okta() {
+    let script = "My VPN won't connect, the AWS VPN client keeps spinning\n\
+                  /as erin\n\
+                  Okta Verify stopped sending push notifications after I got a new phone\n";
+
+    let out = itbot(&["sandbox"], &[], script);
+
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, text(&out.stderr));
+    let vpn = thread_lines(&stdout, 1);
+    let okta = thread_lines(&stdout, 2);
+    assert!(vpn.contains("└ [thread 1] itbot:"), "no threaded answer for the VPN ticket:\n{stdout}");
+    assert!(vpn.contains("AWS VPN Client"), "the VPN answer is not about the VPN:\n{vpn}");
+    assert!(okta.contains("└ [thread 2] itbot:"), "no threaded answer for the Okta ticket:\n{stdout}");
+    assert!(okta.contains("Okta Verify"), "the Okta answer is not about Okta Verify:\n{okta}");
+    assert!(!okta.contains("AWS VPN"), "the Okta ticket got the VPN answer:\n{okta}");
+}
+
+#[test]
+fn the_demo_plays_without_input_and_exits_cleanly() {
+    let out = itbot(&["sandbox", "--demo"], &[], "");
+
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{}", out.status, text(&out.stderr));
+    assert!(stdout.contains("different approach"), "no follow-up in the demo:\n{stdout}");
+    assert!(stdout.contains("Access requests are provisioned by IT"), "no access ack:\n{stdout}");
+    assert!(stdout.contains("could you take this one?"), "no escalation:\n{stdout}");
+}
+
+#[test]
+fn run_without_a_bot_token_says_which_variable_and_where_to_get_it() {
+    let out = itbot(&["run"], &[("SLACK_APP_TOKEN", "xapp-1-A1-1-x")], "");
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SLACK_BOT_TOKEN is not set"), "{stderr}");
+    assert!(stderr.contains("OAuth & Permissions"), "{stderr}");
+}
+
+#[test]
+fn swapped_tokens_are_caught_before_connecting() {
+    let out = itbot(
+        &["run"],
+        &[
+            ("SLACK_BOT_TOKEN", "xapp-1-A1-1-abcdef"),
+            ("SLACK_APP_TOKEN", "xoxb-1-2-abcdef"),
+            // Unreachable on purpose: the check must fail before any connection is tried.
+            ("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+        ],
+        "",
+    );
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SLACK_BOT_TOKEN: holds an app-level token"), "{stderr}");
+    assert!(!stderr.contains("abcdef"), "a token was printed: {stderr}");
+}
+
+#[test]
+fn a_bad_value_in_the_config_file_names_the_file_key_and_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("itbot.toml");
+    std::fs::write(&path, "[threads]\nidle_secs = \"a day\"\n").expect("file written");
+
+    let out = itbot(&["run"], &[("ITBOT_CONFIG", path.to_str().expect("utf-8 path"))], "");
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{}: [threads] idle_secs: invalid type", path.display())), "{stderr}");
+}
+
+#[test]
+fn explain_shows_category_redaction_and_articles() {
+    let out = itbot(&["explain", "I can't access Figma, email me at a@b.co"], &[], "");
+
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("category: technical"), "{stdout}");
+    assert!(stdout.contains("[email]") && !stdout.contains("a@b.co"), "{stdout}");
+}
