@@ -12,7 +12,60 @@ use crate::slack::UserId;
 
 /// How to continue, at the end of every troubleshooting answer.
 pub const HOW_TO_CONTINUE: &str = "_Reply in this thread to tell me how it went. \
-If you'd rather have a person from IT, react with :-1: on this message or say \"human\"._";
+If you'd rather have a person from IT, press *Get a human*, react with :-1: or say \"human\"._";
+
+/// The `action_id` of the "Get a human" button.
+pub const GET_HUMAN_ACTION: &str = "itbot_get_human";
+
+/// Longest text of one section block (Slack's limit is 3,000 characters).
+const SECTION_CHARS: usize = 2_900;
+
+/// Blocks for a troubleshooting answer: the text in sections, then the "Get a human" button,
+/// whose value is the thread so a click finds it even after a restart.
+pub fn answer_blocks(mrkdwn: &str, thread: &crate::slack::Ts) -> serde_json::Value {
+    let mut blocks: Vec<serde_json::Value> = crate::slack::format::split_message(mrkdwn, SECTION_CHARS)
+        .into_iter()
+        .map(|part| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": part}}))
+        .collect();
+    blocks.push(serde_json::json!({
+        "type": "actions",
+        "block_id": "itbot_actions",
+        "elements": [{
+            "type": "button",
+            "action_id": GET_HUMAN_ACTION,
+            "text": {"type": "plain_text", "text": "Get a human"},
+            "value": thread.as_str(),
+        }],
+    }));
+    serde_json::Value::Array(blocks)
+}
+
+/// Said privately to the requester who asks for a person again after the escalation.
+pub const ALREADY_ESCALATED: &str =
+    "This thread is already with IT: a person will reply here. You can add details in the thread meanwhile.";
+
+/// Said privately to someone other than the requester who presses "Get a human".
+pub fn button_not_yours(requester: &UserId) -> String {
+    format!("Only <@{requester}>, who opened this ticket, can hand it to IT with this button. Reply in the thread if you can help.")
+}
+
+/// A mention that asks for nothing but help ("@itbot", "@itbot help").
+pub fn is_help_request(text: &str) -> bool {
+    let rest: String = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("<@") && w.ends_with('>')))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let rest = rest.trim_matches(|c: char| !c.is_alphanumeric());
+    matches!(rest, "" | "help" | "hi" | "hello" | "hey" | "what can you do" | "how does this work")
+}
+
+/// A one-word classification for a post the rules were unsure about (short and cheap).
+pub const CLASSIFY_PROMPT: &str =
+    "Classify this message from a company's IT help channel. Answer with one word: \
+access (asks to be given access to an app, system or data), change (asks IT to change something: groups, \
+settings, accounts, equipment) or technical (something is broken, or a question).";
 
 /// Knowledge articles given to the LLM with a first answer.
 pub const ARTICLES_IN_PROMPT: usize = 2;
@@ -239,6 +292,22 @@ pub fn prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_carry_a_get_a_human_button_for_their_thread() {
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0"));
+        let button = &blocks[1]["elements"][0];
+        assert_eq!(button["action_id"], GET_HUMAN_ACTION);
+        assert_eq!(button["value"], "1.0");
+        assert_eq!(blocks[0]["text"]["text"], "step one");
+    }
+
+    #[test]
+    fn a_bare_mention_is_a_help_request_and_a_question_is_not() {
+        assert!(is_help_request("<@U0BOT>"));
+        assert!(is_help_request("<@U0BOT> help!"));
+        assert!(!is_help_request("<@U0BOT> my vpn is broken"));
+    }
 
     #[test]
     fn acknowledgements_name_the_assignee_when_known() {

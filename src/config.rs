@@ -48,6 +48,8 @@ pub enum ConfigError {
 pub struct Settings {
     pub company: CompanySettings,
     pub assist: AssistSettings,
+    pub triage: TriageSettings,
+    pub followup: FollowUpSettings,
     pub escalation: EscalationSettings,
     pub openai: OpenAiSettings,
     pub history: HistorySettings,
@@ -77,6 +79,29 @@ pub struct AssistSettings {
     pub assignee_pattern: String,
     /// Regex whose first group is the ticket key.
     pub ticket_pattern: String,
+}
+
+/// Phrases that decide the category of a new post (see the shipped file for the syntax).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageSettings {
+    pub problem: Vec<String>,
+    pub access: Vec<String>,
+    pub change: Vec<String>,
+    /// Which category wins when several match.
+    pub precedence: Vec<String>,
+}
+
+/// Phrases that decide how a follow-up went.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpSettings {
+    pub human: Vec<String>,
+    pub failed: Vec<String>,
+    pub worked: Vec<String>,
+    pub trying: Vec<String>,
+    pub short_worked: Vec<String>,
+    pub short_failed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -419,6 +444,27 @@ impl Settings {
                 "escalation.fallback_mention",
                 "must be empty, a user mention <@U...> or a user group mention <!subteam^S...>".into(),
             ));
+        }
+        let mut precedence = self.triage.precedence.clone();
+        precedence.sort();
+        if precedence != ["access", "change", "technical"] {
+            return Err(bad(
+                "triage.precedence",
+                "must list \"technical\", \"change\" and \"access\", each once, in the order that wins"
+                    .into(),
+            ));
+        }
+        for (key, list) in [
+            ("triage.problem", &self.triage.problem),
+            ("triage.access", &self.triage.access),
+            ("triage.change", &self.triage.change),
+            ("followup.human", &self.followup.human),
+            ("followup.failed", &self.followup.failed),
+            ("followup.worked", &self.followup.worked),
+        ] {
+            if let Some(p) = list.iter().find(|p| p.trim().is_empty() || p.trim() == "*") {
+                return Err(bad(key, format!("`{p}` is not a phrase: it would match every message")));
+            }
         }
         const DAYS: [&str; 8] = ["", "mon", "tue", "wed", "thu", "fri", "sat", "sun"];
         if !DAYS.contains(&self.report.weekly_day.as_str()) {

@@ -7,13 +7,18 @@ use serde::Serialize;
 
 use crate::knowledge::KnowledgeBase;
 use crate::redact::redact;
-use crate::triage::{classify, Category};
+use crate::triage::{Category, Outcome, Rules};
 
 /// The explanation of one message.
 #[derive(Debug, Serialize)]
 pub struct Explanation {
     pub category: Category,
-    pub rules: Vec<&'static str>,
+    /// The phrases that decided the category.
+    pub rules: Vec<String>,
+    /// False when no rule (or rules of two kinds) matched; the LLM settles such posts.
+    pub confident: bool,
+    /// How the message would be read as a follow-up in a thread.
+    pub outcome: Outcome,
     /// What would be sent to the LLM (`null` when the message holds a credential: nothing is sent).
     pub redacted: Option<String>,
     pub secret_found: bool,
@@ -27,12 +32,14 @@ pub struct ArticleRef {
     pub score: f32,
 }
 
-pub fn explain(kb: &KnowledgeBase, text: &str) -> Explanation {
-    let triage = classify(text);
+pub fn explain(rules: &Rules, kb: &KnowledgeBase, text: &str) -> Explanation {
+    let triage = rules.classify(text);
     let r = redact(text);
     Explanation {
         category: triage.category,
         rules: triage.matched,
+        confident: triage.confident,
+        outcome: rules.outcome(text),
         redacted: (!r.secret_found).then_some(r.text),
         secret_found: r.secret_found,
         articles: kb
@@ -48,9 +55,10 @@ pub fn explain(kb: &KnowledgeBase, text: &str) -> Explanation {
 }
 
 /// A readable report for one message.
-pub fn print(kb: &KnowledgeBase, text: &str, mut out: impl Write) -> std::io::Result<()> {
-    let e = explain(kb, text);
-    writeln!(out, "category: {}", e.category.as_str())?;
+pub fn print(rules: &Rules, kb: &KnowledgeBase, text: &str, mut out: impl Write) -> std::io::Result<()> {
+    let e = explain(rules, kb, text);
+    let sure = if e.confident { "" } else { " (unsure: the LLM decides when one is configured)" };
+    writeln!(out, "category: {}{sure}", e.category.as_str())?;
     writeln!(
         out,
         "rules:    {}",
@@ -80,13 +88,18 @@ pub fn print(kb: &KnowledgeBase, text: &str, mut out: impl Write) -> std::io::Re
 }
 
 /// One JSON object per input line; blank lines are skipped.
-pub fn jsonl(kb: &KnowledgeBase, input: impl BufRead, mut out: impl Write) -> std::io::Result<()> {
+pub fn jsonl(
+    rules: &Rules,
+    kb: &KnowledgeBase,
+    input: impl BufRead,
+    mut out: impl Write,
+) -> std::io::Result<()> {
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let json = serde_json::to_string(&explain(kb, &line)).map_err(std::io::Error::other)?;
+        let json = serde_json::to_string(&explain(rules, kb, &line)).map_err(std::io::Error::other)?;
         writeln!(out, "{json}")?;
     }
     Ok(())
@@ -99,16 +112,15 @@ mod tests {
     #[test]
     fn jsonl_writes_one_object_per_message() {
         let kb = KnowledgeBase::shipped();
+        let s = crate::config::Settings::shipped();
+        let rules = Rules::new(&s.triage, &s.followup).unwrap();
         let mut out = Vec::new();
-        jsonl(
-            &kb,
-            "I need access to Figma\n\nmy vpn won't connect, mail me at a@b.com\n".as_bytes(),
-            &mut out,
-        )
-        .unwrap();
+        let input = "I need access to Figma\n\nmy vpn won't connect, mail me at a@b.com\nthat fixed it\n";
+        jsonl(&rules, &kb, input.as_bytes(), &mut out).unwrap();
         let lines: Vec<serde_json::Value> =
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2]["outcome"], "worked");
         assert_eq!(lines[0]["category"], "access");
         assert_eq!(lines[1]["category"], "technical");
         assert_eq!(lines[1]["articles"][0]["slug"], "aws-client-vpn");

@@ -88,11 +88,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let rules = match itbot::triage::Rules::new(&config.settings.triage, &config.settings.followup) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("itbot: configuration error: [triage]: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let stdout = std::io::stdout();
             let result = if jsonl {
-                explain::jsonl(&kb, std::io::stdin().lock(), stdout.lock())
+                explain::jsonl(&rules, &kb, std::io::stdin().lock(), stdout.lock())
             } else if let Some(text) = text {
-                explain::print(&kb, &text, stdout.lock())
+                explain::print(&rules, &kb, &text, stdout.lock())
             } else {
                 eprintln!("itbot explain: give a message, or --jsonl to read them from stdin");
                 return ExitCode::from(2);

@@ -83,6 +83,15 @@ impl Bot {
             reason: e.to_string(),
         })?;
 
+        let rules =
+            crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
+                ConfigError::Invalid {
+                    source_name: config.env.config_path.display().to_string(),
+                    key: "[triage]".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+
         let health = Health::new();
         let (http_addr, http) = http::serve(options.http_addr, health.clone())
             .map_err(|e| StartError::Listen { addr: options.http_addr, reason: e.to_string() })?;
@@ -140,6 +149,7 @@ impl Bot {
             openai,
             kb,
             assist,
+            rules,
             identity,
             channel,
             channel_name: config.env.it_channel_name,

@@ -1,11 +1,15 @@
 //! Triage of a new post (access request, change request, technical issue) and of a follow-up
-//! (worked, failed, wants a human, other). Pure functions over the text.
+//! (worked, failed, wants a human, other). The phrases live in `[triage]` and `[followup]` of
+//! the config; this module normalises text and applies them. Pure functions, no I/O.
 //!
-//! The rules look at intent, not single words: "I need access to Figma" asks for access, while
+//! The rules read intent, not single words: "I need access to Figma" asks for access, while
 //! "I can't access Figma" reports a problem; "please add me to the design group" is a change,
 //! while "my laptop won't boot" is a problem even though it names a device.
 
+use regex::{Regex, RegexSet};
 use serde::Serialize;
+
+use crate::config::{FollowUpSettings, TriageSettings};
 
 /// What kind of ticket a new post is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -38,144 +42,13 @@ impl Category {
     }
 }
 
-/// The triage result and the rules that decided it (for `itbot explain` and logs).
+/// The triage result: the category, the phrases that decided it (for `itbot explain` and logs),
+/// and whether the rules were sure. Unsure results may be settled by the LLM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Triage {
     pub category: Category,
-    pub matched: Vec<&'static str>,
-}
-
-/// Phrases that report a problem. Any of these makes the post technical, whatever else it says.
-const PROBLEM: &[&str] = &[
-    "can't",
-    "cant ",
-    "cannot",
-    "can not",
-    "unable",
-    "couldn't",
-    "won't",
-    "wont ",
-    "doesn't",
-    "does not",
-    "isn't",
-    "not working",
-    "stopped working",
-    "broken",
-    "error",
-    "fails",
-    "failed",
-    "failing",
-    "issue",
-    "problem",
-    "stuck",
-    "crash",
-    "keeps ",
-    "lost access",
-    "no longer",
-    "locked out",
-    "access denied",
-    "not loading",
-    "not receiving",
-    "not getting",
-    "forgot",
-    "expired",
-    "slow",
-    "help with",
-];
-
-/// Phrases that ask for access.
-const ACCESS: &[&str] = &[
-    "need access",
-    "needs access",
-    "request access",
-    "requesting access",
-    "get access",
-    "give me access",
-    "grant me access",
-    "grant access",
-    "access request",
-    "access to",
-    "need a license",
-    "need a seat",
-    "need an account",
-    "need a login",
-    "provision",
-    "permission to",
-    "permissions for",
-    "invite me to",
-];
-
-/// Phrases that ask IT to change something.
-const CHANGE: &[&str] = &[
-    "add me to",
-    "add us to",
-    "remove me from",
-    "remove us from",
-    "please add",
-    "please remove",
-    "please change",
-    "please update",
-    "update my",
-    "change my",
-    "rename",
-    "create a group",
-    "create a channel",
-    "create a shared",
-    "new group",
-    "mailing list",
-    "distribution list",
-    "alias",
-    "transfer ownership",
-    "set up a new",
-    "new laptop",
-    "new monitor",
-    "replace my",
-    "upgrade my",
-    "move me to",
-    "switch my",
-];
-
-/// Classifies a new post. Problems win over requests; access wins over change when both match,
-/// except that "add me to …" group requests are changes.
-pub fn classify(text: &str) -> Triage {
-    let t = format!("{} ", normalise(text));
-    let problems: Vec<&'static str> = PROBLEM.iter().copied().filter(|p| t.contains(p)).collect();
-    // "I don't have access to X" with nothing else wrong is a request; "don't have access anymore" is not.
-    let mut access: Vec<&'static str> = ACCESS.iter().copied().filter(|p| t.contains(p)).collect();
-    let change: Vec<&'static str> = CHANGE.iter().copied().filter(|p| t.contains(p)).collect();
-    // A bare "access to" counts only alongside a request verb.
-    if access == ["access to"]
-        && !["i need", "can i", "could i", "may i", "i'd like", "i would like", "don't have", "do not have"]
-            .iter()
-            .any(|v| t.contains(v))
-    {
-        access.clear();
-    }
-    // Passwords are reset, not requested.
-    let password =
-        t.contains("password") && change.iter().any(|c| c.starts_with("change") || c.starts_with("update"));
-
-    if !problems.is_empty() || password || t.contains("anymore") {
-        let mut matched = problems;
-        if password {
-            matched.push("password change");
-        }
-        if t.contains("anymore") {
-            matched.push("anymore");
-        }
-        return Triage { category: Category::Technical, matched };
-    }
-    let group_change = change.iter().any(|c| c.starts_with("add ") || c.starts_with("remove "));
-    if !access.is_empty() && !group_change {
-        return Triage { category: Category::Access, matched: access };
-    }
-    if !change.is_empty() {
-        return Triage { category: Category::Change, matched: change };
-    }
-    if !access.is_empty() {
-        return Triage { category: Category::Access, matched: access };
-    }
-    Triage { category: Category::Technical, matched: vec![] }
+    pub matched: Vec<String>,
+    pub confident: bool,
 }
 
 /// How a follow-up from the requester went.
@@ -188,115 +61,215 @@ pub enum Outcome {
     Other,
 }
 
-const WANTS_HUMAN: &[&str] = &[
-    "human",
-    "real person",
-    "a person ",
-    "escalate",
-    "talk to someone",
-    "speak to someone",
-    "someone from it",
-    "someone in it",
-    "an agent",
-    "call me",
-    "get someone",
-    "need someone",
-];
-const FAILED: &[&str] = &[
-    "still",
-    "didn't work",
-    "did not work",
-    "didn't help",
-    "did not help",
-    "doesn't work",
-    "does not work",
-    "not working",
-    "same error",
-    "same issue",
-    "same problem",
-    "no luck",
-    "no change",
-    "nope",
-    "not fixed",
-    "didn't fix",
-    "did not fix",
-    "no dice",
-    "broken",
-    "tried that",
-    "tried all",
-    "doesn't help",
-    "won't",
-    "can't",
-    "cannot",
-    "error",
-    ":-1:",
-    ":thumbsdown:",
-    "👎",
-    "❌",
-    ":x:",
-];
-const WORKED: &[&str] = &[
-    "worked",
-    "works now",
-    "working now",
-    "fixed",
-    "solved",
-    "resolved",
-    "that did it",
-    "thank",
-    "thx",
-    "all good",
-    "perfect",
-    "awesome",
-    "great",
-    "sorted",
-    "back in",
-    "i'm in",
-    "im in",
-    ":+1:",
-    ":thumbsup:",
-    "👍",
-    "✅",
-    ":white_check_mark:",
-    "🙏",
-    ":pray:",
-    "🎉",
-    ":tada:",
-];
-
-/// Classifies a follow-up. A wish for a human wins, then failure ("thanks, but it's still
-/// broken" failed), then success.
-pub fn outcome(text: &str) -> Outcome {
-    let t = normalise(text);
-    let t = format!("{t} ");
-    let trimmed = t.trim();
-    if WANTS_HUMAN.iter().any(|p| t.contains(p)) {
-        return Outcome::WantsHuman;
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Worked => "worked",
+            Outcome::Failed => "failed",
+            Outcome::WantsHuman => "human",
+            Outcome::Other => "other",
+        }
     }
-    if FAILED.iter().any(|p| t.contains(p)) || matches!(trimmed, "no" | "nah" | "no." | "negative") {
-        return Outcome::Failed;
-    }
-    if WORKED.iter().any(|p| t.contains(p)) || matches!(trimmed, "yes" | "yep" | "yes!" | "ok" | "ok!") {
-        return Outcome::Worked;
-    }
-    Outcome::Other
 }
 
-/// Lower case, curly apostrophes straightened, whitespace collapsed.
-fn normalise(text: &str) -> String {
-    text.to_lowercase()
-        .replace(['\u{2019}', '\u{2018}'], "'")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// One list of phrases, compiled.
+#[derive(Debug, Clone)]
+struct PhraseSet {
+    phrases: Vec<String>,
+    /// Phrases of words, matched on word boundaries in normalised text.
+    words: RegexSet,
+    word_index: Vec<usize>,
+    /// Phrases with symbols or emoji (`:+1:`, `👍`), matched as substrings of the lowercased text.
+    symbols: Vec<usize>,
+}
+
+impl PhraseSet {
+    fn new(phrases: &[String]) -> Result<PhraseSet, regex::Error> {
+        let mut patterns = Vec::new();
+        let mut word_index = Vec::new();
+        let mut symbols = Vec::new();
+        for (i, p) in phrases.iter().enumerate() {
+            let p = p.trim().to_lowercase();
+            if p.chars().any(|c| !(c.is_alphanumeric() || c == '\'' || c == ' ' || c == '*')) {
+                symbols.push(i);
+                continue;
+            }
+            let body: Vec<String> = p
+                .split_whitespace()
+                .map(
+                    |w| if w == "*" { r"\S+(?: \S+){0,2}".to_string() } else { regex::escape(&normalise(w)) },
+                )
+                .filter(|w| !w.is_empty())
+                .collect();
+            patterns.push(format!("(?:^| ){}(?: |$)", body.join(" ")));
+            word_index.push(i);
+        }
+        Ok(PhraseSet {
+            phrases: phrases.iter().map(|p| p.trim().to_lowercase()).collect(),
+            words: RegexSet::new(&patterns)?,
+            word_index,
+            symbols,
+        })
+    }
+
+    /// The phrases found in a message (`norm` normalised, `lower` just lowercased).
+    fn matches(&self, norm: &str, lower: &str) -> Vec<&str> {
+        let mut found: Vec<&str> =
+            self.words.matches(norm).into_iter().map(|i| self.phrases[self.word_index[i]].as_str()).collect();
+        found.extend(self.symbols.iter().map(|&i| self.phrases[i].as_str()).filter(|p| lower.contains(p)));
+        found
+    }
+}
+
+/// The compiled rules of `[triage]` and `[followup]`.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    problem: PhraseSet,
+    access: PhraseSet,
+    change: PhraseSet,
+    precedence: Vec<Category>,
+    human: PhraseSet,
+    failed: PhraseSet,
+    worked: PhraseSet,
+    trying: PhraseSet,
+    short_worked: Vec<String>,
+    short_failed: Vec<String>,
+}
+
+/// Splits a reply into clauses ("thanks, but it's still broken" → "thanks", "it's still broken").
+static CLAUSES: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    // A constant pattern, checked by the tests.
+    Regex::new(r"(?i)\bbut\b|\bhowever\b|\bthough\b|\balthough\b|[.!?;]+\s|\n")
+        .expect("clause pattern compiles")
+});
+
+impl Rules {
+    pub fn new(triage: &TriageSettings, followup: &FollowUpSettings) -> Result<Rules, regex::Error> {
+        Ok(Rules {
+            problem: PhraseSet::new(&triage.problem)?,
+            access: PhraseSet::new(&triage.access)?,
+            change: PhraseSet::new(&triage.change)?,
+            precedence: triage.precedence.iter().filter_map(|c| Category::parse(c)).collect(),
+            human: PhraseSet::new(&followup.human)?,
+            failed: PhraseSet::new(&followup.failed)?,
+            worked: PhraseSet::new(&followup.worked)?,
+            trying: PhraseSet::new(&followup.trying)?,
+            short_worked: followup.short_worked.iter().map(|s| normalise(s)).collect(),
+            short_failed: followup.short_failed.iter().map(|s| normalise(s)).collect(),
+        })
+    }
+
+    /// Classifies a new post.
+    pub fn classify(&self, text: &str) -> Triage {
+        let lower = text.to_lowercase();
+        let norm = normalise(&strip_slack_markup(text));
+        let hits = [
+            (Category::Technical, self.problem.matches(&norm, &lower)),
+            (Category::Change, self.change.matches(&norm, &lower)),
+            (Category::Access, self.access.matches(&norm, &lower)),
+        ];
+        let kinds: Vec<Category> = hits.iter().filter(|(_, m)| !m.is_empty()).map(|(c, _)| *c).collect();
+        let winner = self.precedence.iter().find(|c| kinds.contains(c)).copied();
+        match winner {
+            Some(category) => {
+                let matched = hits
+                    .iter()
+                    .find(|(c, _)| *c == category)
+                    .map(|(_, m)| m.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default();
+                // Unsure when a request matched both ways (access and change) with no problem.
+                let confident = kinds.len() == 1 || category == Category::Technical;
+                Triage { category, matched, confident }
+            }
+            None => Triage { category: Category::Technical, matched: vec![], confident: false },
+        }
+    }
+
+    /// Classifies a follow-up. A wish for a person anywhere wins; otherwise the last clause that
+    /// says anything decides ("didn't work at first, but after a reboot it's fine" worked).
+    pub fn outcome(&self, text: &str) -> Outcome {
+        let stripped = strip_slack_markup(text);
+        let lower = stripped.to_lowercase();
+        let norm = normalise(&stripped);
+        if !self.human.matches(&norm, &lower).is_empty() {
+            return Outcome::WantsHuman;
+        }
+        if self.short_worked.contains(&norm) {
+            return Outcome::Worked;
+        }
+        if self.short_failed.contains(&norm) {
+            return Outcome::Failed;
+        }
+        for clause in CLAUSES.split(&lower).collect::<Vec<_>>().into_iter().rev() {
+            let n = normalise(clause);
+            if !self.trying.matches(&n, clause).is_empty() {
+                return Outcome::Other;
+            }
+            if !self.failed.matches(&n, clause).is_empty() {
+                return Outcome::Failed;
+            }
+            if !self.worked.matches(&n, clause).is_empty() {
+                return Outcome::Worked;
+            }
+        }
+        Outcome::Other
+    }
+}
+
+/// Mentions, channel links and URLs say nothing about intent (and a URL's path can look like
+/// "error" or "403"); they are dropped before matching.
+fn strip_slack_markup(text: &str) -> String {
+    static MARKUP: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        // A constant pattern, checked by the tests.
+        Regex::new(r"<[@#!][^>]*>|<https?://[^>]*>|https?://\S+").expect("markup pattern compiles")
+    });
+    MARKUP.replace_all(text, " ").into_owned()
+}
+
+/// Lower case, apostrophes straightened, common spellings without apostrophes restored, every
+/// other symbol a space, spaces collapsed.
+pub fn normalise(text: &str) -> String {
+    let lower = text.to_lowercase().replace(['\u{2019}', '\u{2018}', '`'], "'");
+    let mut words = Vec::new();
+    for raw in lower.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+        let w = raw.trim_matches('\'');
+        if w.is_empty() {
+            continue;
+        }
+        words.push(match w {
+            "cant" => "can't",
+            "wont" => "won't",
+            "dont" => "don't",
+            "doesnt" => "doesn't",
+            "didnt" => "didn't",
+            "isnt" => "isn't",
+            "couldnt" => "couldn't",
+            "im" => "i'm",
+            "ive" => "i've",
+            "ill" => "i'll",
+            "its" => "it's",
+            "thats" => "that's",
+            "pls" | "plz" | "plse" => "please",
+            "u" => "you",
+            other => other,
+        });
+    }
+    words.join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+
+    fn rules() -> Rules {
+        let s = Settings::shipped();
+        Rules::new(&s.triage, &s.followup).unwrap()
+    }
 
     #[test]
     fn intent_decides_the_category_not_single_words() {
+        let r = rules();
         for (text, want) in [
             ("I need access to Figma", Category::Access),
             ("Hi IT, could I get access to the Snowflake finance schema?", Category::Access),
@@ -308,27 +281,52 @@ mod tests {
             ("my device won't turn on", Category::Technical),
             ("VPN keeps dropping every 10 minutes", Category::Technical),
             ("how do I share my calendar?", Category::Technical),
-            ("I need to change my password", Category::Technical),
+            ("cant login to okta pls help", Category::Technical),
         ] {
-            assert_eq!(classify(text).category, want, "{text}");
+            assert_eq!(r.classify(text).category, want, "{text}");
         }
     }
 
     #[test]
+    fn a_post_no_rule_matches_is_technical_but_unsure() {
+        let t = rules().classify("Snowflake");
+        assert_eq!(t.category, Category::Technical);
+        assert!(!t.confident);
+        assert!(rules().classify("vpn is broken").confident);
+    }
+
+    #[test]
     fn follow_ups_are_read_for_their_outcome() {
+        let r = rules();
         for (text, want) in [
             ("that fixed it!", Outcome::Worked),
             ("thanks, works now", Outcome::Worked),
             ("👍", Outcome::Worked),
+            (":+1:", Outcome::Worked),
             ("thanks but it's still broken", Outcome::Failed),
             ("nope", Outcome::Failed),
             ("same error", Outcome::Failed),
             ("no", Outcome::Failed),
+            ("didn't work at first but after a reboot it's fine", Outcome::Worked),
+            ("thanks, I'll try that", Outcome::Other),
             ("can a human help me please", Outcome::WantsHuman),
-            ("it says error 809 now, what does that mean", Outcome::Failed),
             ("I'm on macOS 14.5", Outcome::Other),
         ] {
-            assert_eq!(outcome(text), want, "{text}");
+            assert_eq!(r.outcome(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn wildcards_match_a_few_words_on_word_boundaries() {
+        let set = PhraseSet::new(&["add * to".into(), "ty".into()]).unwrap();
+        assert_eq!(set.matches("please add my whole team to the list", ""), vec!["add * to"]);
+        assert!(set.matches("pretty empty", "").is_empty(), "matched inside words");
+    }
+
+    #[test]
+    fn links_and_mentions_do_not_count_as_words() {
+        let r = rules();
+        let t = r.classify("<@U123> please add me to <https://acme.atlassian.net/error/403|this board>");
+        assert_eq!(t.category, Category::Change);
     }
 }

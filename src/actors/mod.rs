@@ -25,6 +25,8 @@ pub struct Services {
     pub openai: Option<Addr<openai::OpenAiActor>>,
     pub kb: KnowledgeBase,
     pub assist: AssistParser,
+    /// Triage and follow-up rules from `[triage]` and `[followup]`.
+    pub rules: crate::triage::Rules,
     pub identity: slack_api::Identity,
     pub channel: ChannelId,
     pub channel_name: String,

@@ -14,6 +14,17 @@ use crate::openai::{ChatMessage, ChatRequest, Client, Completion, OpenAiError};
 /// Ask the model for one answer.
 pub struct Complete {
     pub messages: Vec<ChatMessage>,
+    /// Overrides `[openai] max_completion_tokens` (short classifications).
+    pub max_completion_tokens: Option<u32>,
+    /// Overrides `[openai] temperature`.
+    pub temperature: Option<f64>,
+}
+
+impl Complete {
+    /// An answer with the configured limits.
+    pub fn answer(messages: Vec<ChatMessage>) -> Complete {
+        Complete { messages, max_completion_tokens: None, temperature: None }
+    }
 }
 
 impl Message for Complete {
@@ -100,8 +111,8 @@ impl Handler<Complete> for OpenAiActor {
         let request = ChatRequest {
             model: self.params.model.clone(),
             messages: msg.messages,
-            temperature: self.params.temperature,
-            max_completion_tokens: self.params.max_completion_tokens,
+            temperature: msg.temperature.unwrap_or(self.params.temperature),
+            max_completion_tokens: msg.max_completion_tokens.unwrap_or(self.params.max_completion_tokens),
         };
         let max_retries = self.params.max_retries;
         Box::pin(async move {

@@ -1,7 +1,12 @@
 //! RouterActor: decides what each event means for the bot. It drops duplicates (`event_id`,
 //! and `channel`+`ts` for the `message`/`app_mention` pair), keeps to the IT channel, ignores the
 //! bot's own and other bots' messages (Assist's go to their thread), starts one ThreadActor per
-//! new ticket, and maps the bot's message timestamps to their threads for reactions.
+//! new ticket, and maps the bot's message timestamps to their threads for reactions and buttons.
+//!
+//! An event for a thread it does not hold (after a restart, an idle stop, or on a second replica)
+//! is looked up once: the thread is read from Slack (`conversations.replies` with metadata) and a
+//! ThreadActor resumes from the state the bot wrote on its replies. Threads the bot never
+//! answered are remembered as not ours, so they are not looked up again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -12,8 +17,8 @@ use actix::prelude::*;
 use super::thread::{ThreadActor, ThreadEvent};
 use super::SharedServices;
 use crate::compose;
-use crate::slack::events::{Event, Message as SlackMessage};
-use crate::slack::{ChannelId, EventId, Ts};
+use crate::slack::events::{history_message, Event, Message as SlackMessage};
+use crate::slack::{ChannelId, EventId, SlackError, Ts};
 
 /// An event from a socket, already acked.
 #[derive(Message)]
@@ -40,6 +45,8 @@ const SEEN_FOR: Duration = Duration::from_secs(3600);
 const MESSAGE_MAP_CAPACITY: usize = 50_000;
 /// Assist cards that arrived before their ticket's first message, kept briefly.
 const PENDING_CAPACITY: usize = 1_000;
+/// Events held for one thread while it is read from Slack.
+const HELD_PER_LOOKUP: usize = 32;
 
 /// A bounded, time-limited set for de-duplication.
 struct Seen<T: Eq + Hash + Clone> {
@@ -52,8 +59,7 @@ impl<T: Eq + Hash + Clone> Seen<T> {
         Seen { set: HashSet::new(), order: VecDeque::new() }
     }
 
-    /// True if `item` is new (and remembers it).
-    fn first_time(&mut self, item: T) -> bool {
+    fn expire(&mut self) {
         let now = Instant::now();
         while let Some((at, old)) = self.order.front() {
             if self.order.len() > SEEN_CAPACITY || now.duration_since(*at) > SEEN_FOR {
@@ -63,13 +69,39 @@ impl<T: Eq + Hash + Clone> Seen<T> {
                 break;
             }
         }
+    }
+
+    /// True if `item` is new (and remembers it).
+    fn first_time(&mut self, item: T) -> bool {
+        self.expire();
         if self.set.insert(item.clone()) {
-            self.order.push_back((now, item));
+            self.order.push_back((Instant::now(), item));
             true
         } else {
             false
         }
     }
+
+    fn contains(&mut self, item: &T) -> bool {
+        self.expire();
+        self.set.contains(item)
+    }
+}
+
+/// A thread read back from Slack for a ThreadActor to resume.
+pub struct LoadedThread {
+    pub root: SlackMessage,
+    /// Every message after the root, oldest first, with its metadata.
+    pub replies: Vec<(SlackMessage, Option<serde_json::Value>)>,
+}
+
+/// The result of reading a thread from Slack.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ThreadLoaded {
+    /// The ts the lookup was made for (a root, a reply or a reacted message).
+    key: Ts,
+    result: Result<Option<LoadedThread>, SlackError>,
 }
 
 pub struct RouterActor {
@@ -81,10 +113,14 @@ pub struct RouterActor {
     /// When each thread last had activity (a counter, for evicting the least recent).
     activity: HashMap<Ts, u64>,
     tick: u64,
-    /// The bot's messages → their thread, so a reaction finds its thread.
+    /// The bot's messages → their thread, so a reaction or a click finds its thread.
     message_thread: HashMap<Ts, Ts>,
     message_order: VecDeque<Ts>,
     pending_assist: HashMap<Ts, SlackMessage>,
+    /// Lookups in flight, with the events that wait for them.
+    loading: HashMap<Ts, Vec<ThreadEvent>>,
+    /// Threads (and message timestamps) that are not the bot's tickets.
+    not_ours: Seen<Ts>,
     seen_events: Seen<EventId>,
     seen_messages: Seen<(ChannelId, Ts)>,
 }
@@ -101,6 +137,8 @@ impl RouterActor {
             message_thread: HashMap::new(),
             message_order: VecDeque::new(),
             pending_assist: HashMap::new(),
+            loading: HashMap::new(),
+            not_ours: Seen::new(),
             seen_events: Seen::new(),
             seen_messages: Seen::new(),
         }
@@ -131,6 +169,44 @@ impl RouterActor {
         }
     }
 
+    /// Sends `event` to the thread `key` belongs to: at once if the thread is live, otherwise
+    /// after reading it from Slack (once; threads that are not ours are remembered).
+    fn route_or_load(&mut self, key: Ts, event: ThreadEvent, ctx: &mut Context<Self>) {
+        let thread = self.message_thread.get(&key).cloned().unwrap_or_else(|| key.clone());
+        if self.threads.contains_key(&thread) {
+            self.send(&thread, event);
+            return;
+        }
+        if self.not_ours.contains(&key) || self.not_ours.contains(&thread) {
+            if let ThreadEvent::Reply { message, mentioned: true } = &event {
+                self.post_help(message);
+            }
+            return;
+        }
+        if let Some(held) = self.loading.get_mut(&key) {
+            if held.len() < HELD_PER_LOOKUP {
+                held.push(event);
+            } else {
+                tracing::warn!(ts = %key, kind = event.kind(), "too many events for a thread being loaded: event dropped");
+            }
+            return;
+        }
+        self.loading.insert(key.clone(), vec![event]);
+        let slack = self.services.slack.clone();
+        let channel = self.services.channel.clone();
+        tracing::info!(ts = %key, "reading an unknown thread from slack");
+        let fut = async move {
+            let messages = slack.thread_messages(&channel, &key).await;
+            let result = messages.map(|all| {
+                let mut parsed = all.iter().filter_map(|m| history_message(m, &channel));
+                let (root, _) = parsed.next()?;
+                Some(LoadedThread { root, replies: parsed.collect() })
+            });
+            ThreadLoaded { key, result }
+        };
+        ctx.spawn(fut.into_actor(self).map(|loaded, _, ctx| ctx.notify(loaded)));
+    }
+
     fn on_message(&mut self, m: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
         // A mention arrives twice (`message` and `app_mention`, in either order): the first
         // one is handled, and the text says whether the bot was mentioned.
@@ -158,7 +234,8 @@ impl RouterActor {
             if !m.is_root() && s.assist.is_assist(&m) {
                 let thread = m.thread().clone();
                 if self.threads.contains_key(&thread) {
-                    self.send(&thread, ThreadEvent::Assist(s.assist.read(&m)));
+                    let card = s.assist.read(&m);
+                    self.send(&thread, ThreadEvent::Assist(card));
                 } else if self.pending_assist.len() < PENDING_CAPACITY {
                     // The card can overtake the post it answers (they may arrive on different sockets).
                     self.pending_assist.insert(thread, m);
@@ -173,16 +250,14 @@ impl RouterActor {
             return;
         }
         if m.is_root() {
-            self.start_thread(m, ctx);
-        } else {
-            let thread = m.thread().clone();
-            if self.threads.contains_key(&thread) {
-                self.send(&thread, ThreadEvent::Reply { message: m, mentioned });
-            } else if mentioned {
+            if mentioned && compose::is_help_request(m.text.expose()) {
                 self.post_help(&m);
             } else {
-                tracing::debug!(thread = %thread, "reply in a thread the bot does not hold ignored");
+                self.start_thread(m, ctx);
             }
+        } else {
+            let thread = m.thread().clone();
+            self.route_or_load(thread, ThreadEvent::Reply { message: m, mentioned }, ctx);
         }
     }
 
@@ -191,19 +266,29 @@ impl RouterActor {
         if self.threads.contains_key(&thread) {
             return;
         }
-        self.evict_if_full();
         let pending = self.pending_assist.remove(&thread);
+        let card = pending.map(|c| self.services.assist.read(&c));
+        let services = self.services.clone();
+        self.spawn_thread(thread.clone(), ctx, |router, id| ThreadActor::new(services, router, id, m));
+        tracing::info!(thread = %thread, live = self.threads.len(), "new ticket");
+        if let Some(card) = card {
+            self.send(&thread, ThreadEvent::Assist(card));
+        }
+    }
+
+    fn spawn_thread(
+        &mut self,
+        thread: Ts,
+        ctx: &mut Context<Self>,
+        make: impl FnOnce(Addr<RouterActor>, u64) -> ThreadActor,
+    ) {
+        self.evict_if_full();
         let actor = self.next_actor;
         self.next_actor += 1;
-        let addr = ThreadActor::new(self.services.clone(), ctx.address(), actor, m).start();
+        let addr = make(ctx.address(), actor).start();
         self.threads.insert(thread.clone(), addr);
         self.thread_actor.insert(thread.clone(), actor);
         self.touch(&thread);
-        tracing::info!(thread = %thread, live = self.threads.len(), "new ticket");
-        if let Some(card) = pending {
-            let card = self.services.assist.read(&card);
-            self.send(&thread, ThreadEvent::Assist(card));
-        }
     }
 
     /// Keeps at most `threads.max_live` threads: the least recently active one stops first.
@@ -269,19 +354,71 @@ impl Handler<Deliver> for RouterActor {
                 if channel != self.services.channel {
                     return;
                 }
-                let thread = self
-                    .message_thread
-                    .get(&ts)
-                    .cloned()
-                    .or_else(|| self.threads.contains_key(&ts).then(|| ts.clone()));
-                match thread {
-                    Some(thread) if self.threads.contains_key(&thread) => {
-                        self.send(&thread, ThreadEvent::Reaction { user, reaction, ts });
-                    }
-                    _ => tracing::debug!(ts = %ts, "reaction on a message the bot does not track"),
+                // Only a thumbs-down can change anything; other reactions need no lookup.
+                if !super::thread::THUMBS_DOWN.contains(&reaction.as_str()) {
+                    return;
                 }
+                let key = ts.clone();
+                self.route_or_load(key, ThreadEvent::Reaction { user, reaction, ts }, ctx);
+            }
+            Event::Action { user, channel, message_ts, thread_ts, action_id, value } => {
+                if channel != self.services.channel || action_id != compose::GET_HUMAN_ACTION {
+                    tracing::debug!(action_id = %action_id, "interaction not for the IT channel's button");
+                    return;
+                }
+                let thread =
+                    if value.is_empty() { thread_ts.unwrap_or(message_ts.clone()) } else { Ts(value) };
+                self.route_or_load(thread, ThreadEvent::GetHuman { user, message_ts }, ctx);
             }
             Event::Other { kind } => tracing::debug!(kind = %kind, "event not handled"),
+        }
+    }
+}
+
+impl Handler<ThreadLoaded> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, loaded: ThreadLoaded, ctx: &mut Self::Context) {
+        let held = self.loading.remove(&loaded.key).unwrap_or_default();
+        let thread = match loaded.result {
+            Err(e) => {
+                // Not remembered as "not ours": a later event may try again.
+                tracing::warn!(ts = %loaded.key, error = %e, events = held.len(), "thread could not be read; its events are dropped");
+                return;
+            }
+            Ok(None) => {
+                self.not_ours.first_time(loaded.key.clone());
+                return;
+            }
+            Ok(Some(thread)) => thread,
+        };
+        let root = thread.root.ts.clone();
+        if loaded.key != root {
+            self.remember_bot_message(loaded.key.clone(), root.clone());
+        }
+        if !self.threads.contains_key(&root) {
+            let services = self.services.clone();
+            let resumed = ThreadActor::resume(services, thread);
+            match resumed {
+                Some(make) => {
+                    self.spawn_thread(root.clone(), ctx, make);
+                    tracing::info!(thread = %root, "thread resumed from slack");
+                }
+                None => {
+                    tracing::debug!(thread = %root, "not a ticket the bot answered; left alone");
+                    self.not_ours.first_time(root.clone());
+                    self.not_ours.first_time(loaded.key.clone());
+                    for event in held {
+                        if let ThreadEvent::Reply { message, mentioned: true } = event {
+                            self.post_help(&message);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        for event in held {
+            self.send(&root, event);
         }
     }
 }

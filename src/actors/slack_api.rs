@@ -197,6 +197,18 @@ impl SlackApi {
         text: &str,
         metadata: Option<Value>,
     ) -> Result<Ts, SlackError> {
+        self.post_blocks(channel, thread_ts, text, None, metadata).await
+    }
+
+    /// Posts `blocks`, with `text` as the notification fallback.
+    pub async fn post_blocks(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&Ts>,
+        text: &str,
+        blocks: Option<Value>,
+        metadata: Option<Value>,
+    ) -> Result<Ts, SlackError> {
         let mut a = args([
             ("channel", json!(channel)),
             ("text", json!(text)),
@@ -210,8 +222,40 @@ impl SlackApi {
         if let Some(m) = metadata {
             a.insert("metadata".into(), m);
         }
+        if let Some(b) = blocks {
+            a.insert("blocks".into(), b);
+        }
         let r = self.call("chat.postMessage", a, Body::Json, TokenKind::Bot).await?;
         r.body.get("ts").and_then(Value::as_str).map(Ts::from).ok_or_else(|| decode("chat.postMessage", "ts"))
+    }
+
+    /// Every message of the thread that `ts` belongs to (its root or any reply), root first,
+    /// with message metadata, following every page.
+    pub async fn thread_messages(&self, channel: &ChannelId, ts: &Ts) -> Result<Vec<Value>, SlackError> {
+        let mut cursor: Option<String> = None;
+        let mut messages = Vec::new();
+        loop {
+            let mut a = args([
+                ("channel", json!(channel)),
+                ("ts", json!(ts)),
+                ("include_all_metadata", json!(true)),
+                ("limit", json!(200)),
+            ]);
+            if let Some(c) = &cursor {
+                a.insert("cursor".into(), json!(c));
+            }
+            let r = self.call("conversations.replies", a, Body::Form, TokenKind::Bot).await?;
+            for m in r.body["messages"].as_array().into_iter().flatten() {
+                // The root comes first on every page; keep it once.
+                if messages.iter().all(|seen: &Value| seen["ts"] != m["ts"]) {
+                    messages.push(m.clone());
+                }
+            }
+            match next_cursor(&r.body) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(messages),
+            }
+        }
     }
 
     /// A message only `user` sees.

@@ -153,9 +153,28 @@ impl SocketActor {
                     }
                 }
             }
-            Ok(Frame::Interactive(envelope)) | Ok(Frame::SlashCommands(envelope)) => {
+            Ok(Frame::Interactive(envelope)) => {
                 self.ack(generation, &envelope.envelope_id, received);
-                tracing::info!(slot = self.slot, envelope_id = %envelope.envelope_id, "interactive or command envelope acked; not handled yet");
+                match events::parse_interactive(&envelope.payload) {
+                    Ok(event) => {
+                        // Interactions carry no event id; the envelope id is unique per click.
+                        let deliver = Deliver {
+                            event_id: crate::slack::EventId(format!("interactive:{}", envelope.envelope_id)),
+                            event,
+                            retry_attempt: 0,
+                        };
+                        if let Err(e) = self.router.try_send(deliver) {
+                            tracing::error!(slot = self.slot, envelope_id = %envelope.envelope_id, error = %e, "router is full or gone: interaction dropped");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(slot = self.slot, envelope_id = %envelope.envelope_id, error = %e, "interaction not understood; acked and skipped")
+                    }
+                }
+            }
+            Ok(Frame::SlashCommands(envelope)) => {
+                self.ack(generation, &envelope.envelope_id, received);
+                tracing::info!(slot = self.slot, envelope_id = %envelope.envelope_id, "slash command acked; itbot has no commands");
             }
             Ok(Frame::Hello { num_connections, debug_info }) => {
                 tracing::info!(

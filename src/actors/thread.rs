@@ -1,29 +1,53 @@
 //! ThreadActor: one per ticket thread. It owns the requester, the Assist card, the conversation,
-//! the failed-attempt count and the flags (answered, resolved, escalated, human took over).
+//! the failed-attempt count and the phase of the ticket, and it is the only place that decides
+//! what the bot says in the thread.
 //!
-//! The first answer is prepared at once, in parallel with waiting for Assist's card, and posted
-//! when the card arrives or `assist.wait_secs` runs out, whichever comes first. One turn runs at a
-//! time: follow-ups that arrive during a turn wait in a queue. Waits are timers, never sleeps.
+//! The phases and what moves between them:
+//!
+//! | phase | on | does | next |
+//! |---|---|---|---|
+//! | `Preparing` | answer ready and (Assist posted or `assist.wait_secs` over) | posts the first answer | `Helping` (technical) or `Acknowledged` (access, change) |
+//! | `Preparing` | root edited | re-triages, prepares again | `Preparing` |
+//! | `Helping` | "that worked" | closing reply, ✅ | `Resolved` |
+//! | `Helping` | "still broken" | counts an attempt; a different approach, or at `escalation.max_failed_attempts` an offer of a person (or, with `escalation.auto`, the escalation) | `Helping` / `OfferedHuman` / `Escalated` |
+//! | `Helping`, `OfferedHuman` | anything else | the next answer with the thread as context | same |
+//! | `OfferedHuman` | "still broken" | escalates | `Escalated` |
+//! | any but `Escalated` | "can a human help", 👎 by the requester on a bot message, "Get a human" | escalates (once per thread, checked against Slack first) | `Escalated` |
+//! | `Acknowledged`, `Escalated`, `HumanTookOver` | requester writes without mentioning the bot | nothing: a person has it | same |
+//! | any | the assignee or IT staff write | goes quiet | `HumanTookOver` |
+//! | `HumanTookOver`, `Escalated`, `Acknowledged` | requester @mentions the bot | answers again (never escalates twice) | `Helping` |
+//! | `Resolved` | requester writes again | reads it as a new follow-up | `Helping` |
+//!
+//! One turn runs at a time (LLM call, Slack post); follow-ups that arrive meanwhile wait in a
+//! queue. Waits are timers, never sleeps. Every reply carries the thread's state as Slack message
+//! metadata, and [`ThreadActor::resume`] rebuilds the actor from it after a restart or on another
+//! replica.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::openai::Complete;
-use super::router::{RouterActor, ThreadStopped};
+use super::router::{LoadedThread, RouterActor, ThreadStopped};
 use super::SharedServices;
 use crate::assist::AssistCard;
 use crate::compose;
 use crate::knowledge::Article;
-use crate::openai::Role;
+use crate::openai::{ChatMessage, Role};
 use crate::redact::redact;
 use crate::slack::events::Message as SlackMessage;
 use crate::slack::format::{markdown_to_mrkdwn, split_message, MAX_MESSAGE_CHARS};
-use crate::slack::{ChannelId, Ts, UserId};
+use crate::slack::{ChannelId, SlackError, Ts, UserId};
 use crate::telemetry::UserText;
-use crate::triage::{self, Category, Outcome, Triage};
+use crate::triage::{Category, Outcome, Triage};
+
+/// Reactions that mean "this did not help".
+pub const THUMBS_DOWN: &[&str] = &["-1", "thumbsdown"];
+
+/// The metadata event type of the bot's state on its replies.
+pub const STATE_EVENT_TYPE: &str = "itbot_thread_state";
 
 /// What the router tells a thread.
 #[derive(Message)]
@@ -37,8 +61,10 @@ pub enum ThreadEvent {
     RootEdited(UserText),
     /// The root message was deleted.
     RootDeleted,
-    /// A reaction on the root or on one of the bot's messages.
+    /// A thumbs-down on a message of the thread.
     Reaction { user: UserId, reaction: String, ts: Ts },
+    /// Someone pressed "Get a human" on one of the bot's messages.
+    GetHuman { user: UserId, message_ts: Ts },
     /// Stop now (evicted).
     Stop,
 }
@@ -51,40 +77,76 @@ impl ThreadEvent {
             ThreadEvent::RootEdited(_) => "root_edited",
             ThreadEvent::RootDeleted => "root_deleted",
             ThreadEvent::Reaction { .. } => "reaction",
+            ThreadEvent::GetHuman { .. } => "get_human",
             ThreadEvent::Stop => "stop",
         }
     }
 }
 
-/// Where the thread is in its life.
+/// Where the ticket is in its life (see the module table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The first answer is being prepared or waits for Assist.
+pub enum Phase {
     Preparing,
-    /// The bot answered and follows up.
-    Answered,
+    Helping,
+    Acknowledged,
+    OfferedHuman,
     Resolved,
     Escalated,
-    /// The assignee or IT staff wrote: the bot stays quiet unless the requester mentions it.
     HumanTookOver,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Preparing => "preparing",
+            Phase::Helping => "helping",
+            Phase::Acknowledged => "acknowledged",
+            Phase::OfferedHuman => "offered_human",
+            Phase::Resolved => "resolved",
+            Phase::Escalated => "escalated",
+            Phase::HumanTookOver => "human_took_over",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Phase> {
+        Some(match s {
+            "preparing" => Phase::Preparing,
+            "helping" => Phase::Helping,
+            "acknowledged" => Phase::Acknowledged,
+            "offered_human" => Phase::OfferedHuman,
+            "resolved" => Phase::Resolved,
+            "escalated" => Phase::Escalated,
+            "human_took_over" => Phase::HumanTookOver,
+            _ => return None,
+        })
+    }
 }
 
 /// The prepared first answer.
 enum Draft {
-    /// Not ready yet (an LLM call is running).
+    /// Not ready yet (the LLM is classifying or answering).
     Pending,
     /// Composed when posted, because it names the assignee.
     Acknowledgement,
     /// From the knowledge base, composed when posted (it names the ticket).
     Offline,
+    /// The LLM's answer, converted to mrkdwn.
     Ready(String),
 }
 
-const THUMBS_DOWN: &[&str] = &["-1", "thumbsdown"];
+/// What a reply is, for posting: troubleshooting answers carry the "Get a human" button.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplyKind {
+    Answer,
+    Plain,
+}
 
 const SECRET_WARNING: &str = "Heads up: your message looks like it contains a password, key or code. \
 Please delete it and change (rotate) that credential now, since everyone in the channel can read it. \
 I've left it out of everything I process.";
+
+/// The most recent turns kept as LLM context.
+const MAX_TURNS: usize = 12;
 
 pub struct ThreadActor {
     s: SharedServices,
@@ -106,15 +168,16 @@ pub struct ThreadActor {
     article: Option<Article>,
     /// Whether the article's second approach was already given.
     gave_alternative: bool,
-    /// The conversation as sent to the LLM (redacted).
+    /// The conversation as sent to the LLM (redacted; messages with secrets left out).
     conversation: Vec<(Role, String)>,
     /// Short descriptions of what the bot suggested, for the escalation brief.
     tried: Vec<String>,
     failed_attempts: u32,
-    offered_escalation: bool,
     escalated: bool,
     phase: Phase,
-    /// A turn (LLM call or post) is running.
+    /// The bot's messages in this thread (a 👎 counts only on these).
+    bot_messages: HashSet<Ts>,
+    /// A turn (LLM call, state check or post) is running.
     busy: bool,
     queue: VecDeque<SlackMessage>,
     idle: Option<SpawnHandle>,
@@ -122,13 +185,14 @@ pub struct ThreadActor {
 }
 
 impl ThreadActor {
+    /// A new ticket.
     pub fn new(
         s: SharedServices,
         router: Addr<RouterActor>,
         actor_id: u64,
         root: SlackMessage,
     ) -> ThreadActor {
-        let triage = triage::classify(root.text.expose());
+        let triage = s.rules.classify(root.text.expose());
         ThreadActor {
             channel: root.channel.clone(),
             root: root.ts.clone(),
@@ -146,9 +210,9 @@ impl ThreadActor {
             conversation: Vec::new(),
             tried: Vec::new(),
             failed_attempts: 0,
-            offered_escalation: false,
             escalated: false,
             phase: Phase::Preparing,
+            bot_messages: HashSet::new(),
             busy: false,
             queue: VecDeque::new(),
             idle: None,
@@ -157,6 +221,74 @@ impl ThreadActor {
             router,
             actor_id,
         }
+    }
+
+    /// A thread read back from Slack: resumes from the state on the bot's latest reply. `None`
+    /// when the bot never answered it (not a ticket it holds).
+    pub fn resume(
+        s: SharedServices,
+        loaded: LoadedThread,
+    ) -> Option<impl FnOnce(Addr<RouterActor>, u64) -> ThreadActor> {
+        let bot = s.identity.user_id.clone();
+        // A root without a human author is not a ticket.
+        loaded.root.user.as_ref()?;
+        let state = loaded
+            .replies
+            .iter()
+            .rev()
+            .filter(|(m, _)| m.user.as_ref() == Some(&bot))
+            .find_map(|(_, meta)| meta.as_ref().filter(|m| m["event_type"] == STATE_EVENT_TYPE))
+            .map(|m| m["event_payload"].clone())?;
+
+        Some(move |router: Addr<RouterActor>, actor_id: u64| {
+            let mut t = ThreadActor::new(s, router, actor_id, loaded.root);
+            let text = |k: &str| state.get(k).and_then(Value::as_str).map(str::to_string);
+            t.card.ticket = text("ticket");
+            t.card.assignee = text("assignee").map(UserId);
+            t.assist_seen = true;
+            t.wait_over = true;
+            t.failed_attempts = state.get("attempts").and_then(Value::as_u64).unwrap_or(0) as u32;
+            t.escalated = state.get("escalated").and_then(Value::as_bool).unwrap_or(false);
+            t.gave_alternative = state.get("gave_alternative").and_then(Value::as_bool).unwrap_or(false);
+            if let Some(c) = text("category").and_then(|c| Category::parse(&c)) {
+                t.triage.category = c;
+            }
+            t.tried = state
+                .get("tried")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            t.article =
+                text("article").and_then(|slug| t.s.kb.articles().iter().find(|a| a.slug == slug).cloned());
+            t.phase = text("phase").and_then(|p| Phase::parse(&p)).unwrap_or(Phase::Helping);
+            if t.escalated {
+                t.phase = Phase::Escalated;
+            }
+            t.draft = Draft::Ready(String::new());
+            // The conversation so far, and whether a person from IT has written since.
+            let question = t.question.clone();
+            t.conversation =
+                t.for_llm_quiet(question.expose()).into_iter().map(|q| (Role::User, q)).collect();
+            for (m, _) in &loaded.replies {
+                let author = m.user.as_ref();
+                if author == Some(&bot) {
+                    t.bot_messages.insert(m.ts.clone());
+                    t.conversation.push((Role::Assistant, strip_footer(m.text.expose())));
+                } else if author == Some(&t.requester) {
+                    if let Some(text) = t.for_llm_quiet(m.text.expose()) {
+                        t.conversation.push((Role::User, text));
+                    }
+                } else if author.is_some_and(|a| t.is_staff(a)) && m.bot_id.is_none() {
+                    t.phase = Phase::HumanTookOver;
+                }
+            }
+            t
+        })
+    }
+
+    fn is_staff(&self, user: &UserId) -> bool {
+        self.card.assignee.as_ref() == Some(user)
+            || self.s.settings.escalation.it_staff.iter().any(|id| id == user.as_str())
     }
 
     fn reset_idle(&mut self, ctx: &mut Context<Self>) {
@@ -170,14 +302,23 @@ impl ThreadActor {
         }));
     }
 
-    /// Redacts text for the LLM. A message holding a credential is not sent at all (`None`),
-    /// and the requester is warned once.
-    fn for_llm(&mut self, text: &str) -> Option<String> {
-        let r = redact(text);
-        if !r.secret_found {
-            return Some(r.text);
+    fn set_phase(&mut self, phase: Phase) {
+        if self.phase != phase {
+            tracing::info!(thread = %self.root, from = self.phase.as_str(), to = phase.as_str(), "phase");
+            self.phase = phase;
         }
-        if !self.warned_about_secret {
+    }
+
+    /// Redacted text for the LLM, or `None` when it holds a credential (never sent).
+    fn for_llm_quiet(&self, text: &str) -> Option<String> {
+        let r = redact(text);
+        (!r.secret_found).then_some(r.text)
+    }
+
+    /// As [`Self::for_llm_quiet`], and warns the requester once when it held a secret.
+    fn for_llm(&mut self, text: &str) -> Option<String> {
+        let redacted = self.for_llm_quiet(text);
+        if redacted.is_none() && !self.warned_about_secret {
             self.warned_about_secret = true;
             let slack = self.s.slack.clone();
             let (channel, user, thread) = (self.channel.clone(), self.requester.clone(), self.root.clone());
@@ -188,53 +329,94 @@ impl ThreadActor {
                 }
             });
         }
-        None
+        redacted
     }
 
-    /// Starts preparing the first answer for the current question.
+    /// Starts preparing the first answer: asks the LLM to settle an unsure triage first.
     fn prepare(&mut self, ctx: &mut Context<Self>) {
         self.draft_version += 1;
+        self.draft = Draft::Pending;
         self.article = self.s.kb.search(self.question.expose(), 1).first().map(|h| h.article.clone());
-        if self.triage.category != Category::Technical {
-            self.draft = Draft::Acknowledgement;
-            return;
-        }
         let question = self.question.clone();
         let question = self.for_llm(question.expose());
-        self.conversation = question.into_iter().map(|q| (Role::User, q)).collect();
-        match self.s.openai.clone().filter(|_| !self.conversation.is_empty()) {
-            None => self.draft = Draft::Offline,
-            Some(openai) => {
-                self.draft = Draft::Pending;
-                let articles = compose::articles_for(&self.s.kb, self.question.expose());
-                let messages = compose::prompt(&self.s.settings, &articles, &self.conversation);
+        self.conversation = question.iter().map(|q| (Role::User, q.clone())).collect();
+        let openai = self.s.openai.clone().filter(|_| question.is_some());
+        match (openai, question) {
+            (Some(openai), Some(q)) if !self.triage.confident => {
                 let version = self.draft_version;
-                let timeout = Duration::from_secs(self.s.settings.openai.timeout_secs * 3 + 10);
-                let fut = async move { openai.send(Complete { messages }).timeout(timeout).await };
+                let messages = vec![
+                    ChatMessage { role: Role::System, content: compose::CLASSIFY_PROMPT.into() },
+                    ChatMessage { role: Role::User, content: q },
+                ];
+                let request = Complete { messages, max_completion_tokens: Some(5), temperature: Some(0.0) };
+                let timeout = self.llm_timeout();
+                let fut = async move { openai.send(request).timeout(timeout).await };
                 ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
                     if version != act.draft_version {
                         return;
                     }
-                    let text = match result {
+                    match result {
                         Ok(Ok(c)) => {
-                            act.conversation.push((Role::Assistant, c.content.clone()));
-                            act.tried.push("first troubleshooting steps".into());
-                            llm_answer(&c.content)
+                            let word = c.content.trim().to_lowercase();
+                            let word = word.trim_matches(|ch: char| !ch.is_alphabetic());
+                            if let Some(category) = Category::parse(word) {
+                                act.triage.category = category;
+                                act.triage.matched = vec!["llm".into()];
+                            }
+                            tracing::info!(thread = %act.root, category = act.triage.category.as_str(), "triage settled by the LLM");
                         }
-                        Ok(Err(e)) => {
-                            tracing::warn!(thread = %act.root, error = %e, "LLM failed; answering from the knowledge base");
-                            act.offline_first_answer()
-                        }
-                        Err(e) => {
-                            tracing::warn!(thread = %act.root, error = %e, "LLM did not answer in time; answering from the knowledge base");
-                            act.offline_first_answer()
-                        }
-                    };
-                    act.draft = Draft::Ready(text);
-                    act.maybe_post_first(ctx);
+                        Ok(Err(e)) => tracing::warn!(thread = %act.root, error = %e, "LLM triage failed; keeping the rules' answer"),
+                        Err(e) => tracing::warn!(thread = %act.root, error = %e, "LLM triage timed out; keeping the rules' answer"),
+                    }
+                    act.prepare_answer(ctx);
                 }));
             }
+            _ => self.prepare_answer(ctx),
         }
+    }
+
+    fn llm_timeout(&self) -> Duration {
+        Duration::from_secs(self.s.settings.openai.timeout_secs * 3 + 10)
+    }
+
+    /// Prepares the first answer for the category.
+    fn prepare_answer(&mut self, ctx: &mut Context<Self>) {
+        if self.triage.category != Category::Technical {
+            self.draft = Draft::Acknowledgement;
+            self.maybe_post_first(ctx);
+            return;
+        }
+        let Some(openai) = self.s.openai.clone().filter(|_| !self.conversation.is_empty()) else {
+            self.draft = Draft::Offline;
+            self.maybe_post_first(ctx);
+            return;
+        };
+        let articles = compose::articles_for(&self.s.kb, self.question.expose());
+        let messages = compose::prompt(&self.s.settings, &articles, &self.conversation);
+        let version = self.draft_version;
+        let timeout = self.llm_timeout();
+        let fut = async move { openai.send(Complete::answer(messages)).timeout(timeout).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            if version != act.draft_version {
+                return;
+            }
+            act.draft = match result {
+                Ok(Ok(c)) => {
+                    act.conversation.push((Role::Assistant, c.content.clone()));
+                    act.tried.push("first troubleshooting steps".into());
+                    Draft::Ready(llm_answer(&c.content))
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(thread = %act.root, error = %e, "LLM failed; answering from the knowledge base");
+                    Draft::Offline
+                }
+                Err(e) => {
+                    tracing::warn!(thread = %act.root, error = %e, "LLM did not answer in time; answering from the knowledge base");
+                    Draft::Offline
+                }
+            };
+            act.maybe_post_first(ctx);
+        }));
     }
 
     /// The first answer from the knowledge base, noted for the escalation brief.
@@ -250,18 +432,21 @@ impl ThreadActor {
         if self.phase != Phase::Preparing || !(self.assist_seen || self.wait_over) {
             return;
         }
-        let text = match &self.draft {
+        let (text, kind, next) = match &self.draft {
             Draft::Pending => return,
-            Draft::Acknowledgement => match self.triage.category {
-                Category::Access => {
-                    compose::access_ack(self.card.assignee.as_ref(), self.card.ticket.as_deref())
-                }
-                _ => compose::change_ack(self.card.assignee.as_ref(), self.card.ticket.as_deref()),
-            },
-            Draft::Offline => self.offline_first_answer(),
-            Draft::Ready(text) => text.clone(),
+            Draft::Acknowledgement => {
+                let text = match self.triage.category {
+                    Category::Access => {
+                        compose::access_ack(self.card.assignee.as_ref(), self.card.ticket.as_deref())
+                    }
+                    _ => compose::change_ack(self.card.assignee.as_ref(), self.card.ticket.as_deref()),
+                };
+                (text, ReplyKind::Plain, Phase::Acknowledged)
+            }
+            Draft::Offline => (self.offline_first_answer(), ReplyKind::Answer, Phase::Helping),
+            Draft::Ready(text) => (text.clone(), ReplyKind::Answer, Phase::Helping),
         };
-        self.phase = Phase::Answered;
+        self.set_phase(next);
         tracing::info!(
             thread = %self.root,
             category = self.triage.category.as_str(),
@@ -270,12 +455,12 @@ impl ThreadActor {
             answer_len = text.len(),
             "first answer"
         );
-        self.post(text, ctx);
+        self.post(text, kind, ctx);
     }
 
-    /// Posts `text` in the thread (split if long) with the state as metadata; the turn ends
-    /// when it is posted, then queued follow-ups run.
-    fn post(&mut self, text: String, ctx: &mut Context<Self>) {
+    /// Posts `text` in the thread (split if long; the button and the state on the last part);
+    /// the turn ends when it is posted, then queued follow-ups run.
+    fn post(&mut self, text: String, kind: ReplyKind, ctx: &mut Context<Self>) {
         self.busy = true;
         let slack = self.s.slack.clone();
         let (channel, thread) = (self.channel.clone(), self.root.clone());
@@ -283,36 +468,50 @@ impl ThreadActor {
         let fut = async move {
             let parts = split_message(&text, MAX_MESSAGE_CHARS);
             let last = parts.len().saturating_sub(1);
+            let mut posted = Vec::new();
             for (i, part) in parts.into_iter().enumerate() {
-                let meta = (i == last).then(|| metadata.clone());
-                slack.post_message(&channel, Some(&thread), &part, meta).await?;
+                let is_last = i == last;
+                let blocks =
+                    (is_last && kind == ReplyKind::Answer).then(|| compose::answer_blocks(&part, &thread));
+                let meta = is_last.then(|| metadata.clone());
+                posted.push(slack.post_blocks(&channel, Some(&thread), &part, blocks, meta).await?);
             }
-            Ok::<_, crate::slack::SlackError>(())
+            Ok::<_, SlackError>(posted)
         };
         ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
-            if let Err(e) = result {
-                tracing::error!(thread = %act.root, error = %e, "reply not posted");
+            match result {
+                Ok(posted) => act.bot_messages.extend(posted),
+                Err(e) => tracing::error!(thread = %act.root, error = %e, "reply not posted"),
             }
             act.busy = false;
-            if let Some(next) = act.queue.pop_front() {
-                act.on_requester_message(next, ctx);
-            }
+            act.next_in_queue(ctx);
         }));
     }
 
-    /// The durable thread state, written on every bot reply (no personal data but the ids IT
-    /// needs to continue: ticket and assignee).
-    fn state_metadata(&self) -> serde_json::Value {
+    fn next_in_queue(&mut self, ctx: &mut Context<Self>) {
+        while !self.busy {
+            let Some(next) = self.queue.pop_front() else { return };
+            self.on_requester_message(next, false, ctx);
+        }
+    }
+
+    /// The durable thread state, written on every bot reply. No message text, no names: the
+    /// ticket key, the assignee's id, counts, flags and the article used.
+    fn state_metadata(&self) -> Value {
         json!({
-            "event_type": "itbot_thread_state",
+            "event_type": STATE_EVENT_TYPE,
             "event_payload": {
                 "v": 1,
+                "phase": self.phase.as_str(),
                 "category": self.triage.category.as_str(),
                 "ticket": self.card.ticket,
                 "assignee": self.card.assignee,
                 "attempts": self.failed_attempts,
                 "escalated": self.escalated,
                 "resolved": self.phase == Phase::Resolved,
+                "article": self.article.as_ref().map(|a| a.slug.clone()),
+                "gave_alternative": self.gave_alternative,
+                "tried": self.tried,
             }
         })
     }
@@ -320,55 +519,63 @@ impl ThreadActor {
     fn on_reply(&mut self, message: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
         let Some(author) = message.user.clone() else { return };
         if author != self.requester {
-            let is_staff = self.card.assignee.as_ref() == Some(&author)
-                || self.s.settings.escalation.it_staff.iter().any(|id| id == author.as_str());
-            if is_staff && self.phase != Phase::HumanTookOver {
+            if self.is_staff(&author) && self.phase != Phase::HumanTookOver {
                 tracing::info!(thread = %self.root, "a person from IT took over; the bot goes quiet");
-                self.phase = Phase::HumanTookOver;
+                self.set_phase(Phase::HumanTookOver);
+            } else if mentioned && compose::is_help_request(message.text.expose()) {
+                self.post(compose::help_text(&self.s.channel_name), ReplyKind::Plain, ctx);
             }
             return;
         }
-        match self.phase {
-            Phase::HumanTookOver if !mentioned => return,
-            Phase::HumanTookOver | Phase::Resolved => self.phase = Phase::Answered,
-            Phase::Escalated if !mentioned => return,
-            Phase::Preparing => {
-                // Details added before the first answer: they shape the next turns.
-                let extra = format!("{}\n{}", self.question.expose(), message.text.expose());
-                self.question = UserText::new(extra);
-                return;
-            }
-            _ => {}
+        if self.phase == Phase::Preparing {
+            // Details added before the first answer shape the next turns.
+            let extra = format!("{}\n{}", self.question.expose(), message.text.expose());
+            self.question = UserText::new(extra);
+            return;
         }
         if self.busy {
             self.queue.push_back(message);
             return;
         }
-        self.on_requester_message(message, ctx);
+        self.on_requester_message(message, mentioned, ctx);
     }
 
-    fn on_requester_message(&mut self, message: SlackMessage, ctx: &mut Context<Self>) {
-        let outcome = triage::outcome(message.text.expose());
-        tracing::info!(thread = %self.root, outcome = ?outcome, "follow-up");
+    fn on_requester_message(&mut self, message: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
+        if mentioned && compose::is_help_request(message.text.expose()) {
+            self.post(compose::help_text(&self.s.channel_name), ReplyKind::Plain, ctx);
+            return;
+        }
+        let outcome = self.s.rules.outcome(message.text.expose());
+        tracing::info!(thread = %self.root, phase = self.phase.as_str(), outcome = outcome.as_str(), mentioned, "follow-up");
+        match self.phase {
+            Phase::Acknowledged | Phase::Escalated | Phase::HumanTookOver if !mentioned => {
+                if outcome == Outcome::WantsHuman && self.phase == Phase::Acknowledged {
+                    self.escalate("request", ctx);
+                }
+                return;
+            }
+            Phase::Acknowledged | Phase::Escalated | Phase::HumanTookOver | Phase::Resolved => {
+                self.set_phase(if self.escalated { Phase::Escalated } else { Phase::Helping });
+            }
+            Phase::Preparing | Phase::Helping | Phase::OfferedHuman => {}
+        }
         match outcome {
             Outcome::WantsHuman => self.escalate("request", ctx),
             Outcome::Worked => {
-                self.phase = Phase::Resolved;
-                if self.s.settings.slack.reaction_markers {
-                    self.mark("white_check_mark");
-                }
-                self.post(compose::closing(), ctx);
+                self.set_phase(Phase::Resolved);
+                self.mark("white_check_mark");
+                self.post(compose::closing(), ReplyKind::Plain, ctx);
             }
             Outcome::Failed => {
                 self.failed_attempts += 1;
                 let max = self.s.settings.escalation.max_failed_attempts;
-                if self.failed_attempts >= max {
-                    if self.s.settings.escalation.auto || self.offered_escalation {
-                        self.escalate("attempts", ctx);
-                    } else {
-                        self.offered_escalation = true;
-                        self.post(compose::offer_escalation(self.failed_attempts), ctx);
-                    }
+                if self.phase == Phase::OfferedHuman
+                    || (self.failed_attempts >= max && self.s.settings.escalation.auto)
+                {
+                    self.escalate("attempts", ctx);
+                } else if self.failed_attempts >= max && !self.escalated {
+                    self.set_phase(Phase::OfferedHuman);
+                    self.post(compose::offer_escalation(self.failed_attempts), ReplyKind::Answer, ctx);
                 } else {
                     self.next_turn(message, true, ctx);
                 }
@@ -382,33 +589,25 @@ impl ThreadActor {
         let text = self.for_llm(message.text.expose());
         let sendable = text.is_some();
         self.conversation.extend(text.map(|t| (Role::User, t)));
-        let Some(openai) = self.s.openai.clone().filter(|_| sendable && !self.conversation.is_empty()) else {
-            let answer = if failed && !self.gave_alternative {
-                self.gave_alternative = true;
-                if let Some(a) = &self.article {
-                    self.tried.push(format!("the second approach from *{}*", a.title));
-                }
-                compose::offline_retry_answer(self.article.as_ref())
-            } else if failed {
-                compose::offline_retry_answer(None)
-            } else {
-                let found = self.s.kb.search(message.text.expose(), 1).first().map(|h| h.article.clone());
-                let other = found.filter(|a| Some(&a.slug) != self.article.as_ref().map(|x| &x.slug));
-                compose::offline_follow_up(other.as_ref())
-            };
-            self.post(answer, ctx);
+        if self.conversation.len() > MAX_TURNS {
+            let excess = self.conversation.len() - MAX_TURNS;
+            self.conversation.drain(..excess);
+        }
+        let Some(openai) = self.s.openai.clone().filter(|_| sendable) else {
+            let answer = self.offline_next(&message, failed);
+            self.post(answer, ReplyKind::Answer, ctx);
             return;
         };
         self.busy = true;
         let articles = compose::articles_for(&self.s.kb, self.question.expose());
         let messages = compose::prompt(&self.s.settings, &articles, &self.conversation);
-        let timeout = Duration::from_secs(self.s.settings.openai.timeout_secs * 3 + 10);
-        let fut = async move { openai.send(Complete { messages }).timeout(timeout).await };
+        let timeout = self.llm_timeout();
+        let fut = async move { openai.send(Complete::answer(messages)).timeout(timeout).await };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             let text = match result {
                 Ok(Ok(c)) => {
                     act.conversation.push((Role::Assistant, c.content.clone()));
-                    act.tried.push("a follow-up suggestion".into());
+                    act.tried.push(if failed { "a different approach".into() } else { "answers to follow-up questions".into() });
                     llm_answer(&c.content)
                 }
                 other => {
@@ -418,24 +617,81 @@ impl ThreadActor {
                         Ok(Ok(_)) => String::new(),
                     };
                     tracing::warn!(thread = %act.root, error = %reason, "LLM failed on a follow-up; answering offline");
-                    if failed {
-                        compose::offline_retry_answer(act.article.as_ref())
-                    } else {
-                        compose::offline_follow_up(None)
-                    }
+                    act.offline_next(&message, failed)
                 }
             };
-            act.post(text, ctx);
+            act.post(text, ReplyKind::Answer, ctx);
         }));
     }
 
-    /// Hands the thread to a person, once.
+    /// The next answer without the LLM: the article's second approach after a failure, or the
+    /// article that fits the new details.
+    fn offline_next(&mut self, message: &SlackMessage, failed: bool) -> String {
+        if failed && !self.gave_alternative {
+            self.gave_alternative = true;
+            if let Some(a) = &self.article {
+                self.tried.push(format!("the second approach from *{}*", a.title));
+            }
+            return compose::offline_retry_answer(self.article.as_ref());
+        }
+        if failed {
+            return compose::offline_retry_answer(None);
+        }
+        let found = self.s.kb.search(message.text.expose(), 1).first().map(|h| h.article.clone());
+        let other = found.filter(|a| Some(&a.slug) != self.article.as_ref().map(|x| &x.slug));
+        compose::offline_follow_up(other.as_ref())
+    }
+
+    /// Hands the thread to a person, once: the thread's state in Slack is read first, so a
+    /// restart or another replica that already escalated is respected.
     fn escalate(&mut self, trigger: &'static str, ctx: &mut Context<Self>) {
         if self.escalated {
+            tracing::info!(thread = %self.root, trigger, "already escalated; not again");
+            if trigger != "attempts" {
+                // Tell the requester privately, so repeated clicks or asks make no channel noise.
+                let slack = self.s.slack.clone();
+                let (channel, user, thread) =
+                    (self.channel.clone(), self.requester.clone(), self.root.clone());
+                actix_rt::spawn(async move {
+                    if let Err(e) =
+                        slack.post_ephemeral(&channel, &user, Some(&thread), compose::ALREADY_ESCALATED).await
+                    {
+                        tracing::debug!(error = %e, "already-escalated note not delivered");
+                    }
+                });
+            }
             return;
         }
         self.escalated = true;
-        self.phase = Phase::Escalated;
+        self.busy = true;
+        let slack = self.s.slack.clone();
+        let (channel, root) = (self.channel.clone(), self.root.clone());
+        let bot = self.s.identity.user_id.clone();
+        let fut = async move { slack.thread_messages(&channel, &root).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.busy = false;
+            let elsewhere = match &result {
+                Ok(messages) => messages.iter().any(|m| {
+                    m["user"].as_str() == Some(bot.as_str())
+                        && m.pointer("/metadata/event_type").and_then(Value::as_str) == Some(STATE_EVENT_TYPE)
+                        && m.pointer("/metadata/event_payload/escalated").and_then(Value::as_bool) == Some(true)
+                }),
+                Err(e) => {
+                    tracing::warn!(thread = %act.root, error = %e, "thread state not checked before escalating");
+                    false
+                }
+            };
+            act.set_phase(Phase::Escalated);
+            if elsewhere {
+                tracing::info!(thread = %act.root, trigger, "escalated earlier (restart or another replica); not again");
+                act.next_in_queue(ctx);
+                return;
+            }
+            act.post_escalation(trigger, ctx);
+        }));
+    }
+
+    fn post_escalation(&mut self, trigger: &'static str, ctx: &mut Context<Self>) {
         let fallback = &self.s.settings.escalation.fallback_mention;
         let mention = match &self.card.assignee {
             Some(a) => Some(format!("<@{a}>")),
@@ -443,6 +699,7 @@ impl ThreadActor {
             None => None,
         };
         tracing::info!(thread = %self.root, trigger, assignee_known = self.card.assignee.is_some(), "escalation");
+        self.mark("sos");
         let text = compose::escalation(
             mention.as_deref(),
             &compose::Brief {
@@ -453,15 +710,35 @@ impl ThreadActor {
                 trigger,
             },
         );
-        self.post(text, ctx);
+        self.post(text, ReplyKind::Plain, ctx);
     }
 
+    /// A reaction marker on the root, when `slack.reaction_markers` is on; failures are quiet.
     fn mark(&self, name: &'static str) {
+        if !self.s.settings.slack.reaction_markers {
+            return;
+        }
         let slack = self.s.slack.clone();
         let (channel, ts) = (self.channel.clone(), self.root.clone());
         actix_rt::spawn(async move {
             if let Err(e) = slack.add_reaction(&channel, &ts, name).await {
-                tracing::warn!(error = %e, "reaction marker not added");
+                tracing::debug!(error = %e, "reaction marker not added");
+            }
+        });
+    }
+
+    fn on_get_human(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        if user == self.requester {
+            self.escalate("button", ctx);
+            return;
+        }
+        tracing::info!(thread = %self.root, "get-a-human pressed by someone else; told privately");
+        let slack = self.s.slack.clone();
+        let (channel, thread) = (self.channel.clone(), self.root.clone());
+        let text = compose::button_not_yours(&self.requester);
+        actix_rt::spawn(async move {
+            if let Err(e) = slack.post_ephemeral(&channel, &user, Some(&thread), &text).await {
+                tracing::debug!(error = %e, "note to the clicker not delivered");
             }
         });
     }
@@ -472,12 +749,21 @@ fn llm_answer(markdown: &str) -> String {
     format!("{}\n\n{}", markdown_to_mrkdwn(markdown.trim()), compose::HOW_TO_CONTINUE)
 }
 
+/// The bot's reply without the how-to-continue footer (LLM context).
+fn strip_footer(text: &str) -> String {
+    text.replace(compose::HOW_TO_CONTINUE, "").trim().to_string()
+}
+
 impl Actor for ThreadActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
         self.reset_idle(ctx);
+        if self.phase != Phase::Preparing {
+            // Resumed from Slack: nothing to prepare.
+            return;
+        }
         if self.s.settings.slack.status_indicator {
             let slack = self.s.slack.clone();
             let (channel, thread) = (self.channel.clone(), self.root.clone());
@@ -487,9 +773,7 @@ impl Actor for ThreadActor {
                 }
             });
         }
-        if self.s.settings.slack.reaction_markers {
-            self.mark("eyes");
-        }
+        self.mark("eyes");
         self.prepare(ctx);
         let wait = Duration::from_secs(self.s.settings.assist.wait_secs);
         ctx.run_later(wait, |act, ctx| {
@@ -499,7 +783,13 @@ impl Actor for ThreadActor {
             }
             act.maybe_post_first(ctx);
         });
-        tracing::info!(thread = %self.root, category = self.triage.category.as_str(), rules = ?self.triage.matched, "ticket triaged");
+        tracing::info!(
+            thread = %self.root,
+            category = self.triage.category.as_str(),
+            confident = self.triage.confident,
+            rules = self.triage.matched.len(),
+            "ticket triaged"
+        );
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -527,11 +817,10 @@ impl Handler<ThreadEvent> for ThreadActor {
             }
             ThreadEvent::RootEdited(text) => {
                 if self.phase == Phase::Preparing {
-                    tracing::info!(thread = %self.root, "root edited before the answer; re-preparing");
+                    tracing::info!(thread = %self.root, "root edited before the answer; preparing again");
                     self.question = text;
-                    self.triage = triage::classify(self.question.expose());
+                    self.triage = self.s.rules.classify(self.question.expose());
                     self.prepare(ctx);
-                    self.maybe_post_first(ctx);
                 }
             }
             ThreadEvent::RootDeleted => {
@@ -539,13 +828,18 @@ impl Handler<ThreadEvent> for ThreadActor {
                 ctx.stop();
             }
             ThreadEvent::Reaction { user, reaction, ts } => {
-                if THUMBS_DOWN.contains(&reaction.as_str()) && ts != self.root {
-                    if user == self.requester {
-                        self.escalate("thumbs_down", ctx);
-                    } else {
-                        tracing::info!(thread = %self.root, "thumbs down from someone else recorded as feedback");
-                    }
+                if !THUMBS_DOWN.contains(&reaction.as_str()) || !self.bot_messages.contains(&ts) {
+                    return;
                 }
+                if user == self.requester {
+                    self.escalate("thumbs_down", ctx);
+                } else {
+                    tracing::info!(thread = %self.root, "thumbs down from someone else recorded as feedback");
+                }
+            }
+            ThreadEvent::GetHuman { user, message_ts } => {
+                tracing::debug!(thread = %self.root, message = %message_ts, "get a human");
+                self.on_get_human(user, ctx);
             }
             ThreadEvent::Stop => ctx.stop(),
         }

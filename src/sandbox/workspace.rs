@@ -297,6 +297,61 @@ impl Workspace {
         }
     }
 
+    /// A user clicks a button (`action_id`, `value`) on a message: a `block_actions` payload in
+    /// an `interactive` envelope, sent once (Slack does not redeliver interactions). Returns
+    /// false when no socket is open.
+    pub fn click_button(
+        &self,
+        user_id: &str,
+        channel: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+    ) -> bool {
+        let channel = self.channel_id(channel);
+        let mut st = self.inner.lock();
+        let thread_ts = st
+            .messages
+            .iter()
+            .find(|m| m.channel == channel && m.ts == message_ts)
+            .and_then(|m| m.thread_ts.clone());
+        let action_ts = st.next_ts();
+        let mut container = json!({
+            "type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false,
+        });
+        if let Some(t) = &thread_ts {
+            container["thread_ts"] = json!(t);
+        }
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user_id, "team_id": self.inner.ids.team_id},
+            "api_app_id": self.inner.ids.own.app_id,
+            "token": self.inner.ids.verification_token,
+            "container": container,
+            "trigger_id": format!("{}.{}", now_secs(), uuid()),
+            "team": {"id": self.inner.ids.team_id},
+            "channel": {"id": channel},
+            "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts},
+            "actions": [{
+                "type": "button", "action_id": action_id, "block_id": "itbot", "value": value,
+                "text": {"type": "plain_text", "text": "button"}, "action_ts": action_ts,
+            }],
+        });
+        let envelope_id = uuid();
+        let frame = json!({
+            "envelope_id": envelope_id, "payload": payload, "type": "interactive", "accepts_response_payload": false,
+        })
+        .to_string();
+        let Some(conn) = st.pick_conn() else { return false };
+        if conn.tx.send(Outgoing::Text(frame)).is_err() {
+            return false;
+        }
+        // Acks of this envelope are counted like any other; no delivery has key u64::MAX.
+        st.envelopes.insert(envelope_id, (u64::MAX, false));
+        st.envelopes_sent += 1;
+        true
+    }
+
     /// Every stored message and every ephemeral post, in order, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Posted> {
         self.inner.posted_tx.subscribe()

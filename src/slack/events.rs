@@ -54,6 +54,17 @@ pub enum Event {
     Deleted { channel: ChannelId, ts: Ts, thread_ts: Option<Ts> },
     /// A reaction on a message.
     Reaction { user: UserId, reaction: String, channel: ChannelId, ts: Ts },
+    /// A button was clicked on one of the bot's messages (an `interactive` envelope).
+    Action {
+        user: UserId,
+        channel: ChannelId,
+        /// The message that carried the button.
+        message_ts: Ts,
+        /// That message's thread, when it is a reply.
+        thread_ts: Option<Ts>,
+        action_id: String,
+        value: String,
+    },
     /// Anything else (other subtypes, event types, reactions on files); `kind` says what.
     Other { kind: String },
 }
@@ -67,6 +78,7 @@ impl Event {
             Event::Edited(_) => "message_changed",
             Event::Deleted { .. } => "message_deleted",
             Event::Reaction { .. } => "reaction_added",
+            Event::Action { .. } => "block_actions",
             Event::Other { kind } => kind,
         }
     }
@@ -150,6 +162,51 @@ fn parse_message_family(ev: &Value) -> Result<Event, EventError> {
         }
         Some(other) => Ok(Event::Other { kind: format!("message.{other}") }),
     }
+}
+
+/// Parses an `interactive` payload: a `block_actions` click becomes [`Event::Action`] (the first
+/// action); other interaction types are `Other`.
+pub fn parse_interactive(payload: &Value) -> Result<Event, EventError> {
+    let kind = s(payload, "type").unwrap_or_default();
+    if kind != "block_actions" {
+        return Ok(Event::Other { kind: format!("interactive.{kind}") });
+    }
+    let missing = |field| EventError::Missing { kind: "block_actions".into(), field };
+    let action = payload.pointer("/actions/0").ok_or_else(|| missing("actions"))?;
+    let channel = payload
+        .pointer("/channel/id")
+        .or_else(|| payload.pointer("/container/channel_id"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing("channel.id"))?;
+    let message_ts = payload
+        .pointer("/container/message_ts")
+        .or_else(|| payload.pointer("/message/ts"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing("container.message_ts"))?;
+    let thread_ts = payload
+        .pointer("/container/thread_ts")
+        .or_else(|| payload.pointer("/message/thread_ts"))
+        .and_then(Value::as_str)
+        .map(Ts::from);
+    Ok(Event::Action {
+        user: UserId(
+            payload.pointer("/user/id").and_then(Value::as_str).ok_or_else(|| missing("user.id"))?.into(),
+        ),
+        channel: ChannelId::from(channel),
+        message_ts: Ts::from(message_ts),
+        thread_ts,
+        action_id: s(action, "action_id").unwrap_or_default(),
+        value: s(action, "value").unwrap_or_default(),
+    })
+}
+
+/// A message as `conversations.history`/`conversations.replies` return it (no `channel` field;
+/// the caller knows it), with its `metadata` when asked for.
+pub fn history_message(m: &Value, channel: &ChannelId) -> Option<(Message, Option<Value>)> {
+    let mut with_channel = m.clone();
+    with_channel["channel"] = Value::String(channel.0.clone());
+    let message = message_fields(&with_channel, &with_channel, "history").ok()?;
+    Some((message, m.get("metadata").cloned()))
 }
 
 /// Reads a message's fields from `m`; the channel may sit on the outer event instead.
@@ -277,6 +334,23 @@ mod tests {
         let t = blocks_text(&blocks);
         assert!(t.contains("Ticket IT-7 created."), "{t}");
         assert!(t.contains("Assignee: <@U9>"), "{t}");
+    }
+
+    #[test]
+    fn a_button_click_becomes_an_action_with_its_thread() {
+        let payload = json!({"type":"block_actions","user":{"id":"U1"},"channel":{"id":"C1"},
+            "container":{"type":"message","message_ts":"2.0","thread_ts":"1.0","channel_id":"C1"},
+            "actions":[{"action_id":"itbot_get_human","value":"1.0","type":"button"}]});
+        let Event::Action { user, message_ts, thread_ts, action_id, .. } =
+            parse_interactive(&payload).unwrap()
+        else {
+            panic!("not an action")
+        };
+        assert_eq!((user.as_str(), message_ts.as_str()), ("U1", "2.0"));
+        assert_eq!(thread_ts.unwrap().as_str(), "1.0");
+        assert_eq!(action_id, "itbot_get_human");
+        assert!(matches!(parse_interactive(&json!({"type":"shortcut"})), Ok(Event::Other { .. })));
+        assert!(parse_interactive(&json!({"type":"block_actions"})).is_err());
     }
 
     #[test]
