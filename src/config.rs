@@ -88,6 +88,8 @@ pub struct TriageSettings {
     pub problem: Vec<String>,
     pub access: Vec<String>,
     pub change: Vec<String>,
+    /// Request forms ("can I get", "please"): they strengthen access and change.
+    pub request: Vec<String>,
     /// Which category wins when several match.
     pub precedence: Vec<String>,
 }
@@ -458,6 +460,7 @@ impl Settings {
             ("triage.problem", &self.triage.problem),
             ("triage.access", &self.triage.access),
             ("triage.change", &self.triage.change),
+            ("triage.request", &self.triage.request),
             ("followup.human", &self.followup.human),
             ("followup.failed", &self.followup.failed),
             ("followup.worked", &self.followup.worked),

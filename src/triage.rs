@@ -94,14 +94,20 @@ impl PhraseSet {
                 symbols.push(i);
                 continue;
             }
-            let body: Vec<String> = p
-                .split_whitespace()
-                .map(
-                    |w| if w == "*" { r"\S+(?: \S+){0,2}".to_string() } else { regex::escape(&normalise(w)) },
-                )
-                .filter(|w| !w.is_empty())
-                .collect();
-            patterns.push(format!("(?:^| ){}(?: |$)", body.join(" ")));
+            // Matched against " text " (padded): each word is " word"; "*" is up to five words.
+            let mut pattern = String::new();
+            for w in p.split_whitespace() {
+                if w == "*" {
+                    pattern.push_str(r"(?: \S+){0,5}");
+                } else {
+                    let w = normalise(w);
+                    if !w.is_empty() {
+                        pattern.push(' ');
+                        pattern.push_str(&regex::escape(&w));
+                    }
+                }
+            }
+            patterns.push(format!("{pattern} "));
             word_index.push(i);
         }
         Ok(PhraseSet {
@@ -114,8 +120,13 @@ impl PhraseSet {
 
     /// The phrases found in a message (`norm` normalised, `lower` just lowercased).
     fn matches(&self, norm: &str, lower: &str) -> Vec<&str> {
-        let mut found: Vec<&str> =
-            self.words.matches(norm).into_iter().map(|i| self.phrases[self.word_index[i]].as_str()).collect();
+        let padded = format!(" {norm} ");
+        let mut found: Vec<&str> = self
+            .words
+            .matches(&padded)
+            .into_iter()
+            .map(|i| self.phrases[self.word_index[i]].as_str())
+            .collect();
         found.extend(self.symbols.iter().map(|&i| self.phrases[i].as_str()).filter(|p| lower.contains(p)));
         found
     }
@@ -127,6 +138,7 @@ pub struct Rules {
     problem: PhraseSet,
     access: PhraseSet,
     change: PhraseSet,
+    request: PhraseSet,
     precedence: Vec<Category>,
     human: PhraseSet,
     failed: PhraseSet,
@@ -149,6 +161,7 @@ impl Rules {
             problem: PhraseSet::new(&triage.problem)?,
             access: PhraseSet::new(&triage.access)?,
             change: PhraseSet::new(&triage.change)?,
+            request: PhraseSet::new(&triage.request)?,
             precedence: triage.precedence.iter().filter_map(|c| Category::parse(c)).collect(),
             human: PhraseSet::new(&followup.human)?,
             failed: PhraseSet::new(&followup.failed)?,
@@ -159,30 +172,42 @@ impl Rules {
         })
     }
 
-    /// Classifies a new post.
+    /// Classifies a new post. Each kind scores one point per phrase found; a request form
+    /// ("can I get", "please") adds a point to access and change. The problem score must beat
+    /// the best request score to make a request a technical issue ("I need a new laptop, mine
+    /// can't run Docker" is still a change request); on a tie, an explicit request form wins,
+    /// and without one the problem does. `precedence` settles access against change.
     pub fn classify(&self, text: &str) -> Triage {
         let lower = text.to_lowercase();
         let norm = normalise(&strip_slack_markup(text));
-        let hits = [
-            (Category::Technical, self.problem.matches(&norm, &lower)),
-            (Category::Change, self.change.matches(&norm, &lower)),
-            (Category::Access, self.access.matches(&norm, &lower)),
-        ];
-        let kinds: Vec<Category> = hits.iter().filter(|(_, m)| !m.is_empty()).map(|(c, _)| *c).collect();
-        let winner = self.precedence.iter().find(|c| kinds.contains(c)).copied();
-        match winner {
-            Some(category) => {
-                let matched = hits
-                    .iter()
-                    .find(|(c, _)| *c == category)
-                    .map(|(_, m)| m.iter().map(|s| s.to_string()).collect())
-                    .unwrap_or_default();
-                // Unsure when a request matched both ways (access and change) with no problem.
-                let confident = kinds.len() == 1 || category == Category::Technical;
-                Triage { category, matched, confident }
+        let problem = self.problem.matches(&norm, &lower);
+        let access = self.access.matches(&norm, &lower);
+        let change = self.change.matches(&norm, &lower);
+        let request = self.request.matches(&norm, &lower);
+        let rank = |c: Category| self.precedence.iter().position(|p| *p == c).unwrap_or(usize::MAX);
+        let (req_category, req_hits) = match (access.len(), change.len()) {
+            (0, 0) => (None, vec![]),
+            (a, c) if a > c || (a == c && rank(Category::Access) < rank(Category::Change)) => {
+                (Some(Category::Access), access.clone())
             }
-            None => Triage { category: Category::Technical, matched: vec![], confident: false },
+            _ => (Some(Category::Change), change.clone()),
+        };
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let Some(req_category) = req_category else {
+            // Nothing asked for: a problem or a question. Unsure when nothing matched at all.
+            let confident = !problem.is_empty();
+            return Triage { category: Category::Technical, matched: owned(&problem), confident };
+        };
+        let req_score = req_hits.len() + request.len();
+        let technical = problem.len() > req_score || (problem.len() == req_score && request.is_empty());
+        if technical {
+            return Triage { category: Category::Technical, matched: owned(&problem), confident: true };
         }
+        let mut matched = owned(&req_hits);
+        matched.extend(owned(&request));
+        // Unsure when access and change tie, or a problem nearly outweighs the request.
+        let confident = access.len() != change.len() && problem.len() + 1 < req_score;
+        Triage { category: req_category, matched, confident }
     }
 
     /// Classifies a follow-up. A wish for a person anywhere wins; otherwise the last clause that
