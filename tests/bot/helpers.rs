@@ -51,12 +51,18 @@ pub async fn spawn(setup: Setup) -> TestApp {
     } else {
         None
     };
-    let mut config = config_for(&ws);
-    if let Some(llm) = &llm {
+    let bot = start_bot(&ws, llm.as_ref(), setup.tweak).await;
+    TestApp { ws, bot, llm }
+}
+
+/// Starts a bot on the workspace and waits until it is connected.
+pub async fn start_bot(ws: &Workspace, llm: Option<&FakeOpenAi>, tweak: Option<Tweak>) -> Bot {
+    let mut config = config_for(ws);
+    if let Some(llm) = llm {
         config.env.openai_base_url = llm.base_url();
         config.env.openai_api_key = Some("sk-test-key".to_string().into());
     }
-    if let Some(tweak) = setup.tweak {
+    if let Some(tweak) = tweak {
         tweak(&mut config);
     }
     let bot = Bot::start(config, StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) })
@@ -68,7 +74,7 @@ pub async fn spawn(setup: Setup) -> TestApp {
         async move { ready.then_some(()) }
     })
     .await;
-    TestApp { ws, bot, llm }
+    bot
 }
 
 /// Polls `check` every 20 ms until it yields a value, or panics naming `what` at the deadline.
@@ -88,6 +94,31 @@ where
 }
 
 impl TestApp {
+    /// Stops the bot and starts a new one on the same workspace, as a redeploy would: the new
+    /// one knows nothing but what Slack holds.
+    pub async fn restart(&mut self, tweak: Option<Tweak>) {
+        self.bot.stop().await;
+        wait_for("the old sockets to close", || {
+            let open = self.ws.open_connections();
+            async move { (open == 0).then_some(()) }
+        })
+        .await;
+        self.bot = start_bot(&self.ws, self.llm.as_ref(), tweak).await;
+    }
+
+    /// The bot's replies whose text contains `needle`.
+    pub fn bot_replies_with(&self, thread: &str, needle: &str) -> usize {
+        self.bot_replies(thread).iter().filter(|p| p.text.contains(needle)).count()
+    }
+
+    /// Posts a control ticket and waits for its answer: everything sent before it has been
+    /// routed and acted on by then (events reach the bot in order on its sockets).
+    pub async fn control(&self) {
+        let zed = self.ws.user_id("zed");
+        let ts = self.ws.post(&zed, &self.it(), "my zoom camera is not working", None);
+        self.wait_bot_replies(&ts, 1).await;
+    }
+
     pub fn it(&self) -> String {
         self.ws.it_channel().to_string()
     }
