@@ -125,7 +125,7 @@ pub fn offline_follow_up(article: Option<&Article>) -> String {
 pub fn offer_escalation(failed_attempts: u32) -> String {
     format!(
         "I've suggested {failed_attempts} fixes and this still isn't working, so I'll stop guessing. \
-         React with :-1: on this message or reply \"human\" and I'll hand this thread to IT with a summary."
+         Press *Get a human*, react with :-1: or reply \"human\" and I'll hand this thread to IT with a summary."
     )
 }
 

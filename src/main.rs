@@ -24,7 +24,7 @@ enum Command {
     /// The whole bot against a simulated Slack workspace on loopback, in the terminal.
     /// Reads the conversation from stdin: a plain line posts a new ticket, `> text` replies in
     /// the current thread, `/react -1` puts a thumbs-down on the bot's last message,
-    /// `/as NAME` speaks as someone else, `/quit` ends.
+    /// `/human` presses its "Get a human" button, `/as NAME` speaks as someone else, `/quit` ends.
     Sandbox {
         /// Play a built-in script instead of reading stdin.
         #[arg(long)]

@@ -84,7 +84,9 @@ fn the_demo_plays_without_input_and_exits_cleanly() {
     assert!(out.status.success(), "exit {:?}\n{}", out.status, text(&out.stderr));
     assert!(stdout.contains("different approach"), "no follow-up in the demo:\n{stdout}");
     assert!(stdout.contains("Access requests are provisioned by IT"), "no access ack:\n{stdout}");
-    assert!(stdout.contains("could you take this one?"), "no escalation:\n{stdout}");
+    assert!(stdout.contains("I'll stop guessing"), "no escalation offer after two failures:\n{stdout}");
+    assert_eq!(stdout.matches("could you take this one?").count(), 2, "escalations:\n{stdout}");
+    assert!(stdout.contains("glad that sorted it"), "no closing reply:\n{stdout}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! Input lines: a plain line posts a new ticket as the current person; `> text` replies in the
 //! current thread; `/react -1` puts that reaction on the bot's last message in the current thread;
-//! `/as NAME` switches person; `/thread N` switches thread; `/quit` ends. Before each line the
+//! `/human` presses its "Get a human" button; `/as NAME` switches person; `/thread N` switches
+//! thread; `/quit` ends. Before each line the
 //! driver waits for the bot to finish answering (with a deadline), so a piped script reads like a
 //! real conversation. At the end of input it waits for replies still in flight, then exits.
 
@@ -31,13 +32,17 @@ pub const DEMO_SCRIPT: &str = "\
 /as alice
 My VPN won't connect from home, the AWS VPN Client just spins on connecting
 > still not working, same thing after a restart
-> that worked, thanks!
+> nope, still the same
+> yes please, get me a human
 /as bob
 I need access to Snowflake for the finance dashboards
 /as carol
 please add me to the design group in Google
 /as erin
 got a new phone and Okta Verify isn't sending me push notifications
+> that fixed it, thanks!
+/as frank
+zoom can't hear anyone in meetings
 /react -1
 ";
 
@@ -103,7 +108,9 @@ pub async fn run(config: Config, options: Options) -> Result<(), String> {
         .map_err(|_| "the bot did not connect to the simulated workspace".to_string())?;
 
     println!("itbot sandbox: simulated workspace on {}, answers from {llm}.", ws.api_url());
-    println!("Type a problem to open a ticket, `> text` to reply, `/react -1`, `/as NAME`, `/quit`.");
+    println!(
+        "Type a problem to open a ticket, `> text` to reply, `/react -1`, `/human`, `/as NAME`, `/quit`."
+    );
     println!();
 
     let mut driver = Driver {
@@ -221,11 +228,35 @@ impl Driver {
                     );
                     self.ws.react(&user, &self.it_channel, &ts, reaction);
                 }
+                "human" | "button" => {
+                    let Some(thread) = self.current_thread.clone() else {
+                        println!("{}", dim("(no thread yet: post a problem first)"));
+                        return true;
+                    };
+                    let Some(ts) = self.threads.get(&thread).and_then(|t| t.last_bot_ts.clone()) else {
+                        println!("{}", dim("(the bot has not answered in this thread yet)"));
+                        return true;
+                    };
+                    let user = self.ws.user_id(&self.person);
+                    if let Some(view) = self.threads.get_mut(&thread) {
+                        if view.requester == self.person && !view.escalated {
+                            view.awaiting += 1;
+                        }
+                    }
+                    println!("{}", dim(&format!("  {} pressed \"Get a human\"", self.person)));
+                    self.ws.click_button(
+                        &user,
+                        &self.it_channel,
+                        &ts,
+                        crate::compose::GET_HUMAN_ACTION,
+                        &thread,
+                    );
+                }
                 "thread" => match arg.parse::<usize>().ok().and_then(|n| self.order.get(n.wrapping_sub(1))) {
                     Some(t) => self.current_thread = Some(t.clone()),
                     None => println!("{}", dim("(no such thread)")),
                 },
-                _ => println!("{}", dim("(commands: /as NAME, /react -1, /thread N, /quit)")),
+                _ => println!("{}", dim("(commands: /as NAME, /react -1, /human, /thread N, /quit)")),
             }
             return true;
         }
