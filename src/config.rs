@@ -132,6 +132,8 @@ pub struct OpenAiSettings {
 #[serde(deny_unknown_fields)]
 pub struct HistorySettings {
     pub backfill_messages: usize,
+    pub max_age_days: u64,
+    pub backfill_pace_ms: u64,
     pub max_tickets: usize,
 }
 
@@ -411,6 +413,8 @@ impl Settings {
         range("openai.max_concurrency", self.openai.max_concurrency as f64, 1.0, 64.0)?;
         range("history.backfill_messages", self.history.backfill_messages as f64, 0.0, 5000.0)?;
         range("history.max_tickets", self.history.max_tickets as f64, 0.0, 100_000.0)?;
+        range("history.max_age_days", self.history.max_age_days as f64, 1.0, 3650.0)?;
+        range("history.backfill_pace_ms", self.history.backfill_pace_ms as f64, 0.0, 60_000.0)?;
         range("threads.idle_secs", self.threads.idle_secs as f64, 60.0, 604_800.0)?;
         range("threads.max_live", self.threads.max_live as f64, 1.0, 1_000_000.0)?;
         range("threads.shutdown_grace_secs", self.threads.shutdown_grace_secs as f64, 0.0, 120.0)?;

@@ -18,4 +18,5 @@ pub mod sandbox;
 pub mod slack;
 pub mod startup;
 pub mod telemetry;
+pub mod tickets;
 pub mod triage;

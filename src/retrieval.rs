@@ -25,7 +25,9 @@ fn canonical(word: &str) -> &str {
         "sign-in" | "signin" | "login" | "log-in" | "logon" => "signin",
         "1pass" | "1pw" | "onepassword" => "1password",
         "gh" => "github",
-        "ovpn" | "openvpn" => "vpn",
+        "ovpn" | "openvpn" | "vpn's" => "vpn",
+        "authenticator" | "2-step" | "2sv" | "otp" => "mfa",
+        "laptop" | "laptops" | "notebook" => "mac",
         "can't" | "cant" | "cannot" | "unable" => "cannot",
         "won't" | "wont" => "wont",
         _ => word,
@@ -60,11 +62,14 @@ pub fn tokenize(text: &str) -> Vec<String> {
         }
         out.push(stem(word));
     }
-    // Join "sign in", "log in" into the canonical term the other spellings map to.
+    // Two-word spellings of the canonical terms: "sign in", "log in"; "okta verify" is MFA.
     let words: Vec<&str> = lower.split_whitespace().collect();
     for pair in words.windows(2) {
         if matches!(pair[0], "sign" | "log" | "logged" | "signed") && pair[1].starts_with("in") {
             out.push("signin".to_string());
+        }
+        if pair[0] == "okta" && pair[1].starts_with("verify") {
+            out.push("mfa".to_string());
         }
     }
     out
@@ -76,16 +81,18 @@ pub struct Field<'a> {
     pub weight: f32,
 }
 
-/// BM25 over weighted fields (BM25F with one shared length normalisation).
+/// BM25 over weighted fields (BM25F with one shared length normalisation), kept as an
+/// inverted index so documents can be added and removed one at a time and a query only touches
+/// the documents that share a term with it.
 #[derive(Debug, Default, Clone)]
 pub struct Bm25 {
-    /// Per document: weighted term frequencies.
-    docs: Vec<HashMap<String, f32>>,
-    /// Per document: weighted length.
-    lengths: Vec<f32>,
-    /// Documents containing each term.
-    doc_freq: HashMap<String, usize>,
-    avg_len: f32,
+    /// Term → (document slot → weighted term frequency).
+    postings: HashMap<String, HashMap<usize, f32>>,
+    /// Per slot: the document's terms (for removal) and weighted length; `None` when free.
+    docs: Vec<Option<(Vec<String>, f32)>>,
+    free: Vec<usize>,
+    live: usize,
+    total_len: f32,
 }
 
 /// Saturation and length-normalisation constants; the usual values work for short text.
@@ -93,60 +100,102 @@ const K1: f32 = 1.2;
 const B: f32 = 0.6;
 
 impl Bm25 {
+    /// An index of `documents`, slots numbered in order from 0.
     pub fn build<'a>(documents: impl IntoIterator<Item = Vec<Field<'a>>>) -> Bm25 {
         let mut index = Bm25::default();
         for fields in documents {
-            let mut tf: HashMap<String, f32> = HashMap::new();
-            let mut len = 0.0;
-            for field in fields {
-                for term in tokenize(field.text) {
-                    *tf.entry(term).or_default() += field.weight;
-                    len += field.weight;
-                }
-            }
-            for term in tf.keys() {
-                *index.doc_freq.entry(term.clone()).or_default() += 1;
-            }
-            index.docs.push(tf);
-            index.lengths.push(len);
+            index.add(&fields);
         }
-        let n = index.docs.len().max(1) as f32;
-        index.avg_len = index.lengths.iter().sum::<f32>() / n;
         index
     }
 
+    /// Adds a document; returns its slot (a freed slot is reused).
+    pub fn add(&mut self, fields: &[Field<'_>]) -> usize {
+        let mut tf: HashMap<String, f32> = HashMap::new();
+        let mut len = 0.0;
+        for field in fields {
+            for term in tokenize(field.text) {
+                *tf.entry(term).or_default() += field.weight;
+                len += field.weight;
+            }
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.docs.push(None);
+                self.docs.len() - 1
+            }
+        };
+        let terms: Vec<String> = tf.keys().cloned().collect();
+        for (term, f) in tf {
+            self.postings.entry(term).or_default().insert(slot, f);
+        }
+        self.docs[slot] = Some((terms, len));
+        self.live += 1;
+        self.total_len += len;
+        slot
+    }
+
+    /// Removes the document in `slot` (no-op if free).
+    pub fn remove(&mut self, slot: usize) {
+        let Some(Some((terms, len))) = self.docs.get_mut(slot).map(Option::take) else { return };
+        for term in terms {
+            if let Some(p) = self.postings.get_mut(&term) {
+                p.remove(&slot);
+                if p.is_empty() {
+                    self.postings.remove(&term);
+                }
+            }
+        }
+        self.free.push(slot);
+        self.live -= 1;
+        self.total_len -= len;
+    }
+
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.live == 0
     }
 
-    /// Scores every document for `query`; returns (document, score) with score > 0, best first.
+    /// The score a short document holding every known term of `query` once would get: a scale
+    /// for judging scores independent of the index's size.
+    pub fn ceiling(&self, query: &str) -> f32 {
+        let mut terms = tokenize(query);
+        terms.sort();
+        terms.dedup();
+        let n = self.live as f32;
+        terms
+            .iter()
+            .filter_map(|t| self.postings.get(t))
+            .map(|p| {
+                let df = p.len() as f32;
+                ((n - df + 0.5) / (df + 0.5) + 1.0).ln() * (K1 + 1.0) / (1.0 + K1 * (1.0 - B))
+            })
+            .sum()
+    }
+
+    /// Scores the documents sharing a term with `query`; (slot, score) with score > 0, best first.
     pub fn search(&self, query: &str) -> Vec<(usize, f32)> {
         let mut terms = tokenize(query);
         terms.sort();
         terms.dedup();
-        let n = self.docs.len() as f32;
-        let mut scores: Vec<(usize, f32)> = self
-            .docs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, tf)| {
-                let norm = K1 * (1.0 - B + B * self.lengths[i] / self.avg_len.max(1.0));
-                let score: f32 = terms
-                    .iter()
-                    .filter_map(|t| {
-                        let f = *tf.get(t)?;
-                        let df = *self.doc_freq.get(t)? as f32;
-                        let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-                        Some(idf * f * (K1 + 1.0) / (f + norm))
-                    })
-                    .sum();
-                (score > 0.0).then_some((i, score))
-            })
-            .collect();
+        let n = self.live as f32;
+        let avg_len = (self.total_len / n.max(1.0)).max(1.0);
+        let mut scores: HashMap<usize, f32> = HashMap::new();
+        for t in &terms {
+            let Some(postings) = self.postings.get(t) else { continue };
+            let df = postings.len() as f32;
+            let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+            for (&slot, &f) in postings {
+                let len = self.docs[slot].as_ref().map(|d| d.1).unwrap_or(avg_len);
+                let norm = K1 * (1.0 - B + B * len / avg_len);
+                *scores.entry(slot).or_default() += idf * f * (K1 + 1.0) / (f + norm);
+            }
+        }
+        let mut scores: Vec<(usize, f32)> = scores.into_iter().filter(|(_, s)| *s > 0.0).collect();
         scores.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scores
     }
@@ -179,5 +228,17 @@ mod tests {
         let hits = index.search("my vpn cannot connect");
         assert_eq!(hits[0].0, 0);
         assert!(index.search("printer toner").is_empty());
+    }
+
+    #[test]
+    fn removed_documents_are_not_found_and_their_slot_is_reused() {
+        let mut index = Bm25::default();
+        let a = index.add(&[Field { text: "okta verify new phone", weight: 1.0 }]);
+        let b = index.add(&[Field { text: "vpn profile missing", weight: 1.0 }]);
+        index.remove(a);
+        assert!(index.search("okta verify").is_empty());
+        assert_eq!(index.search("vpn")[0].0, b);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.add(&[Field { text: "zoom audio", weight: 1.0 }]), a);
     }
 }

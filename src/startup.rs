@@ -15,6 +15,7 @@ use crate::actors::openai::{OpenAiActor, OpenAiParams};
 use crate::actors::router::{LiveThreads, RouterActor};
 use crate::actors::slack_api::{SlackApi, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor};
+use crate::actors::tickets::{BackfillPlan, IndexStats, TicketIndexActor};
 use crate::actors::Services;
 use crate::assist::AssistParser;
 use crate::config::{Config, ConfigError};
@@ -58,6 +59,7 @@ pub struct Bot {
     /// Where `/healthz` and `/readyz` are served.
     pub http_addr: SocketAddr,
     router: Addr<RouterActor>,
+    tickets: Addr<TicketIndexActor>,
     sockets: Vec<Addr<SocketActor>>,
     http: actix_web::dev::ServerHandle,
 }
@@ -142,12 +144,27 @@ impl Bot {
         });
         tracing::info!(llm = openai.is_some(), articles = kb.articles().len(), "answer sources ready");
 
+        let tickets = TicketIndexActor::new(
+            config.settings.history.max_tickets,
+            slack.clone(),
+            rules.clone(),
+            BackfillPlan {
+                channel: channel.clone(),
+                bot: identity.user_id.clone(),
+                max_messages: config.settings.history.backfill_messages,
+                max_age_days: config.settings.history.max_age_days,
+                pace: Duration::from_millis(config.settings.history.backfill_pace_ms),
+            },
+        )
+        .start();
+
         let connections = config.settings.slack.connections;
         let services = Arc::new(Services {
             settings: config.settings,
             slack: slack.clone(),
             openai,
             kb,
+            tickets: tickets.clone(),
             assist,
             rules,
             identity,
@@ -160,12 +177,17 @@ impl Bot {
                 SocketActor::new(slot, slack.clone(), router.clone().recipient(), health.clone()).start()
             })
             .collect();
-        Ok(Bot { health, http_addr, router, sockets, http })
+        Ok(Bot { health, http_addr, router, tickets, sockets, http })
     }
 
     /// Live ThreadActors.
     pub async fn live_threads(&self) -> usize {
         self.router.send(LiveThreads).await.unwrap_or(0)
+    }
+
+    /// Past tickets indexed, and whether the startup read of the channel finished.
+    pub async fn past_tickets(&self) -> (usize, bool) {
+        self.tickets.send(IndexStats).await.unwrap_or((0, false))
     }
 
     /// Serves until `shutdown` completes (then closes the sockets so Slack sends events to other

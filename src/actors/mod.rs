@@ -6,6 +6,7 @@ pub mod router;
 pub mod slack_api;
 pub mod socket;
 pub mod thread;
+pub mod tickets;
 
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct Services {
     /// `None` without `OPENAI_API_KEY`: answers come from the knowledge base.
     pub openai: Option<Addr<openai::OpenAiActor>>,
     pub kb: KnowledgeBase,
+    /// The past-ticket index.
+    pub tickets: Addr<tickets::TicketIndexActor>,
     pub assist: AssistParser,
     /// Triage and follow-up rules from `[triage]` and `[followup]`.
     pub rules: crate::triage::Rules,

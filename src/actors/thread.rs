@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use super::openai::Complete;
 use super::router::{LoadedThread, RouterActor, ThreadStopped};
+use super::tickets::{FindSimilar, Forget, Record};
 use super::SharedServices;
 use crate::assist::AssistCard;
 use crate::compose;
@@ -41,6 +42,7 @@ use crate::slack::events::Message as SlackMessage;
 use crate::slack::format::{markdown_to_mrkdwn, split_message, MAX_MESSAGE_CHARS};
 use crate::slack::{ChannelId, SlackError, Ts, UserId};
 use crate::telemetry::UserText;
+use crate::tickets::{Ending, PastTicket, Similar};
 use crate::triage::{Category, Outcome, Triage};
 
 /// Reactions that mean "this did not help".
@@ -172,6 +174,12 @@ pub struct ThreadActor {
     conversation: Vec<(Role, String)>,
     /// Short descriptions of what the bot suggested, for the escalation brief.
     tried: Vec<String>,
+    /// Similar past tickets, found when the first answer is prepared.
+    similar: Vec<Similar>,
+    /// The latest troubleshooting answer posted (the fix, if the requester confirms it).
+    last_answer: Option<String>,
+    /// How the ticket stands, as told to the past-ticket index.
+    ending: Ending,
     failed_attempts: u32,
     escalated: bool,
     phase: Phase,
@@ -209,6 +217,9 @@ impl ThreadActor {
             gave_alternative: false,
             conversation: Vec::new(),
             tried: Vec::new(),
+            similar: Vec::new(),
+            last_answer: None,
+            ending: Ending::Unknown,
             failed_attempts: 0,
             escalated: false,
             phase: Phase::Preparing,
@@ -340,39 +351,70 @@ impl ThreadActor {
         let question = self.question.clone();
         let question = self.for_llm(question.expose());
         self.conversation = question.iter().map(|q| (Role::User, q.clone())).collect();
-        let openai = self.s.openai.clone().filter(|_| question.is_some());
-        match (openai, question) {
-            (Some(openai), Some(q)) if !self.triage.confident => {
-                let version = self.draft_version;
+        let version = self.draft_version;
+        // Similar past tickets, and (when the rules are unsure) a one-word LLM triage.
+        let find =
+            FindSimilar { query: self.question.expose().to_string(), k: 3, exclude: Some(self.root.clone()) };
+        let tickets = self.s.tickets.clone();
+        let classify =
+            self.s.openai.clone().zip(question).filter(|_| !self.triage.confident).map(|(openai, q)| {
                 let messages = vec![
                     ChatMessage { role: Role::System, content: compose::CLASSIFY_PROMPT.into() },
                     ChatMessage { role: Role::User, content: q },
                 ];
-                let request = Complete { messages, max_completion_tokens: Some(5), temperature: Some(0.0) };
-                let timeout = self.llm_timeout();
-                let fut = async move { openai.send(request).timeout(timeout).await };
-                ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-                    if version != act.draft_version {
-                        return;
-                    }
-                    match result {
-                        Ok(Ok(c)) => {
-                            let word = c.content.trim().to_lowercase();
-                            let word = word.trim_matches(|ch: char| !ch.is_alphabetic());
-                            if let Some(category) = Category::parse(word) {
-                                act.triage.category = category;
-                                act.triage.matched = vec!["llm".into()];
-                            }
-                            tracing::info!(thread = %act.root, category = act.triage.category.as_str(), "triage settled by the LLM");
-                        }
-                        Ok(Err(e)) => tracing::warn!(thread = %act.root, error = %e, "LLM triage failed; keeping the rules' answer"),
-                        Err(e) => tracing::warn!(thread = %act.root, error = %e, "LLM triage timed out; keeping the rules' answer"),
-                    }
-                    act.prepare_answer(ctx);
-                }));
+                (openai, Complete { messages, max_completion_tokens: Some(5), temperature: Some(0.0) })
+            });
+        let timeout = self.llm_timeout();
+        let fut = async move {
+            let similar = tickets.send(find).timeout(Duration::from_secs(5)).await.unwrap_or_default();
+            let category = match classify {
+                Some((openai, request)) => Some(openai.send(request).timeout(timeout).await),
+                None => None,
+            };
+            (similar, category)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(similar, category), act, ctx| {
+            if version != act.draft_version {
+                return;
             }
-            _ => self.prepare_answer(ctx),
-        }
+            act.similar = similar;
+            match category {
+                Some(Ok(Ok(c))) => {
+                    let word = c.content.trim().to_lowercase();
+                    let word = word.trim_matches(|ch: char| !ch.is_alphabetic());
+                    if let Some(category) = Category::parse(word) {
+                        act.triage.category = category;
+                        act.triage.matched = vec!["llm".into()];
+                    }
+                    tracing::info!(thread = %act.root, category = act.triage.category.as_str(), "triage settled by the LLM");
+                }
+                Some(Ok(Err(e))) => tracing::warn!(thread = %act.root, error = %e, "LLM triage failed; keeping the rules' answer"),
+                Some(Err(e)) => tracing::warn!(thread = %act.root, error = %e, "LLM triage timed out; keeping the rules' answer"),
+                None => {}
+            }
+            act.prepare_answer(ctx);
+        }));
+    }
+
+    /// The most relevant resolved past ticket with a recorded fix, for the offline answer.
+    fn past_fix(&self) -> Option<compose::PastFix> {
+        let best = self.similar.iter().find(|s| s.ending.is_resolved() && s.resolution.is_some())?;
+        Some(compose::PastFix {
+            age: super::tickets::age(&best.thread),
+            by_person: best.ending == Ending::PersonResolved,
+            fix: best.resolution.as_ref()?.expose().to_string(),
+        })
+    }
+
+    /// Tells the past-ticket index how this ticket stands.
+    fn record(&mut self, ending: Ending, resolution: Option<String>) {
+        self.ending = ending;
+        self.s.tickets.do_send(Record(PastTicket {
+            thread: self.root.clone(),
+            question: self.question.clone(),
+            ending,
+            resolution: resolution.map(|r| UserText::new(crate::tickets::clip(&r, 600))),
+        }));
     }
 
     fn llm_timeout(&self) -> Duration {
@@ -392,7 +434,8 @@ impl ThreadActor {
             return;
         };
         let articles = compose::articles_for(&self.s.kb, self.question.expose());
-        let messages = compose::prompt(&self.s.settings, &articles, &self.conversation);
+        let past = compose::past_quotes(&self.similar);
+        let messages = compose::prompt(&self.s.settings, &articles, &past, &self.conversation);
         let version = self.draft_version;
         let timeout = self.llm_timeout();
         let fut = async move { openai.send(Complete::answer(messages)).timeout(timeout).await };
@@ -424,7 +467,11 @@ impl ThreadActor {
         if let Some(a) = &self.article {
             self.tried.push(format!("steps from *{}*", a.title));
         }
-        compose::offline_first_answer(self.article.as_ref(), self.card.ticket.as_deref())
+        let past = self.past_fix();
+        if let Some(p) = &past {
+            self.tried.push(format!("the fix of a similar ticket from {}", p.age));
+        }
+        compose::offline_first_answer(self.article.as_ref(), self.card.ticket.as_deref(), past.as_ref())
     }
 
     /// Posts the first answer once it is ready and Assist has posted (or the wait is over).
@@ -456,12 +503,16 @@ impl ThreadActor {
             "first answer"
         );
         self.post(text, kind, ctx);
+        self.record(Ending::Unknown, None);
     }
 
     /// Posts `text` in the thread (split if long; the button and the state on the last part);
     /// the turn ends when it is posted, then queued follow-ups run.
     fn post(&mut self, text: String, kind: ReplyKind, ctx: &mut Context<Self>) {
         self.busy = true;
+        if kind == ReplyKind::Answer {
+            self.last_answer = Some(text.clone());
+        }
         let slack = self.s.slack.clone();
         let (channel, thread) = (self.channel.clone(), self.root.clone());
         let metadata = self.state_metadata();
@@ -519,9 +570,15 @@ impl ThreadActor {
     fn on_reply(&mut self, message: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
         let Some(author) = message.user.clone() else { return };
         if author != self.requester {
-            if self.is_staff(&author) && self.phase != Phase::HumanTookOver {
-                tracing::info!(thread = %self.root, "a person from IT took over; the bot goes quiet");
-                self.set_phase(Phase::HumanTookOver);
+            if self.is_staff(&author) {
+                if self.phase != Phase::HumanTookOver {
+                    tracing::info!(thread = %self.root, "a person from IT took over; the bot goes quiet");
+                    self.set_phase(Phase::HumanTookOver);
+                }
+                // What IT says is the best record of the fix.
+                if message.text.expose().chars().count() >= 25 {
+                    self.record(Ending::PersonResolved, Some(message.text.expose().to_string()));
+                }
             } else if mentioned && compose::is_help_request(message.text.expose()) {
                 self.post(compose::help_text(&self.s.channel_name), ReplyKind::Plain, ctx);
             }
@@ -563,6 +620,8 @@ impl ThreadActor {
             Outcome::WantsHuman => self.escalate("request", ctx),
             Outcome::Worked => {
                 self.set_phase(Phase::Resolved);
+                let fix = self.last_answer.as_deref().map(|a| a.replace(compose::HOW_TO_CONTINUE, ""));
+                self.record(Ending::BotResolved, fix);
                 self.mark("white_check_mark");
                 self.post(compose::closing(), ReplyKind::Plain, ctx);
             }
@@ -600,7 +659,8 @@ impl ThreadActor {
         };
         self.busy = true;
         let articles = compose::articles_for(&self.s.kb, self.question.expose());
-        let messages = compose::prompt(&self.s.settings, &articles, &self.conversation);
+        let past = compose::past_quotes(&self.similar);
+        let messages = compose::prompt(&self.s.settings, &articles, &past, &self.conversation);
         let timeout = self.llm_timeout();
         let fut = async move { openai.send(Complete::answer(messages)).timeout(timeout).await };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
@@ -699,6 +759,7 @@ impl ThreadActor {
             None => None,
         };
         tracing::info!(thread = %self.root, trigger, assignee_known = self.card.assignee.is_some(), "escalation");
+        self.record(Ending::Escalated, None);
         self.mark("sos");
         let text = compose::escalation(
             mention.as_deref(),
@@ -825,6 +886,7 @@ impl Handler<ThreadEvent> for ThreadActor {
             }
             ThreadEvent::RootDeleted => {
                 tracing::info!(thread = %self.root, "root deleted; thread closed");
+                self.s.tickets.do_send(Forget(self.root.clone()));
                 ctx.stop();
             }
             ThreadEvent::Reaction { user, reaction, ts } => {

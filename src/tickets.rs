@@ -1,0 +1,335 @@
+//! Past tickets: what the channel's earlier threads asked, how they ended and what fixed them,
+//! and a BM25 index to find the ones like a new question. Pure code: the actor in
+//! `actors::tickets` owns one index, fills it from Slack and keeps it current.
+//!
+//! Memory is bounded by `history.max_tickets`: the oldest ticket is forgotten first. Nothing is
+//! written to disk.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::retrieval::{Bm25, Field};
+use crate::slack::events::Message;
+use crate::slack::{Ts, UserId};
+use crate::telemetry::UserText;
+use crate::triage::{Outcome, Rules};
+
+/// How a ticket ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The requester confirmed the bot's steps worked.
+    BotResolved,
+    /// A person from IT fixed it.
+    PersonResolved,
+    Escalated,
+    Unknown,
+}
+
+impl Ending {
+    pub fn is_resolved(self) -> bool {
+        matches!(self, Ending::BotResolved | Ending::PersonResolved)
+    }
+
+    /// How much a ticket that ended this way counts in ranking: resolved ones say what works.
+    fn weight(self) -> f32 {
+        match self {
+            Ending::BotResolved | Ending::PersonResolved => 1.0,
+            Ending::Escalated => 0.5,
+            Ending::Unknown => 0.4,
+        }
+    }
+}
+
+/// One past ticket.
+#[derive(Debug, Clone)]
+pub struct PastTicket {
+    pub thread: Ts,
+    pub question: UserText,
+    pub ending: Ending,
+    /// What fixed it: the steps the requester confirmed, or the IT person's last substantive message.
+    pub resolution: Option<UserText>,
+}
+
+/// A ticket found for a question.
+#[derive(Debug, Clone)]
+pub struct Similar {
+    pub thread: Ts,
+    pub question: UserText,
+    pub ending: Ending,
+    pub resolution: Option<UserText>,
+    pub score: f32,
+}
+
+/// A past ticket is similar when it scores at least this share of what a ticket with every
+/// query term would (see [`Bm25::ceiling`]), after the weight of its ending.
+pub const MIN_SHARE: f32 = 0.3;
+/// The resolution counts less than the question: it describes the fix, not the symptom.
+const QUESTION_WEIGHT: f32 = 1.0;
+const RESOLUTION_WEIGHT: f32 = 0.4;
+/// Longest resolution kept per ticket.
+const RESOLUTION_CHARS: usize = 600;
+/// Shortest message from a person that counts as an explanation of the fix.
+const SUBSTANTIVE_CHARS: usize = 25;
+
+/// The index: tickets by thread, ordered by age, with a BM25 index over their text.
+#[derive(Debug, Default)]
+pub struct TicketIndex {
+    max: usize,
+    tickets: HashMap<Ts, (usize, PastTicket)>,
+    /// Slot → thread, to map search hits back.
+    slots: HashMap<usize, Ts>,
+    /// Threads oldest first (ts order), for eviction.
+    by_age: BTreeMap<Ts, ()>,
+    bm25: Bm25,
+}
+
+impl TicketIndex {
+    pub fn new(max_tickets: usize) -> TicketIndex {
+        TicketIndex { max: max_tickets, ..TicketIndex::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tickets.is_empty()
+    }
+
+    pub fn get(&self, thread: &Ts) -> Option<&PastTicket> {
+        self.tickets.get(thread).map(|(_, t)| t)
+    }
+
+    /// Adds or replaces the ticket of its thread; forgets the oldest beyond `max_tickets`.
+    pub fn upsert(&mut self, ticket: PastTicket) {
+        if self.max == 0 {
+            return;
+        }
+        self.remove(&ticket.thread);
+        let resolution = ticket.resolution.as_ref().map(|r| r.expose()).unwrap_or("");
+        let slot = self.bm25.add(&[
+            Field { text: ticket.question.expose(), weight: QUESTION_WEIGHT },
+            Field { text: resolution, weight: RESOLUTION_WEIGHT },
+        ]);
+        self.slots.insert(slot, ticket.thread.clone());
+        self.by_age.insert(ticket.thread.clone(), ());
+        self.tickets.insert(ticket.thread.clone(), (slot, ticket));
+        while self.tickets.len() > self.max {
+            let Some(oldest) = self.by_age.keys().next().cloned() else { break };
+            self.remove(&oldest);
+        }
+    }
+
+    pub fn remove(&mut self, thread: &Ts) {
+        if let Some((slot, _)) = self.tickets.remove(thread) {
+            self.bm25.remove(slot);
+            self.slots.remove(&slot);
+            self.by_age.remove(thread);
+        }
+    }
+
+    /// The `k` tickets most like `query`, resolved ones preferred, `exclude` (the asking
+    /// thread) left out.
+    pub fn similar(&self, query: &str, k: usize, exclude: Option<&Ts>) -> Vec<Similar> {
+        let min_score = self.bm25.ceiling(query) * MIN_SHARE;
+        let mut hits: Vec<Similar> = self
+            .bm25
+            .search(query)
+            .into_iter()
+            .filter_map(|(slot, score)| {
+                let thread = self.slots.get(&slot)?;
+                if Some(thread) == exclude {
+                    return None;
+                }
+                let (_, t) = self.tickets.get(thread)?;
+                Some(Similar {
+                    thread: t.thread.clone(),
+                    question: t.question.clone(),
+                    ending: t.ending,
+                    resolution: t.resolution.clone(),
+                    score: score * t.ending.weight(),
+                })
+            })
+            .filter(|h| h.score > 0.0 && h.score >= min_score)
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| b.thread.cmp(&a.thread)));
+        hits.truncate(k);
+        hits
+    }
+}
+
+/// Reads a thread (root, then replies oldest first, with metadata) into a past ticket: how it
+/// ended, from the bot's state when it has one, else from what people wrote; and what fixed it.
+pub fn from_thread(
+    root: &Message,
+    replies: &[(Message, Option<Value>)],
+    bot: &UserId,
+    rules: &Rules,
+) -> Option<PastTicket> {
+    let requester = root.user.as_ref()?;
+    if root.bot_id.is_some() || root.text.is_empty() {
+        return None;
+    }
+    let state = replies
+        .iter()
+        .rev()
+        .filter(|(m, _)| m.user.as_ref() == Some(bot))
+        .find_map(|(_, meta)| meta.as_ref().filter(|m| m["event_type"] == "itbot_thread_state"))
+        .map(|m| &m["event_payload"]);
+
+    // Who wrote what, skipping apps (Assist) other than the bot.
+    let mut last_bot_answer: Option<&str> = None;
+    let mut answer_that_worked: Option<&str> = None;
+    let mut last_person: Option<&str> = None;
+    let mut person_then_worked: Option<&str> = None;
+    for (m, _) in replies {
+        let text = m.text.expose();
+        match m.user.as_ref() {
+            Some(u) if u == bot => last_bot_answer = Some(text),
+            Some(u) if u == requester && rules.outcome(text) == Outcome::Worked => {
+                answer_that_worked = answer_that_worked.or(last_bot_answer);
+                person_then_worked = person_then_worked.or(last_person);
+            }
+            Some(u) if u == requester => {}
+            Some(_) if m.bot_id.is_none() && text.chars().count() >= SUBSTANTIVE_CHARS => {
+                last_person = Some(text)
+            }
+            _ => {}
+        }
+    }
+    let flag = |k: &str| state.and_then(|s| s.get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let (ending, resolution) =
+        if let Some(fix) = person_then_worked.or(last_person.filter(|_| !flag("resolved"))) {
+            (Ending::PersonResolved, Some(fix))
+        } else if flag("resolved") || answer_that_worked.is_some() {
+            (Ending::BotResolved, answer_that_worked.or(last_bot_answer))
+        } else if flag("escalated") {
+            (Ending::Escalated, None)
+        } else {
+            (Ending::Unknown, None)
+        };
+    Some(PastTicket {
+        thread: root.ts.clone(),
+        question: root.text.clone(),
+        ending,
+        resolution: resolution.map(|r| UserText::new(clip(&strip_bot_footer(r), RESOLUTION_CHARS))),
+    })
+}
+
+/// A bot answer without its how-to-continue footer and opening line.
+fn strip_bot_footer(text: &str) -> String {
+    let text = text.replace(crate::compose::HOW_TO_CONTINUE, "");
+    text.trim().to_string()
+}
+
+/// At most `max` characters, cut at a word boundary, with an ellipsis when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max).collect();
+    let cut = cut.rsplit_once(' ').map(|(a, _)| a.to_string()).unwrap_or(cut);
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::slack::{ChannelId, Ts};
+
+    fn ticket(thread: &str, question: &str, ending: Ending, resolution: Option<&str>) -> PastTicket {
+        PastTicket {
+            thread: Ts::from(thread),
+            question: UserText::new(question),
+            ending,
+            resolution: resolution.map(UserText::new),
+        }
+    }
+
+    fn msg(ts: &str, user: &str, text: &str) -> Message {
+        Message {
+            channel: ChannelId::from("C1"),
+            ts: Ts::from(ts),
+            thread_ts: Some(Ts::from("1.0")),
+            user: Some(UserId::from(user)),
+            bot_id: None,
+            subtype: None,
+            text: UserText::new(text),
+            blocks_text: UserText::default(),
+        }
+    }
+
+    #[test]
+    fn resolved_tickets_rank_above_unresolved_ones_and_the_asking_thread_is_excluded() {
+        let mut index = TicketIndex::new(10);
+        index.upsert(ticket("1.0", "aws vpn client stuck connecting", Ending::Unknown, None));
+        index.upsert(ticket(
+            "2.0",
+            "vpn client stuck on connecting from home",
+            Ending::PersonResolved,
+            Some("reimported the profile"),
+        ));
+        index.upsert(ticket("3.0", "zoom audio broken", Ending::BotResolved, None));
+
+        let hits = index.similar("my aws vpn is stuck connecting", 3, Some(&Ts::from("9.0")));
+        assert_eq!(hits[0].thread.as_str(), "2.0");
+        assert!(hits.iter().all(|h| h.thread.as_str() != "3.0"));
+        let hits = index.similar("my aws vpn is stuck connecting", 3, Some(&Ts::from("2.0")));
+        assert!(hits.iter().all(|h| h.thread.as_str() != "2.0"));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_oldest_ticket_goes_first() {
+        let mut index = TicketIndex::new(2);
+        index.upsert(ticket("1.0", "printer jammed", Ending::Unknown, None));
+        index.upsert(ticket("2.0", "printer out of toner", Ending::Unknown, None));
+        index.upsert(ticket("3.0", "printer offline", Ending::Unknown, None));
+        assert_eq!(index.len(), 2);
+        assert!(index.get(&Ts::from("1.0")).is_none());
+        index.upsert(ticket("3.0", "printer offline again", Ending::BotResolved, None));
+        assert_eq!(index.len(), 2, "an update is not a new ticket");
+    }
+
+    #[test]
+    fn a_thread_reads_as_resolved_by_a_person_with_their_fix() {
+        let s = Settings::shipped();
+        let rules = Rules::new(&s.triage, &s.followup).unwrap();
+        let root = Message { thread_ts: None, ..msg("1.0", "U1", "okta says my account is locked") };
+        let replies = vec![
+            (msg("2.0", "UBOT", "Here's what usually fixes this"), None),
+            (
+                msg(
+                    "3.0",
+                    "U2",
+                    "Your account was locked after 5 failed attempts; I unlocked it in the admin console",
+                ),
+                None,
+            ),
+            (msg("4.0", "U1", "that worked, thanks!"), None),
+        ];
+        let t = from_thread(&root, &replies, &UserId::from("UBOT"), &rules).unwrap();
+        assert_eq!(t.ending, Ending::PersonResolved);
+        assert!(t.resolution.unwrap().expose().contains("unlocked it"));
+    }
+
+    #[test]
+    fn a_thread_reads_as_resolved_by_the_bot_from_its_state() {
+        let s = Settings::shipped();
+        let rules = Rules::new(&s.triage, &s.followup).unwrap();
+        let root = Message { thread_ts: None, ..msg("1.0", "U1", "vpn broken") };
+        let state =
+            serde_json::json!({"event_type": "itbot_thread_state", "event_payload": {"resolved": true}});
+        let replies = vec![
+            (msg("2.0", "UBOT", "1. Reimport the VPN profile from Self Service"), None),
+            (msg("3.0", "U1", "yes that fixed it"), None),
+            (msg("4.0", "UBOT", "Great, glad that sorted it!"), Some(state)),
+        ];
+        let t = from_thread(&root, &replies, &UserId::from("UBOT"), &rules).unwrap();
+        assert_eq!(t.ending, Ending::BotResolved);
+        assert!(t.resolution.unwrap().expose().contains("Reimport the VPN profile"));
+    }
+}
