@@ -453,6 +453,7 @@ mod tests {
             ending: Ending::PersonResolved,
             resolution: Some(UserText::new(f)),
             score: 5.0,
+            share: 0.5,
         };
         let quotes = past_quotes(&[
             t(

@@ -60,11 +60,18 @@ pub struct Similar {
     pub ending: Ending,
     pub resolution: Option<UserText>,
     pub score: f32,
+    /// The score as a share of what a ticket with every query term would get (0–1 or so):
+    /// comparable across index sizes.
+    pub share: f32,
 }
 
 /// A past ticket is similar when it scores at least this share of what a ticket with every
-/// query term would (see [`Bm25::ceiling`]), after the weight of its ending.
-pub const MIN_SHARE: f32 = 0.3;
+/// query term would (see [`Bm25::ceiling`]), after the weight of its ending. Low on purpose:
+/// the LLM judges relevance; the offline answer quotes a past fix only above
+/// [`QUOTE_SHARE`].
+pub const MIN_SHARE: f32 = 0.15;
+/// The share above which the offline answer quotes a past fix to the requester.
+pub const QUOTE_SHARE: f32 = 0.35;
 /// The resolution counts less than the question: it describes the fix, not the symptom.
 const QUESTION_WEIGHT: f32 = 1.0;
 const RESOLUTION_WEIGHT: f32 = 0.4;
@@ -133,7 +140,8 @@ impl TicketIndex {
     /// The `k` tickets most like `query`, resolved ones preferred, `exclude` (the asking
     /// thread) left out.
     pub fn similar(&self, query: &str, k: usize, exclude: Option<&Ts>) -> Vec<Similar> {
-        let min_score = self.bm25.ceiling(query) * MIN_SHARE;
+        let ceiling = self.bm25.ceiling(query).max(f32::EPSILON);
+        let min_score = ceiling * MIN_SHARE;
         let mut hits: Vec<Similar> = self
             .bm25
             .search(query)
@@ -150,6 +158,7 @@ impl TicketIndex {
                     ending: t.ending,
                     resolution: t.resolution.clone(),
                     score: score * t.ending.weight(),
+                    share: score * t.ending.weight() / ceiling,
                 })
             })
             .filter(|h| h.score > 0.0 && h.score >= min_score)

@@ -398,7 +398,9 @@ impl ThreadActor {
 
     /// The most relevant resolved past ticket with a recorded fix, for the offline answer.
     fn past_fix(&self) -> Option<compose::PastFix> {
-        let best = self.similar.iter().find(|s| s.ending.is_resolved() && s.resolution.is_some())?;
+        let best = self.similar.iter().find(|s| {
+            s.ending.is_resolved() && s.resolution.is_some() && s.share >= crate::tickets::QUOTE_SHARE
+        })?;
         Some(compose::PastFix {
             age: super::tickets::age(&best.thread),
             by_person: best.ending == Ending::PersonResolved,

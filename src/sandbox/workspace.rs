@@ -297,6 +297,53 @@ impl Workspace {
         }
     }
 
+    /// Stores a message as channel history from `days_ago` days back, delivering no event: the
+    /// channel as it was before the bot started. `user_id` `None` means the app under test
+    /// (with `metadata`, as the bot writes its state). Returns the ts.
+    pub fn seed(
+        &self,
+        user_id: Option<&str>,
+        channel: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+        days_ago: f64,
+        metadata: Option<Value>,
+    ) -> String {
+        let channel = self.channel_id(channel);
+        let mut st = self.inner.lock();
+        let mut micros = now_micros().saturating_sub((days_ago.max(0.0) * 86_400e6) as u128);
+        while st.messages.iter().any(|m| parse_ts(&m.ts).is_some_and(|t| t == micros)) {
+            micros += 1;
+        }
+        let ts = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+        let (user, app, blocks) = match user_id {
+            Some(u) => (Some(u.to_string()), None, Some(rich_text_blocks(text))),
+            None => (Some(self.inner.ids.app(AppKind::Own).user_id.clone()), Some(AppKind::Own), None),
+        };
+        let msg = Msg {
+            channel,
+            ts: ts.clone(),
+            thread_ts: thread_ts.map(str::to_string),
+            subtype: None,
+            user,
+            app,
+            bot_id: app.map(|k| self.inner.ids.app(k).bot_id.clone()),
+            text: text.to_string(),
+            blocks,
+            metadata,
+            client_msg_id: None,
+            edited: None,
+            reactions: Vec::new(),
+        };
+        let at = st
+            .messages
+            .iter()
+            .position(|m| parse_ts(&m.ts).is_some_and(|t| t > micros))
+            .unwrap_or(st.messages.len());
+        st.messages.insert(at, msg);
+        ts
+    }
+
     /// A user clicks a button (`action_id`, `value`) on a message: a `block_actions` payload in
     /// an `interactive` envelope, sent once (Slack does not redeliver interactions). Returns
     /// false when no socket is open.

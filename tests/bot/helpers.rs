@@ -22,12 +22,17 @@ pub struct TestApp {
 /// A change to the configuration before the bot starts.
 pub type Tweak = Box<dyn FnOnce(&mut Config)>;
 
+/// Writes channel history before the bot starts.
+pub type Seed = Box<dyn FnOnce(&Workspace)>;
+
 /// Options for one test's bot.
 #[derive(Default)]
 pub struct Setup {
     pub workspace: Option<WorkspaceOptions>,
     pub llm: bool,
     pub tweak: Option<Tweak>,
+    /// Channel history written before the bot starts.
+    pub seed: Option<Seed>,
 }
 
 /// A config as an operator would have it, pointed at the workspace (edits the struct, never the
@@ -46,6 +51,9 @@ pub fn config_for(ws: &Workspace) -> Config {
 
 pub async fn spawn(setup: Setup) -> TestApp {
     let ws = Workspace::start(setup.workspace.unwrap_or_default()).await.expect("workspace starts");
+    if let Some(seed) = setup.seed {
+        seed(&ws);
+    }
     let llm = if setup.llm {
         Some(FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm starts"))
     } else {

@@ -1,6 +1,7 @@
 //! The bot end to end against the simulated workspace (and the fake LLM where noted).
 
 mod helpers;
+mod history;
 mod lifecycle;
 
 use std::time::Duration;

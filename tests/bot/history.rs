@@ -1,0 +1,128 @@
+//! Learning from past tickets: the startup read of the channel and its use in answers.
+
+use itbot::sandbox::workspace::{Fault, Workspace};
+
+use crate::helpers::{spawn, wait_for, Setup};
+
+/// A past ticket that a person from IT fixed: root, IT's explanation, the requester's thanks.
+fn seed_fixed_vpn_ticket(ws: &Workspace) {
+    let alice = ws.user_id("alice");
+    let dana = ws.user_id("dana");
+    let root = ws.seed(Some(&alice), "it", "AWS VPN client stuck on connecting from home", None, 3.0, None);
+    ws.seed(
+        Some(&dana),
+        "it",
+        "Your VPN profile was outdated: I pushed the new one from Self Service, reconnect now",
+        Some(&root),
+        2.9,
+        None,
+    );
+    ws.seed(Some(&alice), "it", "that worked, thanks!", Some(&root), 2.8, None);
+}
+
+#[actix_rt::test]
+async fn the_channel_history_is_read_page_by_page_through_rate_limits() {
+    let app = spawn(Setup {
+        seed: Some(Box::new(|ws| {
+            let people = ["alice", "bob", "carol"].map(|n| ws.user_id(n));
+            for i in 0..230 {
+                let root = ws.seed(
+                    Some(&people[i % 3]),
+                    "it",
+                    &format!("printer {i} is jammed again"),
+                    None,
+                    10.0 - i as f64 * 0.01,
+                    None,
+                );
+                if i % 50 == 0 {
+                    ws.seed(
+                        Some(&people[(i + 1) % 3]),
+                        "it",
+                        "I cleared the paper path and restarted the printer",
+                        Some(&root),
+                        9.0,
+                        None,
+                    );
+                }
+            }
+            ws.inject("conversations.history", Fault::RateLimited { retry_after_secs: 1 });
+            ws.inject("conversations.replies", Fault::RateLimited { retry_after_secs: 1 });
+        })),
+        tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
+        ..Setup::default()
+    })
+    .await;
+
+    let count = wait_for("the backfill to finish", || {
+        let bot = &app.bot;
+        async move {
+            let (n, done) = bot.past_tickets().await;
+            done.then_some(n)
+        }
+    })
+    .await;
+
+    let history: Vec<_> =
+        app.ws.api_calls().into_iter().filter(|c| c.method == "conversations.history").collect();
+    assert_eq!(count, 230, "not every past ticket was read");
+    assert!(history.len() >= 3, "expected a 429 and two pages, got {} calls", history.len());
+    assert!(history.iter().any(|c| c.params.contains_key("cursor")), "the second page was never asked for");
+}
+
+#[actix_rt::test]
+async fn a_new_ticket_quotes_how_it_fixed_a_similar_past_ticket() {
+    let app = spawn(Setup {
+        seed: Some(Box::new(seed_fixed_vpn_ticket)),
+        tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
+        ..Setup::default()
+    })
+    .await;
+    wait_for("the backfill", || {
+        let bot = &app.bot;
+        async move { (bot.past_tickets().await == (1, true)).then_some(()) }
+    })
+    .await;
+    let bob = app.ws.user_id("bob");
+
+    let root = app.ws.post(&bob, &app.it(), "my AWS VPN client is stuck connecting", None);
+    let answer = app.wait_bot_replies(&root, 1).await[0].text.clone();
+
+    assert!(answer.contains("*A similar ticket 3 days ago was solved* (IT fixed it)"), "{answer}");
+    assert!(answer.contains("I pushed the new one from Self Service"), "{answer}");
+}
+
+#[actix_rt::test]
+async fn live_tickets_reach_the_prompt_of_later_ones_as_fenced_redacted_quotes() {
+    let app = spawn(Setup { llm: true, ..Setup::default() }).await;
+    let llm = app.llm.clone().expect("llm");
+    let alice = app.ws.user_id("alice");
+    let dana = app.ws.user_id("dana");
+    let first = app.ws.post(
+        &alice,
+        &app.it(),
+        "Okta Verify push never arrives on my new phone, mail me at alice@acme.com",
+        None,
+    );
+    app.wait_bot_replies(&first, 1).await;
+    app.ws.post(
+        &dana,
+        &app.it(),
+        "I reset your Okta Verify factor in the admin console; enroll the new phone now",
+        Some(&first),
+    );
+    app.control().await;
+
+    let bob = app.ws.user_id("bob");
+    let second = app.ws.post(&bob, &app.it(), "okta verify push not arriving after I switched phones", None);
+    app.wait_bot_replies(&second, 1).await;
+
+    let prompt = llm.requests().last().expect("a request")["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(prompt.contains("<ticket>"), "no past ticket in the prompt");
+    assert!(prompt.contains("I reset your Okta Verify factor"), "the fix is missing: {prompt}");
+    assert!(prompt.contains("[email]") && !prompt.contains("alice@acme.com"), "not redacted");
+    let first_prompt = llm.requests()[0]["messages"][0]["content"].as_str().unwrap_or_default().to_string();
+    assert!(!first_prompt.contains("<ticket>"), "a ticket was offered to itself");
+}
