@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::knowledge::KnowledgeBase;
 use crate::redact::redact;
+use crate::tickets::{clip, Ending, TicketIndex};
 use crate::triage::{Category, Outcome, Rules};
 
 /// The explanation of one message.
@@ -23,6 +24,17 @@ pub struct Explanation {
     pub redacted: Option<String>,
     pub secret_found: bool,
     pub articles: Vec<ArticleRef>,
+    /// Similar past tickets (with `--history`).
+    pub past_tickets: Vec<TicketRef>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketRef {
+    pub thread: String,
+    pub ending: Ending,
+    pub share: f32,
+    pub question: String,
+    pub fix: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,7 +44,7 @@ pub struct ArticleRef {
     pub score: f32,
 }
 
-pub fn explain(rules: &Rules, kb: &KnowledgeBase, text: &str) -> Explanation {
+pub fn explain(rules: &Rules, kb: &KnowledgeBase, past: Option<&TicketIndex>, text: &str) -> Explanation {
     let triage = rules.classify(text);
     let r = redact(text);
     Explanation {
@@ -51,12 +63,30 @@ pub fn explain(rules: &Rules, kb: &KnowledgeBase, text: &str) -> Explanation {
                 score: (h.score * 100.0).round() / 100.0,
             })
             .collect(),
+        past_tickets: past
+            .map(|index| index.similar(text, 3, None))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| TicketRef {
+                thread: s.thread.to_string(),
+                ending: s.ending,
+                share: (s.share * 100.0).round() / 100.0,
+                question: clip(s.question.expose(), 100),
+                fix: s.resolution.map(|r| clip(r.expose(), 160)),
+            })
+            .collect(),
     }
 }
 
 /// A readable report for one message.
-pub fn print(rules: &Rules, kb: &KnowledgeBase, text: &str, mut out: impl Write) -> std::io::Result<()> {
-    let e = explain(rules, kb, text);
+pub fn print(
+    rules: &Rules,
+    kb: &KnowledgeBase,
+    past: Option<&TicketIndex>,
+    text: &str,
+    mut out: impl Write,
+) -> std::io::Result<()> {
+    let e = explain(rules, kb, past, text);
     let sure = if e.confident { "" } else { " (unsure: the LLM decides when one is configured)" };
     writeln!(out, "category: {}{sure}", e.category.as_str())?;
     writeln!(
@@ -64,6 +94,7 @@ pub fn print(rules: &Rules, kb: &KnowledgeBase, text: &str, mut out: impl Write)
         "rules:    {}",
         if e.rules.is_empty() { "(none: default)".to_string() } else { e.rules.join(", ") }
     )?;
+    writeln!(out, "as a follow-up: {}", e.outcome.as_str())?;
     match &e.redacted {
         Some(text) => writeln!(out, "to LLM:   {text}")?,
         None => writeln!(
@@ -84,13 +115,27 @@ pub fn print(rules: &Rules, kb: &KnowledgeBase, text: &str, mut out: impl Write)
             a.slug
         )?;
     }
+    match past {
+        None => writeln!(out, "past tickets: (not read; --history N reads the channel's last N messages)")?,
+        Some(_) if e.past_tickets.is_empty() => writeln!(out, "past tickets: (none similar)")?,
+        Some(_) => {
+            writeln!(out, "past tickets:")?;
+            for t in &e.past_tickets {
+                writeln!(out, "  {:.2}  {:?}  {}  ({})", t.share, t.ending, t.question, t.thread)?;
+                if let Some(fix) = &t.fix {
+                    writeln!(out, "        fix: {fix}")?;
+                }
+            }
+        }
+    }
     Ok(())
 }
 
 /// One JSON object per input line; blank lines are skipped.
-pub fn jsonl(
+pub fn jsonl_with(
     rules: &Rules,
     kb: &KnowledgeBase,
+    past: Option<&TicketIndex>,
     input: impl BufRead,
     mut out: impl Write,
 ) -> std::io::Result<()> {
@@ -99,10 +144,15 @@ pub fn jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let json = serde_json::to_string(&explain(rules, kb, &line)).map_err(std::io::Error::other)?;
+        let json = serde_json::to_string(&explain(rules, kb, past, &line)).map_err(std::io::Error::other)?;
         writeln!(out, "{json}")?;
     }
     Ok(())
+}
+
+/// One JSON object per input line, without past tickets.
+pub fn jsonl(rules: &Rules, kb: &KnowledgeBase, input: impl BufRead, out: impl Write) -> std::io::Result<()> {
+    jsonl_with(rules, kb, None, input, out)
 }
 
 #[cfg(test)]

@@ -40,6 +40,10 @@ enum Command {
         /// Read one message per line on stdin and write one JSON object per line.
         #[arg(long)]
         jsonl: bool,
+        /// Also read the channel's last N messages (needs the Slack tokens) and show the similar
+        /// past tickets the bot would use.
+        #[arg(long, default_value_t = 0)]
+        history: usize,
     },
 }
 
@@ -80,7 +84,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Explain { text, jsonl } => {
+        Command::Explain { text, jsonl, history } => {
             let kb = match itbot::startup::load_knowledge(&config) {
                 Ok(kb) => kb,
                 Err(e) => {
@@ -95,11 +99,24 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let past = if history > 0 {
+                telemetry::init(&config.env.log_filter, LogFormat::Pretty);
+                eprintln!("reading the last {history} messages of #{}...", config.env.it_channel_name);
+                match actix_rt::System::new().block_on(itbot::startup::read_past_tickets(&config, history)) {
+                    Ok(index) => Some(index),
+                    Err(e) => {
+                        eprintln!("itbot explain: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else {
+                None
+            };
             let stdout = std::io::stdout();
             let result = if jsonl {
-                explain::jsonl(&rules, &kb, std::io::stdin().lock(), stdout.lock())
+                explain::jsonl_with(&rules, &kb, past.as_ref(), std::io::stdin().lock(), stdout.lock())
             } else if let Some(text) = text {
-                explain::print(&rules, &kb, &text, stdout.lock())
+                explain::print(&rules, &kb, past.as_ref(), &text, stdout.lock())
             } else {
                 eprintln!("itbot explain: give a message, or --jsonl to read them from stdin");
                 return ExitCode::from(2);

@@ -74,6 +74,53 @@ pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> 
     }
 }
 
+/// Reads the channel's last `messages` messages into a past-ticket index, for `itbot explain
+/// --history`: the same reading the bot does at startup, but waited for.
+pub async fn read_past_tickets(
+    config: &Config,
+    messages: usize,
+) -> Result<crate::tickets::TicketIndex, StartError> {
+    let tokens = config.slack_tokens()?;
+    let rules =
+        crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
+            ConfigError::Invalid {
+                source_name: config.env.config_path.display().to_string(),
+                key: "[triage]".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    let web =
+        WebClient::new(crate::net::http_client(Duration::from_secs(30)), config.env.slack_api_url.clone());
+    let slack = SlackApi::new(SlackApiActor::new(web, tokens.bot, tokens.app).start());
+    let identity = slack.auth_test().await.map_err(|e| {
+        if e.is_auth_failure() {
+            StartError::BotToken(e)
+        } else {
+            StartError::Slack(e)
+        }
+    })?;
+    let channel = match &config.env.it_channel_id {
+        Some(id) => id.clone(),
+        None => slack
+            .find_channel(&config.env.it_channel_name)
+            .await
+            .map_err(StartError::Slack)?
+            .ok_or_else(|| StartError::ChannelNotFound(config.env.it_channel_name.clone()))?,
+    };
+    let plan = BackfillPlan {
+        channel,
+        bot: identity.user_id,
+        max_messages: messages,
+        max_age_days: config.settings.history.max_age_days,
+        pace: Duration::from_millis(config.settings.history.backfill_pace_ms),
+    };
+    let mut index = crate::tickets::TicketIndex::new(config.settings.history.max_tickets.max(messages));
+    crate::actors::tickets::backfill(&slack, &rules, &plan, |t| index.upsert(t))
+        .await
+        .map_err(StartError::Slack)?;
+    Ok(index)
+}
+
 impl Bot {
     /// Starts everything on the current actix system.
     pub async fn start(config: Config, options: StartOptions) -> Result<Bot, StartError> {

@@ -140,3 +140,40 @@ fn explain_shows_category_redaction_and_articles() {
     assert!(stdout.contains("category: technical"), "{stdout}");
     assert!(stdout.contains("[email]") && !stdout.contains("a@b.co"), "{stdout}");
 }
+
+#[actix_rt::test]
+async fn explain_with_history_shows_the_past_tickets_it_would_use() {
+    use itbot::sandbox::workspace::{Workspace, WorkspaceOptions};
+    let ws = Workspace::start(WorkspaceOptions::default()).await.expect("workspace");
+    let (alice, dana) = (ws.user_id("alice"), ws.user_id("dana"));
+    let root = ws.seed(Some(&alice), "it", "AWS VPN client stuck on connecting from home", None, 3.0, None);
+    ws.seed(
+        Some(&dana),
+        "it",
+        "Your VPN profile was outdated, I pushed the new one from Self Service",
+        Some(&root),
+        2.9,
+        None,
+    );
+    ws.seed(Some(&alice), "it", "that worked, thanks!", Some(&root), 2.8, None);
+    let env: Vec<(String, String)> = vec![
+        ("SLACK_BOT_TOKEN".into(), ws.bot_token().into()),
+        ("SLACK_APP_TOKEN".into(), ws.app_token().into()),
+        ("SLACK_API_URL".into(), ws.api_url()),
+        ("ITBOT__HISTORY__BACKFILL_PACE_MS".into(), "0".into()),
+    ];
+
+    // The binary blocks; run it off the runtime so the workspace keeps serving.
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        itbot(&["explain", "--history", "50", "my aws vpn is stuck connecting"], &env, "")
+    })
+    .await
+    .expect("explain ran");
+
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("past tickets:"), "{stdout}");
+    assert!(stdout.contains("PersonResolved  AWS VPN client stuck on connecting"), "{stdout}");
+    assert!(stdout.contains("fix: Your VPN profile was outdated"), "{stdout}");
+}
