@@ -1,8 +1,9 @@
 //! The operator's HTTP endpoints on `PORT`: `GET /healthz` (the process is alive) and
-//! `GET /readyz` (connected to Slack and the channel resolved), fed by [`Health`].
+//! `GET /readyz` (connected to Slack and the channel resolved, plus the transport counters), fed by
+//! [`Health`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -20,6 +21,51 @@ pub struct Health {
     /// Why the bot must stop (bad token, …); set once.
     fatal: Mutex<Option<String>>,
     fatal_set: Notify,
+    /// What the transport has been through, for operators.
+    pub transport: TransportStats,
+}
+
+/// Counters of transport trouble, bumped by the socket and Web API actors and shown on `/readyz`
+/// (and in the log line of each event, as `*_total` fields).
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Socket Mode connections that said `hello`.
+    pub connects: AtomicU64,
+    /// Connections that replaced an earlier one (refresh, drop, stale).
+    pub reconnects: AtomicU64,
+    /// Connections declared stale because Slack sent nothing for too long.
+    pub stale: AtomicU64,
+    /// HTTP 429 answers from the Web API (`apps.connections.open` included).
+    pub rate_limited: AtomicU64,
+    /// Web API attempts repeated after a 5xx, a network error or a timeout.
+    pub retries: AtomicU64,
+    /// Web API calls given up because the queue was full or they waited too long.
+    pub dropped_calls: AtomicU64,
+}
+
+impl TransportStats {
+    /// Adds one and returns the new total (for the log line).
+    pub fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// `name=value` lines, for `/readyz`.
+    pub fn render(&self) -> String {
+        let get = TransportStats::get;
+        format!(
+            "connects={}\nreconnects={}\nstale_sockets={}\nrate_limited={}\nretries={}\ndropped_calls={}\n",
+            get(&self.connects),
+            get(&self.reconnects),
+            get(&self.stale),
+            get(&self.rate_limited),
+            get(&self.retries),
+            get(&self.dropped_calls),
+        )
+    }
 }
 
 impl Health {
@@ -46,6 +92,11 @@ impl Health {
 
     pub fn set_link_disabled(&self) {
         self.link_disabled.store(true, Ordering::SeqCst);
+    }
+
+    /// Socket Mode was turned off for the app: no slot reconnects.
+    pub fn is_link_disabled(&self) -> bool {
+        self.link_disabled.load(Ordering::SeqCst)
     }
 
     pub fn set_draining(&self) {
@@ -88,7 +139,14 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(health: web::Data<Arc<Health>>) -> HttpResponse {
     let sockets = health.connected_sockets();
-    let body = format!("sockets={sockets}\n");
+    let mut body = format!("sockets={sockets}\n");
+    if health.is_link_disabled() {
+        body.push_str("link_disabled: Socket Mode is turned off in the Slack app's settings\n");
+    }
+    if health.draining.load(Ordering::SeqCst) {
+        body.push_str("draining\n");
+    }
+    body.push_str(&health.transport.render());
     if health.is_ready() {
         HttpResponse::Ok().content_type("text/plain").body(format!("ready\n{body}"))
     } else {

@@ -1,6 +1,8 @@
 //! Builds and wires the actors; the only module that knows all of them. `Bot::start` checks the
 //! tokens, resolves the bot's identity and the IT channel, starts the HTTP endpoints, the shared
-//! actors, the router and the sockets; `Bot::run_until_stopped` serves until shutdown.
+//! actors, the router and the sockets; `Bot::run_until_stopped` serves until shutdown, then
+//! drains: readiness false, sockets closed, in-flight turns finished within
+//! `threads.shutdown_grace_secs`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,9 +14,9 @@ use actix::prelude::*;
 use secrecy::ExposeSecret;
 
 use crate::actors::openai::{OpenAiActor, OpenAiParams};
-use crate::actors::router::{LiveThreads, RouterActor};
-use crate::actors::slack_api::{SlackApi, SlackApiActor};
-use crate::actors::socket::{CloseSockets, SocketActor};
+use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
+use crate::actors::slack_api::{ApiOptions, Backlog, SlackApi, SlackApiActor};
+use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
 use crate::actors::tickets::{BackfillPlan, IndexStats, TicketIndexActor};
 use crate::actors::Services;
 use crate::assist::AssistParser;
@@ -53,6 +55,14 @@ impl StartOptions {
     }
 }
 
+/// Timings and limits of the Slack transport. Not configuration: Slack's limits are Slack's. The
+/// defaults are for production; tests pass shorter waits and faster pacing.
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    pub socket: SocketOptions,
+    pub api: ApiOptions,
+}
+
 /// A running bot.
 pub struct Bot {
     pub health: Arc<Health>,
@@ -61,8 +71,14 @@ pub struct Bot {
     router: Addr<RouterActor>,
     tickets: Addr<TicketIndexActor>,
     sockets: Vec<Addr<SocketActor>>,
+    slack: SlackApi,
     http: actix_web::dev::ServerHandle,
+    /// How long in-flight turns may take on shutdown.
+    grace: Duration,
 }
+
+/// How often the drain asks whether turns are still in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// The knowledge base beside the config file (`<dir>/knowledge/*.md`), or the shipped one.
 pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> {
@@ -122,8 +138,17 @@ pub async fn read_past_tickets(
 }
 
 impl Bot {
-    /// Starts everything on the current actix system.
+    /// Starts everything on the current actix system, with Slack's real limits.
     pub async fn start(config: Config, options: StartOptions) -> Result<Bot, StartError> {
+        Bot::start_with(config, options, TransportOptions::default()).await
+    }
+
+    /// Starts everything with these transport timings (tests shorten them).
+    pub async fn start_with(
+        config: Config,
+        options: StartOptions,
+        transport: TransportOptions,
+    ) -> Result<Bot, StartError> {
         let tokens = config.slack_tokens()?;
         let kb = load_knowledge(&config)?;
         let assist = AssistParser::new(&config.settings.assist).map_err(|e| ConfigError::Invalid {
@@ -146,10 +171,11 @@ impl Bot {
             .map_err(|e| StartError::Listen { addr: options.http_addr, reason: e.to_string() })?;
 
         let web = WebClient::new(
-            crate::net::http_client(Duration::from_secs(30)),
+            crate::net::http_client(transport.api.request_timeout),
             config.env.slack_api_url.clone(),
         );
-        let slack = SlackApi::new(SlackApiActor::new(web, tokens.bot, tokens.app).start());
+        let api = SlackApiActor::new(web, tokens.bot, tokens.app, transport.api.clone(), health.clone());
+        let slack = SlackApi::new(api.start(), &transport.api);
 
         let identity = slack.auth_test().await.map_err(|e| {
             if e.is_auth_failure() {
@@ -206,6 +232,7 @@ impl Bot {
         .start();
 
         let connections = config.settings.slack.connections;
+        let grace = Duration::from_secs(config.settings.threads.shutdown_grace_secs);
         let services = Arc::new(Services {
             settings: config.settings,
             slack: slack.clone(),
@@ -221,10 +248,12 @@ impl Bot {
         let router = RouterActor::new(services).start();
         let sockets = (0..connections)
             .map(|slot| {
-                SocketActor::new(slot, slack.clone(), router.clone().recipient(), health.clone()).start()
+                let router = router.clone().recipient();
+                SocketActor::new(slot, slack.clone(), router, health.clone(), transport.socket.clone())
+                    .start()
             })
             .collect();
-        Ok(Bot { health, http_addr, router, tickets, sockets, http })
+        Ok(Bot { health, http_addr, router, tickets, sockets, slack, http, grace })
     }
 
     /// Live ThreadActors.
@@ -237,24 +266,69 @@ impl Bot {
         self.tickets.send(IndexStats).await.unwrap_or((0, false))
     }
 
-    /// Serves until `shutdown` completes (then closes the sockets so Slack sends events to other
-    /// replicas) or an unrecoverable error occurs (returned).
+    /// Threads with a turn in flight (asking them also makes them stop waiting for Assist, so
+    /// only call it when shutting down or when that does not matter).
+    pub async fn in_flight_turns(&self) -> usize {
+        self.router.send(DrainThreads).await.unwrap_or(0)
+    }
+
+    /// Web API calls waiting or running.
+    pub async fn api_backlog(&self) -> Backlog {
+        self.slack.backlog().await
+    }
+
+    /// Serves until `shutdown` completes or an unrecoverable error occurs (returned). On
+    /// shutdown it drains: readiness goes false and the sockets close, so Slack sends new events
+    /// to other replicas, and turns in flight get `threads.shutdown_grace_secs` to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
         let health = self.health.clone();
         let result = tokio::select! {
             reason = health.fatal() => Err(reason),
             _ = shutdown => Ok(()),
         };
-        self.stop().await;
+        self.close_sockets();
+        if result.is_ok() {
+            self.drain().await;
+        }
+        self.http.stop(true).await;
         result
     }
 
-    /// Readiness false, sockets closed, HTTP stopped.
-    pub async fn stop(&self) {
+    /// Waits until no turn is in flight, or the grace period ends.
+    async fn drain(&self) {
+        let started = tokio::time::Instant::now();
+        let end = started + self.grace;
+        loop {
+            let busy = self.in_flight_turns().await;
+            if busy == 0 {
+                tracing::info!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "drained: no turn in flight"
+                );
+                return;
+            }
+            if tokio::time::Instant::now() >= end {
+                tracing::warn!(
+                    in_flight = busy,
+                    grace_secs = self.grace.as_secs(),
+                    "grace period over; stopping with turns in flight"
+                );
+                return;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
+    fn close_sockets(&self) {
         self.health.set_draining();
         for s in &self.sockets {
             s.do_send(CloseSockets);
         }
+    }
+
+    /// Readiness false, sockets closed, HTTP stopped (no drain).
+    pub async fn stop(&self) {
+        self.close_sockets();
         self.http.stop(true).await;
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::thread::{ThreadActor, ThreadEvent};
+use super::thread::{self, ThreadActor, ThreadEvent};
 use super::SharedServices;
 use crate::compose;
 use crate::slack::events::{history_message, Event, Message as SlackMessage};
@@ -448,5 +448,31 @@ impl Handler<LiveThreads> for RouterActor {
 
     fn handle(&mut self, _: LiveThreads, _: &mut Self::Context) -> usize {
         self.threads.len()
+    }
+}
+
+/// Shutdown: threads answer what they prepare; the reply is how many still have a turn in
+/// flight or are being read back from Slack (asked again until it is 0 or the grace ends).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DrainThreads;
+
+/// How long one thread may take to say whether it is busy.
+const DRAIN_ASK_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Handler<DrainThreads> for RouterActor {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, _: DrainThreads, _: &mut Self::Context) -> Self::Result {
+        let asks: Vec<_> =
+            self.threads.values().map(|t| t.send(thread::Drain).timeout(DRAIN_ASK_TIMEOUT)).collect();
+        // A thread still being read back from Slack has events to act on.
+        let loading = self.loading.len();
+        Box::pin(async move {
+            let answers = futures_util::future::join_all(asks).await;
+            // A thread that stopped meanwhile is not in flight; one that did not answer is.
+            let busy = answers.into_iter().filter(|a| !matches!(a, Ok(false) | Err(MailboxError::Closed)));
+            loading + busy.count()
+        })
     }
 }

@@ -1,13 +1,31 @@
-//! SlackApiActor: every Web API call goes through here. It owns the tokens and the client,
-//! waits out HTTP 429 `Retry-After` and retries server and network errors with backoff, and
-//! turns `ok:false` into typed errors. [`SlackApi`] is the handle other actors use.
+//! SlackApiActor: every Web API call goes through here. It owns the tokens and the client, paces
+//! calls by Slack's rate-limit tiers, waits out HTTP 429 `Retry-After`, retries server and network
+//! errors with backoff, and turns `ok:false` into typed errors. [`SlackApi`] is the handle other
+//! actors use.
+//!
+//! Calls wait in *lanes*: one per method, and for `chat.postMessage` one per channel (Slack allows
+//! about one post per second per channel). Each lane has its own `governor` limiter, its own 429
+//! pause and its own bounded queue, so a rate-limited method never delays another one. A call
+//! that cannot be queued, or waits longer than its deadline, is dropped loudly: an error log with
+//! its ids, the `dropped_calls` counter, and a [`SlackError::Dropped`] to the caller.
+//!
+//! A thread reply that may have reached Slack although the answer was lost (timeout, 5xx) is
+//! looked up in the thread (by the `post_id` in its metadata) before it is sent again, so a slow
+//! Slack does not make the bot answer twice.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
 
+use crate::http::{Health, TransportStats};
 use crate::slack::api::{args, next_cursor, ApiResponse, Body};
 use crate::slack::{BotId, ChannelId, SlackError, Ts, UserId, WebClient};
 
@@ -31,19 +49,486 @@ impl Message for Call {
     type Result = Result<ApiResponse, SlackError>;
 }
 
-/// Retry policy: how many times, and how long a `Retry-After` we are willing to wait.
-const MAX_ATTEMPTS: u32 = 4;
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// How many calls wait and run, for tests and operators.
+#[derive(Message)]
+#[rtype(result = "Backlog")]
+pub struct GetBacklog;
+
+/// Calls queued in lanes, and calls on the wire or waiting to retry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
+pub struct Backlog {
+    pub queued: usize,
+    pub active: usize,
+}
+
+/// Limits of the Web API transport. The defaults are for production; tests shrink the waits.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// One HTTP attempt may take this long.
+    pub request_timeout: Duration,
+    /// Slack's rates are multiplied by this: 1 in production, more in tests that run hundreds of
+    /// tickets through one channel.
+    pub pace_factor: u32,
+    /// Calls waiting in one lane at most; beyond it new calls are dropped.
+    pub max_queued: usize,
+    /// Longest a call may take, queueing and retries included.
+    pub max_wait: Duration,
+    /// Longest a cosmetic call (status indicator, reaction marker) may wait: late, it would show
+    /// a stale status.
+    pub max_wait_cosmetic: Duration,
+    /// Attempts per call after 5xx and network errors (429s do not count: Slack said when).
+    pub max_attempts: u32,
+    /// A `Retry-After` longer than this is not waited out.
+    pub max_retry_after: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            request_timeout: Duration::from_secs(30),
+            pace_factor: 1,
+            max_queued: 1000,
+            max_wait: Duration::from_secs(300),
+            max_wait_cosmetic: Duration::from_secs(15),
+            max_attempts: 4,
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Slack's rate-limit tiers (REFERENCE §3.5), "per API method per workspace per app".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// 1+ per minute.
+    One,
+    /// 20+ per minute.
+    Two,
+    /// 50+ per minute.
+    Three,
+    /// 100+ per minute.
+    Four,
+    /// `chat.postMessage`: about one per second per channel, short bursts allowed.
+    PostMessage,
+    /// `apps.connections.open`: Tier 1 on paper, but every refresh and reconnect needs one and
+    /// no official SDK paces it: a few at once, then one per 10 s. 429s are honoured as usual.
+    Connections,
+    /// Methods documented as "special" with a generous limit (`auth.test`, status indicator).
+    Special,
+}
+
+impl Tier {
+    pub fn of(method: &str) -> Tier {
+        match method {
+            "apps.connections.open" => Tier::Connections,
+            "chat.postMessage" => Tier::PostMessage,
+            "auth.test" | "assistant.threads.setStatus" => Tier::Special,
+            "conversations.list" => Tier::Two,
+            "users.info" | "chat.postEphemeral" => Tier::Four,
+            // chat.update, conversations.history/replies/info, reactions.*, and anything unknown.
+            _ => Tier::Three,
+        }
+    }
+
+    /// Sustained calls per minute, and how many may go at once after a quiet spell.
+    pub fn rate(self) -> (u32, u32) {
+        match self {
+            Tier::One => (1, 2),
+            Tier::Two => (20, 4),
+            Tier::Three => (50, 8),
+            Tier::Four => (100, 16),
+            Tier::PostMessage => (60, 3),
+            Tier::Connections => (6, 4),
+            Tier::Special => (600, 20),
+        }
+    }
+
+    /// The governor quota for this tier, `factor` times faster.
+    pub fn quota(self, factor: u32) -> Quota {
+        let (per_minute, burst) = self.rate();
+        let per_minute = u64::from(per_minute) * u64::from(factor.max(1));
+        let period = Duration::from_nanos((60_000_000_000 / per_minute).max(1));
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        // `period` is at least 1 ns, so a quota exists; the fallback only satisfies the type.
+        Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst)
+    }
+}
+
+/// A lane: one method, or `chat.postMessage` in one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LaneKey {
+    method: &'static str,
+    channel: Option<String>,
+}
+
+impl LaneKey {
+    fn of(call: &Call) -> LaneKey {
+        let channel = (Tier::of(call.method) == Tier::PostMessage)
+            .then(|| call.args.get("channel").and_then(Value::as_str).map(str::to_string))
+            .flatten();
+        LaneKey { method: call.method, channel }
+    }
+}
+
+struct Lane {
+    limiter: DefaultDirectRateLimiter,
+    /// Set by a 429: nothing in this lane starts before then.
+    paused_until: Option<Instant>,
+    queue: VecDeque<Pending>,
+    /// The timer that will pump this lane, and when it fires.
+    wake: Option<(Instant, SpawnHandle)>,
+    /// Calls on the wire or waiting out a backoff; a lane is forgotten only when idle.
+    active: usize,
+    last_used: Instant,
+}
+
+/// A call waiting for its turn (or its next attempt).
+struct Pending {
+    /// For logs: which call this is.
+    id: u64,
+    call: Call,
+    /// Attempts made after 5xx/network errors.
+    attempts: u32,
+    deadline: Instant,
+    enqueued: Instant,
+    /// An earlier attempt may have posted the message: look before posting again.
+    verify: bool,
+    reply: oneshot::Sender<Result<ApiResponse, SlackError>>,
+}
+
+/// Lanes unused for this long are forgotten (per-channel lanes would otherwise pile up).
+const LANE_IDLE: Duration = Duration::from_secs(600);
+/// Pages of `conversations.replies` read when looking for a reply that may have been posted.
+const VERIFY_PAGES: usize = 10;
 
 pub struct SlackApiActor {
     client: WebClient,
     bot_token: SecretString,
     app_token: SecretString,
+    options: ApiOptions,
+    /// Counters for operators, and where an unusable bot token ends the process.
+    health: Arc<Health>,
+    lanes: HashMap<LaneKey, Lane>,
+    next_id: u64,
 }
 
 impl SlackApiActor {
-    pub fn new(client: WebClient, bot_token: SecretString, app_token: SecretString) -> SlackApiActor {
-        SlackApiActor { client, bot_token, app_token }
+    pub fn new(
+        client: WebClient,
+        bot_token: SecretString,
+        app_token: SecretString,
+        options: ApiOptions,
+        health: Arc<Health>,
+    ) -> SlackApiActor {
+        SlackApiActor { client, bot_token, app_token, options, health, lanes: HashMap::new(), next_id: 1 }
+    }
+
+    fn lane(&mut self, key: &LaneKey) -> &mut Lane {
+        let factor = self.options.pace_factor;
+        self.lanes.entry(key.clone()).or_insert_with(|| Lane {
+            limiter: RateLimiter::direct(Tier::of(key.method).quota(factor)),
+            paused_until: None,
+            queue: VecDeque::new(),
+            wake: None,
+            active: 0,
+            last_used: Instant::now(),
+        })
+    }
+
+    fn enqueue(
+        &mut self,
+        call: Call,
+        reply: oneshot::Sender<Result<ApiResponse, SlackError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let now = Instant::now();
+        let max_wait =
+            if is_cosmetic(call.method) { self.options.max_wait_cosmetic } else { self.options.max_wait };
+        let key = LaneKey::of(&call);
+        let pending =
+            Pending { id, call, attempts: 0, deadline: now + max_wait, enqueued: now, verify: false, reply };
+        let max_queued = self.options.max_queued;
+        let lane = self.lane(&key);
+        lane.last_used = now;
+        if lane.queue.len() >= max_queued {
+            let depth = lane.queue.len();
+            self.drop_loudly(&key, pending, "queue full", depth);
+            return;
+        }
+        lane.queue.push_back(pending);
+        self.pump(&key, ctx);
+    }
+
+    /// Starts every call of the lane that may start now, and sets a timer for the rest.
+    fn pump(&mut self, key: &LaneKey, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let Some(lane) = self.lanes.get_mut(key) else { return };
+        let mut expired = Vec::new();
+        let mut ready = Vec::new();
+        let mut wake_at = None;
+        loop {
+            while lane.queue.front().is_some_and(|p| p.deadline <= now) {
+                expired.extend(lane.queue.pop_front());
+            }
+            if lane.queue.is_empty() {
+                break;
+            }
+            if let Some(until) = lane.paused_until {
+                if until > now {
+                    wake_at = Some(until);
+                    break;
+                }
+                lane.paused_until = None;
+            }
+            match lane.limiter.check() {
+                Ok(()) => {
+                    if let Some(p) = lane.queue.pop_front() {
+                        lane.active += 1;
+                        ready.push(p);
+                    }
+                }
+                Err(not_until) => {
+                    wake_at = Some(now + not_until.wait_time_from(lane.limiter.clock().now()));
+                    break;
+                }
+            }
+        }
+        let depth = lane.queue.len();
+        for p in expired {
+            self.drop_loudly(key, p, "waited too long", depth);
+        }
+        for p in ready {
+            self.start(key.clone(), p, ctx);
+        }
+        if let Some(at) = wake_at {
+            self.wake(key, at, ctx);
+        }
+    }
+
+    fn wake(&mut self, key: &LaneKey, at: Instant, ctx: &mut Context<Self>) {
+        let Some(lane) = self.lanes.get_mut(key) else { return };
+        match &lane.wake {
+            Some((when, _)) if *when <= at => return,
+            Some((_, handle)) => {
+                ctx.cancel_future(*handle);
+            }
+            None => {}
+        }
+        let k = key.clone();
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), move |act, ctx| {
+            if let Some(lane) = act.lanes.get_mut(&k) {
+                lane.wake = None;
+            }
+            act.pump(&k, ctx);
+        });
+        lane.wake = Some((at, handle));
+    }
+
+    /// One attempt on the wire (after a look in the thread when an earlier one may have landed).
+    fn start(&mut self, key: LaneKey, mut p: Pending, ctx: &mut Context<Self>) {
+        let client = self.client.clone();
+        let token = match p.call.token {
+            TokenKind::Bot => self.bot_token.clone(),
+            TokenKind::App => self.app_token.clone(),
+        };
+        let (method, args, body) = (p.call.method, p.call.args.clone(), p.call.body);
+        let check = if p.verify { PostCheck::of(method, &args) } else { None };
+        let bot_token = self.bot_token.clone();
+        let started = Instant::now();
+        let fut = async move {
+            if let Some(check) = check {
+                if let Some(found) = check.find(&client, &bot_token).await? {
+                    return Ok((found, true));
+                }
+            }
+            client.call(method, &token, &args, body).await.map(|r| (r, false))
+        };
+        p.attempts += 1;
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            act.finish(key, p, result, elapsed_ms, ctx);
+        }));
+    }
+
+    fn finish(
+        &mut self,
+        key: LaneKey,
+        mut p: Pending,
+        result: Result<(ApiResponse, bool), SlackError>,
+        elapsed_ms: u64,
+        ctx: &mut Context<Self>,
+    ) {
+        let now = Instant::now();
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            lane.active = lane.active.saturating_sub(1);
+            lane.last_used = now;
+        }
+        let (method, id, attempt) = (p.call.method, p.id, p.attempts);
+        let channel = key.channel.as_deref().unwrap_or("");
+        match result {
+            Ok((r, found)) => {
+                if found {
+                    tracing::info!(
+                        method,
+                        call = id,
+                        channel,
+                        attempt,
+                        "the reply had reached slack before the error; not posted again"
+                    );
+                }
+                tracing::debug!(
+                    method,
+                    call = id,
+                    attempt,
+                    elapsed_ms,
+                    wait_ms = p.enqueued.elapsed().as_millis() as u64,
+                    "slack call ok"
+                );
+                let _ = p.reply.send(Ok(r));
+            }
+            Err(SlackError::RateLimited { method: m, retry_after }) => {
+                let total = TransportStats::bump(&self.health.transport.rate_limited);
+                let e = SlackError::RateLimited { method: m, retry_after };
+                if retry_after > self.options.max_retry_after || now + retry_after >= p.deadline {
+                    tracing::warn!(
+                        method,
+                        call = id,
+                        channel,
+                        retry_after_ms = retry_after.as_millis() as u64,
+                        rate_limited_total = total,
+                        "rate limited past the call's deadline; giving up"
+                    );
+                    let _ = p.reply.send(Err(e));
+                    return;
+                }
+                tracing::warn!(
+                    method,
+                    call = id,
+                    channel,
+                    retry_after_ms = retry_after.as_millis() as u64,
+                    rate_limited_total = total,
+                    "rate limited; this method waits, others go on"
+                );
+                p.attempts -= 1;
+                let lane = self.lane(&key);
+                let until = now + retry_after;
+                lane.paused_until = Some(lane.paused_until.map_or(until, |u| u.max(until)));
+                lane.queue.push_front(p);
+                self.pump(&key, ctx);
+            }
+            Err(e) if e.is_transient() && attempt < self.options.max_attempts => {
+                let wait = backoff(attempt);
+                if now + wait >= p.deadline {
+                    tracing::warn!(method, call = id, channel, attempt, error = %e, "slack call failed and its deadline is near; giving up");
+                    let _ = p.reply.send(Err(e));
+                    return;
+                }
+                let total = TransportStats::bump(&self.health.transport.retries);
+                // The request may have been processed although the answer was lost.
+                p.verify |= !matches!(e, SlackError::Api { .. });
+                tracing::warn!(method, call = id, channel, attempt, elapsed_ms, wait_ms = wait.as_millis() as u64, retries_total = total, error = %e, "slack call will be retried");
+                self.lane(&key).active += 1;
+                ctx.run_later(wait, move |act, ctx| {
+                    let lane = act.lane(&key);
+                    lane.active = lane.active.saturating_sub(1);
+                    lane.queue.push_front(p);
+                    act.pump(&key, ctx);
+                });
+            }
+            Err(e) => {
+                if e.is_auth_failure() && p.call.token == TokenKind::Bot {
+                    self.health.set_fatal(format!(
+                        "Slack no longer accepts SLACK_BOT_TOKEN ({e}); reinstall the app or copy the Bot User OAuth Token again"
+                    ));
+                }
+                tracing::debug!(method, call = id, attempt, elapsed_ms, error = %e, "slack call failed");
+                let _ = p.reply.send(Err(e));
+            }
+        }
+    }
+
+    fn drop_loudly(&mut self, key: &LaneKey, p: Pending, reason: &'static str, depth: usize) {
+        let total = TransportStats::bump(&self.health.transport.dropped_calls);
+        let channel = key.channel.as_deref().unwrap_or("");
+        let thread_ts = p.call.args.get("thread_ts").and_then(Value::as_str).unwrap_or("");
+        tracing::error!(
+            method = p.call.method,
+            call = p.id,
+            channel,
+            thread_ts,
+            queued = depth,
+            waited_ms = p.enqueued.elapsed().as_millis() as u64,
+            dropped_calls_total = total,
+            reason,
+            "slack call dropped"
+        );
+        let _ = p.reply.send(Err(SlackError::Dropped { method: p.call.method.to_string(), reason }));
+    }
+
+    fn prune(&mut self) {
+        self.lanes.retain(|_, l| {
+            !(l.queue.is_empty() && l.active == 0 && l.wake.is_none() && l.last_used.elapsed() > LANE_IDLE)
+        });
+    }
+}
+
+/// Status indicators and reaction markers: worthless when late.
+fn is_cosmetic(method: &str) -> bool {
+    matches!(method, "assistant.threads.setStatus" | "reactions.add")
+}
+
+/// How to find a thread reply that may already have been posted: its `post_id` in the metadata.
+struct PostCheck {
+    channel: String,
+    thread_ts: String,
+    post_id: String,
+}
+
+impl PostCheck {
+    fn of(method: &str, args: &Map<String, Value>) -> Option<PostCheck> {
+        if method != "chat.postMessage" {
+            return None;
+        }
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        Some(PostCheck {
+            channel: s(args.get("channel"))?,
+            thread_ts: s(args.get("thread_ts"))?,
+            post_id: s(args.get("metadata").and_then(|m| m.pointer("/event_payload/post_id")))?,
+        })
+    }
+
+    /// The posted message as a `chat.postMessage` answer, if it is in the thread.
+    async fn find(
+        &self,
+        client: &WebClient,
+        token: &SecretString,
+    ) -> Result<Option<ApiResponse>, SlackError> {
+        let mut cursor: Option<String> = None;
+        for _ in 0..VERIFY_PAGES {
+            let mut a = args([
+                ("channel", json!(self.channel)),
+                ("ts", json!(self.thread_ts)),
+                ("include_all_metadata", json!(true)),
+                ("limit", json!(200)),
+            ]);
+            if let Some(c) = &cursor {
+                a.insert("cursor".into(), json!(c));
+            }
+            let r = client.call("conversations.replies", token, &a, Body::Form).await?;
+            let found = r.body["messages"].as_array().into_iter().flatten().find(|m| {
+                m.pointer("/metadata/event_payload/post_id").and_then(Value::as_str) == Some(&self.post_id)
+            });
+            if let Some(m) = found {
+                let body = json!({"ok": true, "channel": self.channel, "ts": m["ts"], "message": m});
+                return Ok(Some(ApiResponse { body, scopes: None }));
+            }
+            match next_cursor(&r.body) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -52,49 +537,32 @@ impl Actor for SlackApiActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
+        ctx.run_interval(LANE_IDLE, |act, _| act.prune());
     }
 }
 
 impl Handler<Call> for SlackApiActor {
     type Result = ResponseFuture<Result<ApiResponse, SlackError>>;
 
-    fn handle(&mut self, call: Call, _: &mut Self::Context) -> Self::Result {
-        let client = self.client.clone();
-        let token = match call.token {
-            TokenKind::Bot => self.bot_token.clone(),
-            TokenKind::App => self.app_token.clone(),
-        };
+    fn handle(&mut self, call: Call, ctx: &mut Self::Context) -> Self::Result {
+        let method = call.method;
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(call, tx, ctx);
         Box::pin(async move {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let started = std::time::Instant::now();
-                let result = client.call(call.method, &token, &call.args, call.body).await;
-                let elapsed_ms = started.elapsed().as_millis() as u64;
-                match result {
-                    Ok(r) => {
-                        tracing::debug!(method = call.method, attempt, elapsed_ms, "slack call ok");
-                        return Ok(r);
-                    }
-                    Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                        let wait = match &e {
-                            SlackError::RateLimited { retry_after, .. }
-                                if *retry_after <= MAX_RETRY_AFTER =>
-                            {
-                                *retry_after + jitter(Duration::from_millis(250))
-                            }
-                            SlackError::RateLimited { .. } => return Err(e),
-                            _ => backoff(attempt),
-                        };
-                        tracing::warn!(method = call.method, attempt, wait_ms = wait.as_millis() as u64, error = %e, "slack call will be retried");
-                        actix_rt::time::sleep(wait).await;
-                    }
-                    Err(e) => {
-                        tracing::debug!(method = call.method, attempt, elapsed_ms, error = %e, "slack call failed");
-                        return Err(e);
-                    }
-                }
-            }
+            rx.await.unwrap_or_else(|_| {
+                Err(SlackError::Dropped { method: method.to_string(), reason: "the web api actor stopped" })
+            })
+        })
+    }
+}
+
+impl Handler<GetBacklog> for SlackApiActor {
+    type Result = Backlog;
+
+    fn handle(&mut self, _: GetBacklog, _: &mut Self::Context) -> Backlog {
+        self.lanes.values().fold(Backlog::default(), |b, l| Backlog {
+            queued: b.queued + l.queue.len(),
+            active: b.active + l.active,
         })
     }
 }
@@ -103,10 +571,6 @@ impl Handler<Call> for SlackApiActor {
 pub fn backoff(attempt: u32) -> Duration {
     let base = (0.5 * 2f64.powi(attempt.saturating_sub(1).min(8) as i32)).min(8.0);
     Duration::from_secs_f64(base * (1.0 - 0.25 * fastrand::f64()))
-}
-
-fn jitter(max: Duration) -> Duration {
-    max.mul_f64(fastrand::f64())
 }
 
 /// Who the bot is, from `auth.test`.
@@ -121,14 +585,20 @@ pub struct Identity {
 #[derive(Clone)]
 pub struct SlackApi {
     addr: Addr<SlackApiActor>,
+    /// A backstop: the actor answers every call by its deadline, this only guards a stuck actor.
+    call_timeout: Duration,
 }
 
-/// How long a caller waits for the actor (including its retries).
-const CALL_TIMEOUT: Duration = Duration::from_secs(300);
-
 impl SlackApi {
-    pub fn new(addr: Addr<SlackApiActor>) -> SlackApi {
-        SlackApi { addr }
+    /// A handle on `addr`, started with `options`.
+    pub fn new(addr: Addr<SlackApiActor>, options: &ApiOptions) -> SlackApi {
+        let call_timeout = options.max_wait + options.request_timeout * (VERIFY_PAGES as u32 + 2);
+        SlackApi { addr, call_timeout }
+    }
+
+    /// Calls waiting and running.
+    pub async fn backlog(&self) -> Backlog {
+        self.addr.send(GetBacklog).await.unwrap_or_default()
     }
 
     pub async fn call(
@@ -138,9 +608,14 @@ impl SlackApi {
         body: Body,
         token: TokenKind,
     ) -> Result<ApiResponse, SlackError> {
-        self.addr.send(Call { method, args, body, token }).timeout(CALL_TIMEOUT).await.unwrap_or_else(|e| {
-            Err(SlackError::Transport { method: method.to_string(), reason: format!("slack api actor: {e}") })
-        })
+        self.addr.send(Call { method, args, body, token }).timeout(self.call_timeout).await.unwrap_or_else(
+            |e| {
+                Err(SlackError::Transport {
+                    method: method.to_string(),
+                    reason: format!("slack api actor: {e}"),
+                })
+            },
+        )
     }
 
     pub async fn auth_test(&self) -> Result<Identity, SlackError> {
@@ -189,7 +664,9 @@ impl SlackApi {
         }
     }
 
-    /// Posts `text` (mrkdwn) in a thread; `metadata` is the bot's durable thread state.
+    /// Posts `text` (mrkdwn) in a thread; `metadata` is the bot's durable thread state. A thread
+    /// reply carries a fresh `post_id` in its metadata, so a retry can tell whether an attempt
+    /// whose answer was lost did post it.
     pub async fn post_message(
         &self,
         channel: &ChannelId,
@@ -219,6 +696,10 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             a.insert("thread_ts".into(), json!(ts));
         }
+        let metadata = match (metadata, thread_ts) {
+            (m, Some(_)) => Some(with_post_id(m)),
+            (m, None) => m,
+        };
         if let Some(m) = metadata {
             a.insert("metadata".into(), m);
         }
@@ -297,6 +778,24 @@ impl SlackApi {
     }
 }
 
+/// `metadata` (or a minimal one) with a unique `post_id` in its payload.
+fn with_post_id(metadata: Option<Value>) -> Value {
+    let post_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let mut m = match metadata {
+        Some(Value::Object(m)) => m,
+        _ => args([("event_type", json!("itbot_post"))]),
+    };
+    match m.get_mut("event_payload").and_then(Value::as_object_mut) {
+        Some(payload) => {
+            payload.insert("post_id".into(), json!(post_id));
+        }
+        None => {
+            m.insert("event_payload".into(), json!({ "post_id": post_id }));
+        }
+    }
+    Value::Object(m)
+}
+
 fn decode(method: &str, field: &str) -> SlackError {
     SlackError::Decode { method: method.to_string(), reason: format!("response lacks `{field}`") }
 }
@@ -310,5 +809,59 @@ mod tests {
         assert!(backoff(1) <= Duration::from_millis(500) && backoff(1) >= Duration::from_millis(375));
         assert!(backoff(3) >= Duration::from_millis(1500));
         assert!(backoff(30) <= Duration::from_secs(8));
+    }
+
+    #[test]
+    fn methods_map_to_slacks_tiers() {
+        assert_eq!(Tier::of("apps.connections.open"), Tier::Connections);
+        assert_eq!(Tier::of("chat.postMessage"), Tier::PostMessage);
+        assert_eq!(Tier::of("conversations.list"), Tier::Two);
+        assert_eq!(Tier::of("conversations.replies"), Tier::Three);
+        assert_eq!(Tier::of("users.info"), Tier::Four);
+        assert_eq!(Tier::of("auth.test"), Tier::Special);
+        assert_eq!(Tier::of("some.new_method"), Tier::Three);
+        assert_eq!(Tier::PostMessage.rate(), (60, 3));
+    }
+
+    #[test]
+    fn a_lane_allows_its_burst_then_makes_callers_wait() {
+        let limiter: DefaultDirectRateLimiter = RateLimiter::direct(Tier::PostMessage.quota(1));
+        for _ in 0..3 {
+            assert!(limiter.check().is_ok());
+        }
+        let wait = limiter.check().expect_err("the fourth post in a burst waits");
+        let wait = wait.wait_time_from(limiter.clock().now());
+        assert!(wait > Duration::from_millis(500) && wait <= Duration::from_secs(1), "{wait:?}");
+    }
+
+    #[test]
+    fn post_message_lanes_are_per_channel_and_other_methods_per_method() {
+        let call = |method: &'static str, channel: &str| Call {
+            method,
+            args: args([("channel", json!(channel))]),
+            body: Body::Json,
+            token: TokenKind::Bot,
+        };
+        assert_ne!(
+            LaneKey::of(&call("chat.postMessage", "C1")),
+            LaneKey::of(&call("chat.postMessage", "C2"))
+        );
+        assert_eq!(LaneKey::of(&call("reactions.add", "C1")), LaneKey::of(&call("reactions.add", "C2")));
+    }
+
+    #[test]
+    fn a_thread_reply_gets_a_post_id_beside_its_state() {
+        let state = json!({"event_type": "itbot_thread_state", "event_payload": {"v": 1}});
+        let m = with_post_id(Some(state));
+        assert_eq!(m["event_type"], "itbot_thread_state");
+        assert_eq!(m["event_payload"]["v"], 1);
+        let id = m["event_payload"]["post_id"].as_str().expect("post id");
+        assert_eq!(id.len(), 32);
+        let bare = with_post_id(None);
+        assert_eq!(bare["event_type"], "itbot_post");
+        assert_ne!(bare["event_payload"]["post_id"].as_str(), Some(id));
+        let args = args([("channel", json!("C1")), ("thread_ts", json!("1.2")), ("metadata", bare)]);
+        assert!(PostCheck::of("chat.postMessage", &args).is_some());
+        assert!(PostCheck::of("chat.update", &args).is_none());
     }
 }

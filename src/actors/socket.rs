@@ -1,13 +1,17 @@
 //! SocketActor: one Socket Mode connection slot. It asks `apps.connections.open` for a URL,
 //! connects to it as given (`ws://` or `wss://`), acks every envelope the moment it arrives
-//! (before parsing the event), and hands events to the router without waiting.
+//! (before parsing the event, duplicates included), and hands events to the router without
+//! waiting.
 //!
-//! On `disconnect` it opens the next connection first and closes the old one only once the new
-//! one is up, still acking frames that arrive on the old socket. A dropped or silent socket
-//! (nothing from Slack for [`STALE_AFTER`]) is replaced with capped, jittered backoff.
-//! Unrecoverable auth errors end the process with a clear message instead of a retry loop.
+//! A new connection becomes the slot's *current* one when Slack says `hello`. On `disconnect`
+//! (`warning`, `refresh_requested`) it opens the next connection first; the old one is closed only
+//! once the new one said hello, and frames still arriving on it are acked. A dropped, refused or
+//! silent socket (nothing from Slack — no frame, no ping, no pong to our own pings — for
+//! [`SocketOptions::stale_after`]) is replaced with capped, jittered exponential backoff.
+//! `too_many_websockets` backs off, `link_disabled` stops every slot and makes readiness false,
+//! and unrecoverable auth errors end the process with a clear message instead of a retry loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,25 +19,54 @@ use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use actix_http::ws::{Item, ProtocolError};
 use awc::ws;
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
 use super::router::Deliver;
 use super::slack_api::SlackApi;
-use crate::http::Health;
+use crate::http::{Health, TransportStats};
 use crate::slack::events;
-use crate::slack::socket::{ack_text, parse_frame, Frame};
+use crate::slack::socket::{ack_text, envelope_id, parse_frame, Frame};
 use crate::slack::{EnvelopeId, SlackError};
 
-/// Slack pings about every 10 s; three missed pings mean the socket is dead.
-pub const STALE_AFTER: Duration = Duration::from_secs(30);
-/// How often we ping Slack and check for staleness.
-const HEARTBEAT: Duration = Duration::from_secs(5);
-/// An old socket still draining after a refresh is dropped after this long.
-const DRAIN_FOR: Duration = Duration::from_secs(10);
-/// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Envelopes can be large (interactive payloads reach tens of kilobytes).
 const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Our pings awaiting a pong, per connection; older ones are forgotten.
+const MAX_PINGS_IN_FLIGHT: usize = 8;
+
+/// Timings of the Socket Mode transport. The defaults follow Slack and its SDKs (REFERENCE
+/// §1.8–1.9); tests shrink them.
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    /// How often we ping Slack and check for staleness.
+    pub heartbeat: Duration,
+    /// Slack pings about every 10 s: nothing at all for this long means the socket is dead.
+    pub stale_after: Duration,
+    /// The WebSocket handshake plus Slack's `hello` must take less than this.
+    pub connect_timeout: Duration,
+    /// An old socket still draining after a refresh is dropped after this long.
+    pub drain_for: Duration,
+    /// First step of the reconnect backoff (doubling on each failure).
+    pub backoff_base: Duration,
+    /// Longest wait between reconnect attempts.
+    pub backoff_max: Duration,
+    /// Shortest wait after Slack refused a socket with `too_many_websockets`.
+    pub too_many_websockets_wait: Duration,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            heartbeat: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(20),
+            drain_for: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            too_many_websockets_wait: Duration::from_secs(10),
+        }
+    }
+}
 
 type WsFramed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 type WsSink = SinkWrite<ws::Message, SplitSink<WsFramed, ws::Message>>;
@@ -46,6 +79,10 @@ struct Connection {
     stream: SpawnHandle,
     /// Partial text of a fragmented frame.
     partial: Vec<u8>,
+    /// When Slack last sent something on it: any frame, a ping, or a pong to one of our pings.
+    last_heard: Instant,
+    /// Payloads of our pings not answered yet, oldest first.
+    pings: VecDeque<Bytes>,
 }
 
 /// Open (or replace) the connection.
@@ -64,65 +101,85 @@ pub struct SocketActor {
     slack: SlackApi,
     router: Recipient<Deliver>,
     health: Arc<Health>,
-    /// Live connections by generation: normally one, two while a refresh drains the old one.
+    options: SocketOptions,
+    /// Live connections by generation: the current one, one waiting for `hello`, and old ones
+    /// draining after a refresh.
     conns: HashMap<u64, Connection>,
-    /// The connection new frames are expected on.
+    /// The connection that said hello last: it counts for readiness.
     current: Option<u64>,
+    /// A new connection waiting for its `hello`.
+    pending: Option<u64>,
     next_generation: u64,
+    /// `apps.connections.open` or a handshake is under way.
     connecting: bool,
     /// Consecutive failed connection attempts, for backoff.
     failures: u32,
-    last_heard: Instant,
+    /// This slot had a connection before: the next one is a reconnect.
+    was_connected: bool,
     ping_seq: u64,
     /// Set on shutdown or `link_disabled`: no more reconnects.
     stopped: bool,
 }
 
 impl SocketActor {
-    pub fn new(slot: usize, slack: SlackApi, router: Recipient<Deliver>, health: Arc<Health>) -> SocketActor {
+    pub fn new(
+        slot: usize,
+        slack: SlackApi,
+        router: Recipient<Deliver>,
+        health: Arc<Health>,
+        options: SocketOptions,
+    ) -> SocketActor {
         SocketActor {
             slot,
             slack,
             router,
             health,
+            options,
             conns: HashMap::new(),
             current: None,
+            pending: None,
             next_generation: 1,
             connecting: false,
             failures: 0,
-            last_heard: Instant::now(),
+            was_connected: false,
             ping_seq: 0,
             stopped: false,
         }
     }
 
+    fn gave_up(&self) -> bool {
+        self.stopped || self.health.is_link_disabled()
+    }
+
     fn schedule_connect(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        if self.stopped {
+        if self.gave_up() {
             return;
         }
-        tracing::info!(slot = self.slot, wait_ms = after.as_millis() as u64, "reconnecting");
+        tracing::info!(
+            slot = self.slot,
+            wait_ms = after.as_millis() as u64,
+            failures = self.failures,
+            "reconnecting"
+        );
         ctx.run_later(after, |_, ctx| ctx.notify(Connect));
     }
 
+    /// Capped exponential backoff with jitter; a first reconnect after a loss only gets jitter,
+    /// so replicas that lost their sockets together do not reconnect in lockstep.
     fn retry_delay(&self) -> Duration {
+        let o = &self.options;
         if self.failures == 0 {
-            return Duration::ZERO;
+            return o.backoff_base.mul_f64(0.5 * fastrand::f64());
         }
-        let base = Duration::from_millis(500).saturating_mul(1 << self.failures.min(6));
-        base.min(MAX_BACKOFF).mul_f64(0.75 + 0.25 * fastrand::f64())
+        let base = o.backoff_base.saturating_mul(1 << (self.failures - 1).min(16)).min(o.backoff_max);
+        base.mul_f64(0.5 + 0.5 * fastrand::f64())
     }
 
     fn send(&mut self, generation: u64, message: ws::Message) {
         if let Some(conn) = self.conns.get_mut(&generation) {
             if conn.sink.write(message).is_err() {
-                tracing::warn!(slot = self.slot, generation, "socket closed before a frame could be sent");
+                tracing::debug!(slot = self.slot, generation, "socket closing; frame not sent");
             }
-        }
-    }
-
-    fn lose_current(&mut self) {
-        if self.current.take().is_some() {
-            self.health.set_socket(self.slot, false);
         }
     }
 
@@ -132,7 +189,58 @@ impl SocketActor {
             ctx.cancel_future(conn.stream);
         }
         if self.current == Some(generation) {
-            self.lose_current();
+            self.current = None;
+            self.health.set_socket(self.slot, false);
+        }
+        if self.pending == Some(generation) {
+            self.pending = None;
+        }
+    }
+
+    /// The connection `generation` is gone or refused: replace it if it mattered.
+    fn lost(&mut self, generation: u64, why: &'static str, ctx: &mut Context<Self>) {
+        let was_current = self.current == Some(generation);
+        let was_pending = self.pending == Some(generation);
+        self.drop_connection(generation, ctx);
+        if was_current {
+            tracing::warn!(slot = self.slot, generation, why, "socket lost");
+            let wait = self.retry_delay();
+            self.schedule_connect(wait, ctx);
+        } else if was_pending {
+            self.failures += 1;
+            tracing::warn!(
+                slot = self.slot,
+                generation,
+                why,
+                failures = self.failures,
+                "new socket failed before hello"
+            );
+            let wait = self.retry_delay();
+            self.schedule_connect(wait, ctx);
+        }
+    }
+
+    /// `hello` on a new connection: it becomes current, and the one it replaces drains.
+    fn promote(&mut self, generation: u64, ctx: &mut Context<Self>) {
+        self.pending = None;
+        let old = self.current.replace(generation);
+        self.failures = 0;
+        self.health.set_socket(self.slot, true);
+        let connects = TransportStats::bump(&self.health.transport.connects);
+        let reconnects = if self.was_connected {
+            TransportStats::bump(&self.health.transport.reconnects)
+        } else {
+            TransportStats::get(&self.health.transport.reconnects)
+        };
+        self.was_connected = true;
+        tracing::info!(slot = self.slot, generation, replaced = ?old, connects_total = connects, reconnects_total = reconnects, "socket mode connected");
+        if let Some(old) = old {
+            // Closing tells Slack to stop sending there; frames already on the way are still
+            // read (and acked while the socket takes writes) until it ends or drains out.
+            if let Some(conn) = self.conns.get_mut(&old) {
+                conn.sink.close();
+            }
+            ctx.run_later(self.options.drain_for, move |act, ctx| act.drop_connection(old, ctx));
         }
     }
 
@@ -184,11 +292,22 @@ impl SocketActor {
                     lifetime_secs = debug_info.and_then(|d| d.approximate_connection_time),
                     "socket mode hello"
                 );
+                if self.pending == Some(generation) {
+                    self.promote(generation, ctx);
+                }
             }
             Ok(Frame::Disconnect { reason }) => self.on_disconnect(generation, &reason, ctx),
-            Ok(Frame::Unknown) => {
-                tracing::warn!(slot = self.slot, len = text.len(), "unknown socket mode frame type; ignored")
-            }
+            Ok(Frame::Unknown) => match envelope_id(text) {
+                Some(id) => {
+                    self.ack(generation, &id, received);
+                    tracing::warn!(slot = self.slot, envelope_id = %id, "envelope of an unknown type acked and skipped");
+                }
+                None => tracing::warn!(
+                    slot = self.slot,
+                    len = text.len(),
+                    "unknown socket mode frame type; ignored"
+                ),
+            },
             Err((reason, Some(id))) => {
                 self.ack(generation, &id, received);
                 tracing::error!(slot = self.slot, envelope_id = %id, error = %reason, "malformed envelope acked and skipped");
@@ -217,10 +336,20 @@ impl SocketActor {
                 }
             }
             "too_many_websockets" => {
+                let mattered = self.current == Some(generation) || self.pending == Some(generation);
                 self.drop_connection(generation, ctx);
-                self.failures += 1;
-                let wait = self.retry_delay().max(Duration::from_secs(10));
-                self.schedule_connect(wait, ctx);
+                if mattered {
+                    // The current socket (if this was a new one) keeps serving meanwhile.
+                    self.failures += 1;
+                    let wait = self.retry_delay().max(self.options.too_many_websockets_wait);
+                    tracing::warn!(
+                        slot = self.slot,
+                        generation,
+                        wait_ms = wait.as_millis() as u64,
+                        "slack refused the socket: too many websockets for this app; backing off"
+                    );
+                    self.schedule_connect(wait, ctx);
+                }
             }
             // `warning`, `refresh_requested` and anything new: replace the connection, new first.
             _ => {
@@ -233,19 +362,46 @@ impl SocketActor {
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         let Some(generation) = self.current else { return };
-        if self.last_heard.elapsed() > STALE_AFTER {
+        let Some(conn) = self.conns.get(&generation) else { return };
+        let silent = conn.last_heard.elapsed();
+        if silent > self.options.stale_after {
+            let total = TransportStats::bump(&self.health.transport.stale);
             tracing::warn!(
                 slot = self.slot,
                 generation,
-                "socket is stale (nothing from slack for 30s); replacing it"
+                silent_ms = silent.as_millis() as u64,
+                stale_total = total,
+                "socket is stale (nothing from slack); replacing it"
             );
-            self.drop_connection(generation, ctx);
-            ctx.notify(Connect);
+            self.lost(generation, "stale", ctx);
             return;
         }
         self.ping_seq += 1;
-        let payload = format!("itbot-{}-{}", self.slot, self.ping_seq);
-        self.send(generation, ws::Message::Ping(payload.into_bytes().into()));
+        let payload = Bytes::from(format!("itbot:{}:{}:{}", self.slot, generation, self.ping_seq));
+        if let Some(conn) = self.conns.get_mut(&generation) {
+            if conn.pings.len() >= MAX_PINGS_IN_FLIGHT {
+                conn.pings.pop_front();
+            }
+            conn.pings.push_back(payload.clone());
+        }
+        self.send(generation, ws::Message::Ping(payload));
+    }
+
+    /// A pong counts only if it answers one of our pings on that connection.
+    fn on_pong(&mut self, generation: u64, payload: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&generation) else { return };
+        match conn.pings.iter().position(|p| p.as_ref() == payload) {
+            Some(i) => {
+                conn.pings.drain(..=i);
+                conn.last_heard = Instant::now();
+            }
+            None => tracing::debug!(
+                slot = self.slot,
+                generation,
+                len = payload.len(),
+                "pong to no ping of ours ignored"
+            ),
+        }
     }
 }
 
@@ -254,7 +410,7 @@ impl Actor for SocketActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.notify(Connect);
-        ctx.run_interval(HEARTBEAT, |act, ctx| act.heartbeat(ctx));
+        ctx.run_interval(self.options.heartbeat, |act, ctx| act.heartbeat(ctx));
     }
 }
 
@@ -262,26 +418,27 @@ impl Handler<Connect> for SocketActor {
     type Result = ();
 
     fn handle(&mut self, _: Connect, ctx: &mut Self::Context) {
-        if self.connecting || self.stopped {
+        if self.connecting || self.pending.is_some() || self.gave_up() {
             return;
         }
         self.connecting = true;
         let slack = self.slack.clone();
         let slot = self.slot;
+        let timeout = self.options.connect_timeout;
         let fut = async move {
             let url = slack.open_connection().await.map_err(ConnectError::Slack)?;
-            let client = crate::net::http_client(Duration::from_secs(10));
-            let (_, framed) = client
-                .ws(url)
-                .max_frame_size(MAX_FRAME)
-                .connect()
+            let client = crate::net::http_client(timeout);
+            let handshake = client.ws(url).max_frame_size(MAX_FRAME).connect();
+            let (_, framed) = actix_rt::time::timeout(timeout, handshake)
                 .await
+                .map_err(|_| ConnectError::Timeout)?
                 .map_err(|e| ConnectError::Socket(e.to_string()))?;
             Ok::<_, ConnectError>(framed)
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.connecting = false;
             match result {
+                Ok(_) if act.gave_up() => {}
                 Ok(framed) => {
                     let generation = act.next_generation;
                     act.next_generation += 1;
@@ -291,25 +448,20 @@ impl Handler<Connect> for SocketActor {
                         .map(move |f| (generation, Some(f)))
                         .chain(futures_util::stream::once(async move { (generation, None) }));
                     let handle = ctx.add_stream(tagged);
-                    act.conns.insert(
-                        generation,
-                        Connection {
-                            sink,
-                            stream: handle,
-                            partial: Vec::new(),
-                        },
-                    );
-                    // The new connection is up: let the old one drain, then drop it.
-                    if let Some(old) = act.current.replace(generation) {
-                        if let Some(conn) = act.conns.get_mut(&old) {
-                            conn.sink.close();
+                    let conn = Connection {
+                        sink,
+                        stream: handle,
+                        partial: Vec::new(),
+                        last_heard: Instant::now(),
+                        pings: VecDeque::new(),
+                    };
+                    act.conns.insert(generation, conn);
+                    act.pending = Some(generation);
+                    ctx.run_later(act.options.connect_timeout, move |act, ctx| {
+                        if act.pending == Some(generation) {
+                            act.lost(generation, "no hello", ctx);
                         }
-                        ctx.run_later(DRAIN_FOR, move |act, ctx| act.drop_connection(old, ctx));
-                    }
-                    act.failures = 0;
-                    act.last_heard = Instant::now();
-                    act.health.set_socket(act.slot, true);
-                    tracing::info!(slot, generation, "socket mode connected");
+                    });
                 }
                 Err(ConnectError::Slack(e)) if e.is_auth_failure() => {
                     act.stopped = true;
@@ -319,8 +471,9 @@ impl Handler<Connect> for SocketActor {
                 }
                 Err(ConnectError::Slack(SlackError::RateLimited { retry_after, .. })) => {
                     act.failures += 1;
-                    tracing::warn!(slot, retry_after_secs = retry_after.as_secs(), "apps.connections.open is rate limited");
-                    act.schedule_connect(retry_after.max(act.retry_delay()), ctx);
+                    tracing::warn!(slot, retry_after_ms = retry_after.as_millis() as u64, "apps.connections.open is rate limited; waiting");
+                    let wait = retry_after.max(act.retry_delay());
+                    act.schedule_connect(wait, ctx);
                 }
                 Err(e) => {
                     act.failures += 1;
@@ -339,23 +492,21 @@ enum ConnectError {
     Slack(SlackError),
     #[error("websocket: {0}")]
     Socket(String),
+    #[error("websocket handshake timed out")]
+    Timeout,
 }
 
 impl StreamHandler<Tagged> for SocketActor {
     fn handle(&mut self, (generation, item): Tagged, ctx: &mut Self::Context) {
         let Some(item) = item else {
-            // This connection's stream ended.
-            let was_current = self.current == Some(generation);
-            self.drop_connection(generation, ctx);
-            if was_current {
-                tracing::warn!(slot = self.slot, generation, "socket closed");
-                self.failures += 1;
-                let wait = self.retry_delay();
-                self.schedule_connect(wait, ctx);
-            }
+            self.lost(generation, "closed", ctx);
             return;
         };
-        self.last_heard = Instant::now();
+        if !matches!(item, Ok(ws::Frame::Pong(_))) {
+            if let Some(conn) = self.conns.get_mut(&generation) {
+                conn.last_heard = Instant::now();
+            }
+        }
         match item {
             Ok(ws::Frame::Text(bytes)) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.on_text(generation, text, ctx),
@@ -364,14 +515,10 @@ impl StreamHandler<Tagged> for SocketActor {
                 }
             },
             Ok(ws::Frame::Ping(payload)) => self.send(generation, ws::Message::Pong(payload)),
-            Ok(ws::Frame::Pong(_)) => {}
+            Ok(ws::Frame::Pong(payload)) => self.on_pong(generation, &payload),
             Ok(ws::Frame::Close(reason)) => {
                 tracing::info!(slot = self.slot, generation, code = ?reason.map(|r| u16::from(r.code)), "slack closed the socket");
-                let was_current = self.current == Some(generation);
-                self.drop_connection(generation, ctx);
-                if was_current {
-                    ctx.notify(Connect);
-                }
+                self.lost(generation, "close frame", ctx);
             }
             Ok(ws::Frame::Continuation(item)) => {
                 let done = match item {
@@ -404,11 +551,7 @@ impl StreamHandler<Tagged> for SocketActor {
             }
             Err(e) => {
                 tracing::warn!(slot = self.slot, generation, error = %e, "websocket protocol error; replacing the socket");
-                let was_current = self.current == Some(generation);
-                self.drop_connection(generation, ctx);
-                if was_current {
-                    ctx.notify(Connect);
-                }
+                self.lost(generation, "protocol error", ctx);
             }
         }
     }

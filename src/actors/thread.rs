@@ -85,6 +85,12 @@ impl ThreadEvent {
     }
 }
 
+/// Shutdown: answer what is being prepared now (without waiting longer for Assist) and say
+/// whether a turn is still in flight.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Drain;
+
 /// Where the ticket is in its life (see the module table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -907,5 +913,17 @@ impl Handler<ThreadEvent> for ThreadActor {
             }
             ThreadEvent::Stop => ctx.stop(),
         }
+    }
+}
+
+impl Handler<Drain> for ThreadActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> bool {
+        if self.phase == Phase::Preparing && !self.wait_over {
+            self.wait_over = true;
+            self.maybe_post_first(ctx);
+        }
+        self.busy || self.phase == Phase::Preparing || !self.queue.is_empty()
     }
 }

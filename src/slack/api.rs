@@ -36,6 +36,9 @@ pub enum SlackError {
     Transport { method: String, reason: String },
     #[error("{method}: unreadable response: {reason}")]
     Decode { method: String, reason: String },
+    /// The call was given up before Slack answered it: its queue was full or it waited too long.
+    #[error("{method}: dropped: {reason}")]
+    Dropped { method: String, reason: &'static str },
 }
 
 fn scope_note(needed: &Option<String>, provided: &Option<String>) -> String {
@@ -65,7 +68,7 @@ impl SlackError {
                 code.as_str(),
                 "fatal_error" | "internal_error" | "request_timeout" | "service_unavailable"
             ),
-            SlackError::Decode { .. } => false,
+            SlackError::Decode { .. } | SlackError::Dropped { .. } => false,
         }
     }
 

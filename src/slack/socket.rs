@@ -67,10 +67,12 @@ pub struct Ack<'a> {
 
 /// A parsed frame, or the reason it could not be parsed plus any envelope id found in it.
 pub fn parse_frame(text: &str) -> Result<Frame, (String, Option<EnvelopeId>)> {
-    serde_json::from_str::<Frame>(text).map_err(|e| {
-        let id = serde_json::from_str::<EnvelopeIdOnly>(text).ok().and_then(|f| f.envelope_id);
-        (e.to_string(), id)
-    })
+    serde_json::from_str::<Frame>(text).map_err(|e| (e.to_string(), envelope_id(text)))
+}
+
+/// The envelope id of any frame that has one (for frames of a type this version does not know).
+pub fn envelope_id(text: &str) -> Option<EnvelopeId> {
+    serde_json::from_str::<EnvelopeIdOnly>(text).ok().and_then(|f| f.envelope_id)
 }
 
 /// The ack text for an envelope (`{"envelope_id":"…"}`).
@@ -133,8 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_frame_type_is_not_an_error() {
+    fn an_unknown_frame_type_is_not_an_error_and_its_envelope_id_is_found() {
         assert!(matches!(parse_frame(r#"{"type":"brand_new","x":1}"#), Ok(Frame::Unknown)));
+        let text = r#"{"type":"brand_new","envelope_id":"e7","payload":{}}"#;
+        assert!(matches!(parse_frame(text), Ok(Frame::Unknown)));
+        assert_eq!(envelope_id(text).map(|e| e.0), Some("e7".to_string()));
+        assert!(envelope_id(r#"{"type":"hello"}"#).is_none());
     }
 
     #[test]
