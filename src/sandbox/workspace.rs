@@ -102,6 +102,11 @@ pub enum Fault {
     Error(String),
     /// Sleep, then handle the call normally.
     Delay(Duration),
+    /// Handle the call at once (a post is stored), then wait this long before answering: the
+    /// caller may give up although the call took effect.
+    RespondLate(Duration),
+    /// Never answer (the request is not handled).
+    Hang,
 }
 
 /// Handle to a running simulated workspace; clones share it.
@@ -460,19 +465,120 @@ impl Workspace {
         st.faults.entry(method.to_string()).or_default().push_back(fault);
     }
 
+    /// The next `n` calls of `method` get this fault.
+    pub fn inject_times(&self, method: &str, fault: Fault, n: usize) {
+        let mut st = self.inner.lock();
+        let queue = st.faults.entry(method.to_string()).or_default();
+        queue.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Faults injected but not served yet, over all methods.
+    pub fn faults_pending(&self) -> usize {
+        self.inner.lock().faults.values().map(VecDeque::len).sum()
+    }
+
+    /// The next `n` acks from clients are lost: those envelopes are redelivered with
+    /// `retry_attempt` + 1 and `retry_reason: "timeout"` after `ack_timeout`.
+    pub fn hold_acks(&self, n: usize) {
+        self.inner.lock().acks_to_lose += n;
+    }
+
+    /// Acks lost so far by [`Workspace::hold_acks`].
+    pub fn acks_lost(&self) -> usize {
+        self.inner.lock().acks_lost
+    }
+
+    /// Events sent but not acked yet, and events waiting for a connection.
+    pub fn pending_deliveries(&self) -> usize {
+        self.inner.lock().deliveries.len()
+    }
+
+    /// Sends `{"type":"disconnect","reason":…}` on the `index`-th open socket (oldest first), and
+    /// closes it after `close_after` when given, as Slack does after a `warning`. False if there
+    /// is no such socket.
+    pub fn send_disconnect_to(&self, index: usize, reason: &str, close_after: Option<Duration>) -> bool {
+        let mut st = self.inner.lock();
+        st.live_conns();
+        let n = st.conns.iter().filter(|c| !c.muted).count();
+        let Some(conn) = st.conns.iter().filter(|c| !c.muted).nth(index) else {
+            return false;
+        };
+        let frame = self.inner.disconnect_frame(reason, n);
+        let _ = conn.tx.send(Outgoing::Text(frame));
+        let id = conn.id;
+        if let Some(after) = close_after {
+            self.inner.schedule(after, move |inner| inner.close_conn(id, Outgoing::Close));
+        }
+        true
+    }
+
+    /// Closes the `index`-th open socket (oldest first) abruptly, as a dropped TCP connection.
+    pub fn drop_connection(&self, index: usize) -> bool {
+        let mut st = self.inner.lock();
+        st.live_conns();
+        let Some(id) = st.conns.iter().filter(|c| !c.muted).nth(index).map(|c| c.id) else {
+            return false;
+        };
+        drop(st);
+        self.inner.close_conn(id, Outgoing::Abort);
+        true
+    }
+
+    /// Every open socket goes silent in both directions (no pings, pongs, events or acks), as if
+    /// the network dropped everything without closing: only a watchdog notices.
+    pub fn mute_connections(&self) {
+        let mut st = self.inner.lock();
+        for c in &mut st.conns {
+            c.muted = true;
+        }
+    }
+
+    /// Takes `n` of the app's connection slots with sockets that never receive events (other
+    /// processes of the same app), so the app's next sockets hit the limit of 10.
+    pub fn occupy_connection_slots(&self, n: usize) {
+        let mut st = self.inner.lock();
+        for _ in 0..n {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let id = st.next_conn;
+            st.next_conn += 1;
+            st.conns.push(Conn { id, tx, muted: true });
+            st.occupied.push(rx);
+        }
+    }
+
+    /// Frees the slots taken by [`Workspace::occupy_connection_slots`].
+    pub fn release_connection_slots(&self) {
+        let mut st = self.inner.lock();
+        st.occupied.clear();
+        st.live_conns();
+    }
+
+    /// Sockets that said hello, since the start.
+    pub fn connections_opened(&self) -> usize {
+        self.inner.lock().opened
+    }
+
+    /// Sockets refused with `too_many_websockets`.
+    pub fn connections_refused(&self) -> usize {
+        self.inner.lock().refused
+    }
+
+    /// The most sockets open at once (occupied slots included).
+    pub fn peak_connections(&self) -> usize {
+        self.inner.lock().peak
+    }
+
+    /// Calls of `method` received so far.
+    pub fn calls_of(&self, method: &str) -> usize {
+        self.inner.lock().api_calls.iter().filter(|c| c.method == method).count()
+    }
+
     /// Sends `{"type":"disconnect","reason":…}` on every open socket.
     pub fn send_disconnect_all(&self, reason: &str) {
         let mut st = self.inner.lock();
         let n = st.live_conns();
-        let frame = json!({
-            "type": "disconnect",
-            "reason": reason,
-            "num_connections": n,
-            "debug_info": {"host": self.inner.ids.host},
-            "connection_info": {"app_id": self.inner.ids.own.app_id},
-        })
-        .to_string();
-        for c in &st.conns {
+        let frame = self.inner.disconnect_frame(reason, n);
+        for c in st.conns.iter().filter(|c| !c.muted) {
             let _ = c.tx.send(Outgoing::Text(frame.clone()));
         }
         tracing::debug!(connections = n, "disconnect sent");
@@ -713,6 +819,8 @@ enum Outgoing {
 struct Conn {
     id: u64,
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// Silent in both directions: gets no events or pings, and what it sends is lost.
+    muted: bool,
 }
 
 /// An event waiting for its ack.
@@ -741,6 +849,14 @@ struct State {
     envelopes_sent: usize,
     envelopes_acked: usize,
     unknown_frames: usize,
+    /// Acks still to lose ([`Workspace::hold_acks`]), and lost so far.
+    acks_to_lose: usize,
+    acks_lost: usize,
+    /// Receivers of occupied connection slots, kept so their senders stay open.
+    occupied: Vec<mpsc::UnboundedReceiver<Outgoing>>,
+    opened: usize,
+    refused: usize,
+    peak: usize,
     assignees: Vec<String>,
     assignee_rr: usize,
     tickets_created: u64,
@@ -790,11 +906,17 @@ impl State {
         self.conns.len()
     }
 
+    fn is_muted(&self, conn_id: u64) -> bool {
+        self.conns.iter().any(|c| c.id == conn_id && c.muted)
+    }
+
     fn pick_conn(&mut self) -> Option<&Conn> {
-        if self.live_conns() == 0 {
+        self.live_conns();
+        let live: Vec<usize> = (0..self.conns.len()).filter(|i| !self.conns[*i].muted).collect();
+        if live.is_empty() {
             return None;
         }
-        let i = self.rr % self.conns.len();
+        let i = live[self.rr % live.len()];
         self.rr = self.rr.wrapping_add(1);
         self.conns.get(i)
     }
@@ -1195,6 +1317,9 @@ impl Inner {
 
     fn on_client_text(&self, conn_id: u64, text: &str) {
         let mut st = self.lock();
+        if st.is_muted(conn_id) {
+            return;
+        }
         let envelope_id = serde_json::from_str::<Value>(text)
             .ok()
             .and_then(|v| v.get("envelope_id").and_then(Value::as_str).map(str::to_string));
@@ -1203,17 +1328,42 @@ impl Inner {
             tracing::debug!(conn_id, "unknown client frame");
             return;
         };
-        let Some((key, acked)) = st.envelopes.get_mut(&envelope_id) else {
+        let Some(&(key, acked)) = st.envelopes.get(&envelope_id) else {
             st.unknown_frames += 1;
             tracing::debug!(conn_id, "ack of unknown envelope");
             return;
         };
-        let key = *key;
-        if !*acked {
-            *acked = true;
+        if !acked && st.acks_to_lose > 0 {
+            st.acks_to_lose -= 1;
+            st.acks_lost += 1;
+            tracing::debug!(conn_id, "ack lost on purpose");
+            return;
+        }
+        if !acked {
+            st.envelopes.insert(envelope_id, (key, true));
             st.envelopes_acked += 1;
         }
         st.deliveries.remove(&key);
+    }
+
+    fn disconnect_frame(&self, reason: &str, num_connections: usize) -> String {
+        json!({
+            "type": "disconnect",
+            "reason": reason,
+            "num_connections": num_connections,
+            "debug_info": {"host": self.ids.host},
+            "connection_info": {"app_id": self.ids.own.app_id},
+        })
+        .to_string()
+    }
+
+    /// Ends one socket with a close frame or abruptly.
+    fn close_conn(&self, id: u64, how: Outgoing) {
+        let mut st = self.lock();
+        if let Some(i) = st.conns.iter().position(|c| c.id == id) {
+            let c = st.conns.remove(i);
+            let _ = c.tx.send(how);
+        }
     }
 
     fn register_conn(self: &Arc<Self>) -> (u64, mpsc::UnboundedReceiver<Outgoing>) {
@@ -1223,15 +1373,9 @@ impl Inner {
         st.next_conn += 1;
         let live = st.live_conns();
         if live >= MAX_CONNECTIONS {
-            let frame = json!({
-                "type": "disconnect",
-                "reason": "too_many_websockets",
-                "num_connections": live,
-                "debug_info": {"host": self.ids.host},
-                "connection_info": {"app_id": self.ids.own.app_id},
-            });
-            let _ = tx.send(Outgoing::Text(frame.to_string()));
+            let _ = tx.send(Outgoing::Text(self.disconnect_frame("too_many_websockets", live)));
             let _ = tx.send(Outgoing::Close);
+            st.refused += 1;
             return (id, rx);
         }
         let hello = json!({
@@ -1245,7 +1389,9 @@ impl Inner {
             "connection_info": {"app_id": self.ids.own.app_id},
         });
         let _ = tx.send(Outgoing::Text(hello.to_string()));
-        st.conns.push(Conn { id, tx });
+        st.conns.push(Conn { id, tx, muted: false });
+        st.opened += 1;
+        st.peak = st.peak.max(live + 1);
         let queued: Vec<u64> = st.queued.drain(..).collect();
         for key in queued {
             self.send_delivery(&mut st, key);
@@ -1354,7 +1500,7 @@ async fn run_connection(
         tokio::select! {
             msg = stream.recv() => match msg {
                 Some(Ok(Message::Ping(bytes))) => {
-                    if session.pong(&bytes).await.is_err() {
+                    if !inner.lock().is_muted(conn_id) && session.pong(&bytes).await.is_err() {
                         break;
                     }
                 }
@@ -1384,6 +1530,9 @@ async fn run_connection(
                 Some(Outgoing::Abort) | None => break,
             },
             _ = ping.tick() => {
+                if inner.lock().is_muted(conn_id) {
+                    continue;
+                }
                 if session.ping(ping_payload.as_bytes()).await.is_err() {
                     break;
                 }
@@ -1519,6 +1668,10 @@ async fn web_api(
         st.faults.get_mut(&method).and_then(VecDeque::pop_front)
     };
     tracing::debug!(method = %method, http = %req.method(), "web api call");
+    let late = match &fault {
+        Some(Fault::RespondLate(d)) => Some(*d),
+        _ => None,
+    };
     match fault {
         Some(Fault::RateLimited { retry_after_secs }) => {
             return HttpResponse::TooManyRequests()
@@ -1534,7 +1687,8 @@ async fn web_api(
         }
         Some(Fault::Error(code)) => return json_response(StatusCode::OK, &slack_error(&code), false),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(Fault::Hang) => std::future::pending::<()>().await,
+        Some(Fault::RespondLate(_)) | None => {}
     }
 
     if !METHODS.contains(&method.as_str()) {
@@ -1571,6 +1725,9 @@ async fn web_api(
         return json_response(StatusCode::OK, &slack_error(e), scopes);
     }
     let body = inner.call(&method, &parsed.params);
+    if let Some(d) = late {
+        tokio::time::sleep(d).await;
+    }
     json_response(StatusCode::OK, &body, scopes)
 }
 
