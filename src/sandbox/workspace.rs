@@ -558,6 +558,11 @@ impl Workspace {
         self.inner.lock().opened
     }
 
+    /// WebSocket pings received from clients.
+    pub fn client_pings(&self) -> usize {
+        self.inner.lock().client_pings
+    }
+
     /// Sockets refused with `too_many_websockets`.
     pub fn connections_refused(&self) -> usize {
         self.inner.lock().refused
@@ -857,6 +862,7 @@ struct State {
     opened: usize,
     refused: usize,
     peak: usize,
+    client_pings: usize,
     assignees: Vec<String>,
     assignee_rr: usize,
     tickets_created: u64,
@@ -1500,7 +1506,12 @@ async fn run_connection(
         tokio::select! {
             msg = stream.recv() => match msg {
                 Some(Ok(Message::Ping(bytes))) => {
-                    if !inner.lock().is_muted(conn_id) && session.pong(&bytes).await.is_err() {
+                    let muted = {
+                        let mut st = inner.lock();
+                        st.client_pings += 1;
+                        st.is_muted(conn_id)
+                    };
+                    if !muted && session.pong(&bytes).await.is_err() {
                         break;
                     }
                 }

@@ -1,0 +1,382 @@
+//! The Slack transport under every fault Slack produces, as a user sees it: the reply is there,
+//! once. Each test runs the real bot against the simulated workspace with short timings.
+
+mod helpers;
+mod soak;
+
+use std::time::Duration;
+
+use helpers::{counter, fast_transport, fast_workspace, spawn, wait_until, Setup, TestApp};
+use itbot::actors::slack_api::{ApiOptions, Backlog, SlackApi, SlackApiActor};
+use itbot::http::{Health, TransportStats};
+use itbot::sandbox::workspace::{Fault, Workspace, WorkspaceOptions};
+use itbot::slack::{ChannelId, SlackError, WebClient};
+
+use actix::Actor;
+
+const VPN: &str = "My VPN won't connect from home, AWS VPN Client spins";
+
+/// Posts a ticket, waits for its answer, settles, and checks it was answered exactly once.
+async fn answered_once(app: &TestApp, who: &str, text: &str) -> String {
+    let root = app.ticket(who, text);
+    app.wait_bot_replies(&root, 1).await;
+    app.settle().await;
+    assert_eq!(app.bot_replies(&root).len(), 1, "the ticket was not answered exactly once");
+    root
+}
+
+// -- Socket Mode ---------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn a_refresh_warning_opens_the_new_socket_before_closing_the_old_and_loses_no_ticket() {
+    let app = spawn(Setup::default()).await;
+
+    app.ws.send_disconnect_all("warning");
+    let root = app.ticket("alice", VPN);
+    app.wait_bot_replies(&root, 1).await;
+    wait_until("both slots to be on new sockets", || {
+        app.ws.connections_opened() >= 4 && app.ws.open_connections() == 2
+    })
+    .await;
+    app.settle().await;
+
+    assert!(app.ws.peak_connections() >= 3, "an old socket closed before its replacement opened");
+    assert_eq!(app.bot_replies(&root).len(), 1);
+    assert!(app.bot.health.is_ready());
+    assert!(TransportStats::get(&app.bot.health.transport.reconnects) >= 2);
+}
+
+#[actix_rt::test]
+async fn refresh_requested_then_slack_closing_the_old_socket_loses_no_ticket() {
+    let app = spawn(Setup::default()).await;
+
+    for slot in 0..2 {
+        app.ws.send_disconnect_to(slot, "refresh_requested", Some(Duration::from_millis(300)));
+    }
+    let roots: Vec<String> = ["alice", "bob", "carol"].iter().map(|who| app.ticket(who, VPN)).collect();
+    for root in &roots {
+        app.wait_bot_replies(root, 1).await;
+    }
+    app.settle().await;
+
+    for root in &roots {
+        assert_eq!(app.bot_replies(root).len(), 1);
+    }
+    assert_eq!(app.bot.health.connected_sockets(), 2);
+}
+
+#[actix_rt::test]
+async fn dropped_tcp_connections_are_replaced_and_a_ticket_posted_meanwhile_is_answered_once() {
+    let app = spawn(Setup::default()).await;
+
+    app.ws.drop_connections();
+    answered_once(&app, "alice", VPN).await;
+    app.ws.drop_connection(0);
+    answered_once(&app, "bob", "I forgot my password").await;
+
+    let health = &app.bot.health;
+    wait_until("three reconnects and two sockets", || {
+        TransportStats::get(&health.transport.reconnects) >= 3 && health.connected_sockets() == 2
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_socket_that_goes_silent_is_declared_stale_and_replaced() {
+    let app = spawn(Setup::default()).await;
+
+    app.ws.mute_connections();
+    answered_once(&app, "alice", VPN).await;
+
+    assert!(TransportStats::get(&app.bot.health.transport.stale) >= 1, "no socket was declared stale");
+    wait_until("two sockets again", || app.bot.health.connected_sockets() == 2).await;
+}
+
+#[actix_rt::test]
+async fn pongs_to_the_bots_own_pings_keep_a_socket_alive_when_slack_stops_pinging() {
+    let app = spawn(Setup {
+        workspace: Some(WorkspaceOptions { ping_interval: Duration::from_secs(3600), ..fast_workspace() }),
+        ..Setup::default()
+    })
+    .await;
+
+    // 40 pings at 200 ms over two sockets is four seconds: twice the stale limit.
+    wait_until("the bot to ping for longer than the stale limit", || app.ws.client_pings() >= 40).await;
+
+    assert_eq!(
+        TransportStats::get(&app.bot.health.transport.stale),
+        0,
+        "a socket answering pings was declared stale"
+    );
+    assert_eq!(app.ws.connections_opened(), 2);
+    answered_once(&app, "alice", VPN).await;
+}
+
+#[actix_rt::test]
+async fn redelivered_events_are_acked_again_and_a_mention_is_answered_once() {
+    let app = spawn(Setup::default()).await;
+    // message + app_mention: four acks lost means each delivery comes again at least once.
+    app.ws.hold_acks(4);
+
+    let text = format!("<@{}> my VPN won't connect from home", app.ws.bot_user_id());
+    let root = app.ticket("alice", &text);
+    app.wait_bot_replies(&root, 1).await;
+    wait_until("the lost acks to be redelivered and acked", || {
+        app.ws.acks_lost() == 4 && app.ws.pending_deliveries() == 0
+    })
+    .await;
+    app.settle().await;
+
+    assert_eq!(app.bot_replies(&root).len(), 1);
+    assert!(app.ws.envelopes_sent() >= app.ws.envelopes_acked() + 4, "nothing was redelivered");
+}
+
+#[actix_rt::test]
+async fn too_many_websockets_backs_off_and_the_working_socket_keeps_serving() {
+    let app = spawn(Setup::default()).await;
+    app.ws.occupy_connection_slots(8);
+
+    app.ws.send_disconnect_to(0, "refresh_requested", None);
+    wait_until("the replacement socket to be refused", || app.ws.connections_refused() >= 1).await;
+    answered_once(&app, "alice", VPN).await;
+    assert_eq!(app.bot.health.connected_sockets(), 2, "the refused refresh closed a working socket");
+    app.ws.release_connection_slots();
+    wait_until("the refresh to succeed once slots are free", || app.ws.connections_opened() >= 3).await;
+
+    wait_until("two sockets", || app.ws.open_connections() == 2).await;
+    answered_once(&app, "bob", "I forgot my password").await;
+}
+
+#[actix_rt::test]
+async fn link_disabled_stops_reconnecting_and_readiness_says_why() {
+    let app = spawn(Setup::default()).await;
+
+    app.ws.send_disconnect_all("link_disabled");
+    wait_until("readiness to go false", || !app.bot.health.is_ready()).await;
+    wait_until("the sockets to close", || app.ws.open_connections() == 0).await;
+    let opens = app.ws.calls_of("apps.connections.open");
+    // Reconnects would come within a few 50 ms backoffs; give them twenty times that.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    assert_eq!(app.ws.calls_of("apps.connections.open"), opens, "the bot reconnected after link_disabled");
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, 503);
+    assert!(body.contains("link_disabled"), "{body}");
+}
+
+#[actix_rt::test]
+async fn an_app_token_slack_refuses_ends_the_process_with_a_clear_message() {
+    let app = spawn(Setup {
+        before_start: Some(Box::new(|ws: &Workspace| {
+            ws.inject_times("apps.connections.open", Fault::Error("invalid_auth".into()), 2);
+        })),
+        no_wait: true,
+        ..Setup::default()
+    })
+    .await;
+    let ws = app.ws.clone();
+
+    let result =
+        tokio::time::timeout(helpers::DEADLINE, app.bot.run_until_stopped(std::future::pending())).await;
+
+    let reason = result.expect("the bot stopped by itself").expect_err("the bot reported an error");
+    assert!(reason.contains("SLACK_APP_TOKEN") && reason.contains("invalid_auth"), "{reason}");
+    assert!(ws.calls_of("apps.connections.open") <= 2, "the bot retried a refused token");
+}
+
+#[actix_rt::test]
+async fn a_bot_token_revoked_at_runtime_ends_the_process_with_a_clear_message() {
+    let app = spawn(Setup::default()).await;
+    app.ws.inject("chat.postMessage", Fault::Error("token_revoked".into()));
+    app.ticket("alice", VPN);
+    let ws = app.ws.clone();
+
+    let result =
+        tokio::time::timeout(helpers::DEADLINE, app.bot.run_until_stopped(std::future::pending())).await;
+
+    let reason = result.expect("the bot stopped by itself").expect_err("the bot reported an error");
+    assert!(reason.contains("SLACK_BOT_TOKEN") && reason.contains("token_revoked"), "{reason}");
+    assert_eq!(ws.calls_of("chat.postMessage"), 1);
+}
+
+#[actix_rt::test]
+async fn a_hung_apps_connections_open_times_out_and_the_slot_connects() {
+    let app = spawn(Setup {
+        before_start: Some(Box::new(|ws: &Workspace| ws.inject("apps.connections.open", Fault::Hang))),
+        no_wait: true,
+        ..Setup::default()
+    })
+    .await;
+
+    wait_until("both slots to connect", || app.bot.health.connected_sockets() == 2).await;
+
+    assert_eq!(app.ws.calls_of("apps.connections.open"), 3);
+    answered_once(&app, "alice", VPN).await;
+}
+
+#[actix_rt::test]
+async fn readiness_follows_the_sockets_and_rate_limited_connects_wait_out_retry_after() {
+    let app = spawn(Setup::default()).await;
+    app.ws.inject_times("apps.connections.open", Fault::RateLimited { retry_after_secs: 2 }, 2);
+
+    app.ws.drop_connections();
+    let app_ref = &app;
+    helpers::wait_for("/readyz to say not ready", || async move {
+        (app_ref.readyz().await.0 == 503).then_some(())
+    })
+    .await;
+    let (status, body) = helpers::wait_for("/readyz to say ready again", || async move {
+        let r = app_ref.readyz().await;
+        (r.0 == 200 && counter(&r.1, "sockets") == 2).then_some(r)
+    })
+    .await;
+
+    assert_eq!(status, 200);
+    assert!(counter(&body, "rate_limited") >= 2, "{body}");
+    assert!(counter(&body, "reconnects") >= 2, "{body}");
+    // Two first connects, two rate-limited attempts, two that waited: no spinning.
+    assert!(app.ws.calls_of("apps.connections.open") <= 6);
+    answered_once(&app, "alice", VPN).await;
+}
+
+// -- Web API -------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn a_429_on_chat_post_message_is_waited_out_and_the_answer_posted_once() {
+    let app = spawn(Setup::default()).await;
+    app.ws.inject("chat.postMessage", Fault::RateLimited { retry_after_secs: 1 });
+
+    answered_once(&app, "alice", VPN).await;
+
+    assert!(TransportStats::get(&app.bot.health.transport.rate_limited) >= 1);
+    assert_eq!(app.ws.calls_of("chat.postMessage"), 3, "one 429, the answer, the control answer");
+}
+
+#[actix_rt::test]
+async fn a_429_on_one_method_does_not_delay_the_answer() {
+    let app = spawn(Setup::default()).await;
+    // The status indicator is paused for 5 s; the answer (about 100 ms after the post) must not
+    // queue behind it.
+    app.ws.inject("assistant.threads.setStatus", Fault::RateLimited { retry_after_secs: 5 });
+
+    let root = app.ticket("alice", VPN);
+    let replies = app.wait_bot_replies(&root, 1).await;
+
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        app.ws.calls_of("assistant.threads.setStatus"),
+        1,
+        "the answer waited for the status indicator"
+    );
+    wait_until("the status to be set after Retry-After", || {
+        app.ws.calls_of("assistant.threads.setStatus") == 2
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn server_errors_are_retried_and_the_answer_posted_once() {
+    let app = spawn(Setup::default()).await;
+    app.ws.inject_times("chat.postMessage", Fault::ServerError(503), 2);
+
+    answered_once(&app, "alice", VPN).await;
+
+    assert!(TransportStats::get(&app.bot.health.transport.retries) >= 2);
+    assert!(app.ws.calls_of("conversations.replies") >= 1, "the bot did not look before posting again");
+}
+
+#[actix_rt::test]
+async fn a_slow_answer_within_the_timeout_is_waited_for() {
+    let app = spawn(Setup::default()).await;
+    app.ws.inject("chat.postMessage", Fault::Delay(Duration::from_millis(800)));
+
+    answered_once(&app, "alice", VPN).await;
+
+    assert_eq!(TransportStats::get(&app.bot.health.transport.retries), 0);
+}
+
+#[actix_rt::test]
+async fn a_post_whose_answer_comes_after_the_timeout_is_not_posted_again() {
+    let app = spawn(Setup::default()).await;
+    // Slack stores the reply at once but answers after the bot's 2 s request timeout.
+    app.ws.inject("chat.postMessage", Fault::RespondLate(Duration::from_secs(4)));
+
+    answered_once(&app, "alice", VPN).await;
+
+    assert!(app.ws.calls_of("conversations.replies") >= 1, "the bot did not look before posting again");
+}
+
+#[actix_rt::test]
+async fn a_hung_post_times_out_and_is_sent_again_once() {
+    let app = spawn(Setup::default()).await;
+    app.ws.inject("chat.postMessage", Fault::Hang);
+
+    answered_once(&app, "alice", VPN).await;
+
+    assert_eq!(app.ws.calls_of("chat.postMessage"), 3, "the hung one, the answer, the control answer");
+}
+
+#[actix_rt::test]
+async fn a_full_lane_drops_new_calls_loudly_instead_of_queueing_forever() {
+    let ws = Workspace::start(fast_workspace()).await.expect("workspace starts");
+    let health = Health::new();
+    let options = ApiOptions { max_queued: 1, ..fast_transport().api };
+    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
+    let actor = SlackApiActor::new(
+        client,
+        ws.bot_token().to_string().into(),
+        ws.app_token().to_string().into(),
+        options.clone(),
+        health.clone(),
+    );
+    let api = SlackApi::new(actor.start(), &options);
+    let channel = ChannelId::from(ws.it_channel());
+    ws.inject("chat.postMessage", Fault::RateLimited { retry_after_secs: 30 });
+
+    let first = {
+        let (api, channel) = (api.clone(), channel.clone());
+        actix_rt::spawn(async move { api.post_message(&channel, None, "first", None).await })
+    };
+    helpers::wait_for("the first post to wait out its 429 in the queue", || {
+        let api = api.clone();
+        async move { (api.backlog().await == Backlog { queued: 1, active: 0 }).then_some(()) }
+    })
+    .await;
+    let second = api.post_message(&channel, None, "second", None).await;
+
+    assert!(matches!(second, Err(SlackError::Dropped { reason: "queue full", .. })), "{second:?}");
+    assert_eq!(TransportStats::get(&health.transport.dropped_calls), 1);
+    assert_eq!(ws.calls_of("chat.postMessage"), 1);
+    first.abort();
+}
+
+// -- Shutdown ------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn shutdown_finishes_the_answer_in_flight_closes_the_sockets_and_returns_ok() {
+    let app = spawn(Setup {
+        workspace: Some(WorkspaceOptions { assist_enabled: false, ..fast_workspace() }),
+        tweak: Some(Box::new(|c| c.settings.assist.wait_secs = 30)),
+        ..Setup::default()
+    })
+    .await;
+    let root = app.ticket("alice", VPN);
+    wait_until("the ticket to reach the bot", || app.ws.envelopes_acked() >= 1).await;
+    let bot = &app.bot;
+    helpers::wait_for("the thread to start", || async move { (bot.live_threads().await == 1).then_some(()) })
+        .await;
+    let TestApp { ws, bot } = app;
+    let health = bot.health.clone();
+
+    let result = tokio::time::timeout(helpers::DEADLINE, bot.run_until_stopped(async {})).await;
+
+    assert_eq!(result.expect("shutdown finished within the grace period"), Ok(()));
+    assert!(!health.is_ready());
+    let replies: Vec<_> = ws
+        .thread(ws.it_channel(), &root)
+        .into_iter()
+        .filter(|p| p.user.as_deref() == Some(ws.bot_user_id()))
+        .collect();
+    assert_eq!(replies.len(), 1, "the answer in flight was not posted before exit");
+    wait_until("the sockets to be closed", || ws.open_connections() == 0).await;
+}
