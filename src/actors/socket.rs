@@ -4,10 +4,11 @@
 //! waiting.
 //!
 //! A new connection becomes the slot's *current* one when Slack says `hello`. On `disconnect`
-//! (`warning`, `refresh_requested`) it opens the next connection first; the old one is closed only
-//! once the new one said hello, and frames still arriving on it are acked. A dropped, refused or
-//! silent socket (nothing from Slack — no frame, no ping, no pong to our own pings — for
-//! [`SocketOptions::stale_after`]) is replaced with capped, jittered exponential backoff.
+//! (`warning`, `refresh_requested`) it opens the next connection first; the old one is closed
+//! [`SocketOptions::drain_for`] after the new one said hello, and frames still arriving on it
+//! meanwhile are acked and routed. A dropped, refused or silent socket (nothing from Slack — no
+//! frame, no ping, no pong to our own pings — for [`SocketOptions::stale_after`]) is replaced
+//! with capped, jittered exponential backoff.
 //! `too_many_websockets` backs off, `link_disabled` stops every slot and makes readiness false,
 //! and unrecoverable auth errors end the process with a clear message instead of a retry loop.
 
@@ -235,11 +236,9 @@ impl SocketActor {
         self.was_connected = true;
         tracing::info!(slot = self.slot, generation, replaced = ?old, connects_total = connects, reconnects_total = reconnects, "socket mode connected");
         if let Some(old) = old {
-            // Closing tells Slack to stop sending there; frames already on the way are still
-            // read (and acked while the socket takes writes) until it ends or drains out.
-            if let Some(conn) = self.conns.get_mut(&old) {
-                conn.sink.close();
-            }
+            // The old socket stays open a little longer: Slack may still deliver on it (it
+            // closes it itself soon after a `warning`), and what arrives there is acked and
+            // routed like anything else. Then it is closed.
             ctx.run_later(self.options.drain_for, move |act, ctx| act.drop_connection(old, ctx));
         }
     }
