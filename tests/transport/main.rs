@@ -380,3 +380,60 @@ async fn shutdown_finishes_the_answer_in_flight_closes_the_sockets_and_returns_o
     assert_eq!(replies.len(), 1, "the answer in flight was not posted before exit");
     wait_until("the sockets to be closed", || ws.open_connections() == 0).await;
 }
+
+#[actix_rt::test]
+async fn sigterm_drains_the_real_binary_which_exits_0_without_logging_text_or_tokens() {
+    use std::process::{Command, Stdio};
+
+    let ws = Workspace::start(WorkspaceOptions { assist_enabled: false, ..fast_workspace() })
+        .await
+        .expect("workspace starts");
+    let child = Command::new(env!("CARGO_BIN_EXE_itbot"))
+        .arg("run")
+        .env_clear()
+        .env("SLACK_BOT_TOKEN", ws.bot_token())
+        .env("SLACK_APP_TOKEN", ws.app_token())
+        .env("SLACK_API_URL", ws.api_url())
+        .env("ITBOT_CONFIG", concat!(env!("CARGO_MANIFEST_DIR"), "/config/itbot.toml"))
+        .env("ITBOT__ASSIST__WAIT_SECS", "60")
+        .env("PORT", "0")
+        .env("RUST_LOG", "debug")
+        .env("LOG_FORMAT", "json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("itbot starts");
+    let pid = child.id().to_string();
+    // Collects the output on a thread so the pipes never fill.
+    let output = std::thread::spawn(move || child.wait_with_output());
+    wait_until("the binary to open both sockets", || ws.open_connections() == 2).await;
+    let alice = ws.user_id("alice");
+    let secret = "my VPN won't connect, my password is Hunter2!x";
+    let root = ws.post(&alice, ws.it_channel(), secret, None);
+    wait_until("the ticket to reach the bot", || ws.envelopes_acked() >= 1).await;
+
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(killed.success());
+    let end = tokio::time::Instant::now() + helpers::DEADLINE;
+    while !output.is_finished() {
+        assert!(tokio::time::Instant::now() < end, "the binary did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let output = output.join().expect("output thread").expect("output is read");
+
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "exit status; logs:\n{logs}");
+    let replies: Vec<_> = ws
+        .thread(ws.it_channel(), &root)
+        .into_iter()
+        .filter(|p| p.user.as_deref() == Some(ws.bot_user_id()))
+        .collect();
+    assert_eq!(replies.len(), 1, "the answer in flight was not posted before exit");
+    wait_until("the sockets to be closed", || ws.open_connections() == 0).await;
+    assert!(logs.contains("drained"), "no drain in the logs");
+    for leak in ["Hunter2", "VPN won't connect", ws.bot_token(), ws.app_token()] {
+        assert!(!logs.contains(leak), "the logs contain {leak:?}");
+    }
+}
