@@ -108,7 +108,10 @@ pub async fn read_past_tickets(
     let web =
         WebClient::new(crate::net::http_client(Duration::from_secs(30)), config.env.slack_api_url.clone());
     let api = ApiOptions::default();
-    let slack = SlackApi::new(SlackApiActor::new(web, tokens.bot, tokens.app, api.clone(), Health::new()).start(), &api);
+    let slack = SlackApi::new(
+        SlackApiActor::new(web, tokens.bot, tokens.app, api.clone(), Health::new()).start(),
+        &api,
+    );
     let identity = slack.auth_test().await.map_err(|e| {
         if e.is_auth_failure() {
             StartError::BotToken(e)
