@@ -7,6 +7,7 @@ pub mod actors;
 pub mod assist;
 pub mod compose;
 pub mod config;
+pub mod doctor;
 pub mod explain;
 pub mod http;
 pub mod knowledge;

@@ -33,6 +33,8 @@ enum Command {
         #[arg(long)]
         fake_llm: bool,
     },
+    /// Check the tokens, scopes, channel, LLM endpoint and configuration; say what to fix.
+    Doctor,
     /// What the bot would do with a message: category, rules, redacted text, articles.
     Explain {
         /// The message; omit with --jsonl.
@@ -58,6 +60,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(|k| std::env::var(k).ok()) {
         Ok(c) => c,
+        Err(e) if matches!(cli.command, Some(Command::Doctor)) => {
+            println!("FAIL {:<18} {e}", "config");
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("itbot: configuration error: {e}");
             return ExitCode::from(2);
@@ -82,6 +88,21 @@ fn main() -> ExitCode {
                     eprintln!("itbot sandbox: {e}");
                     ExitCode::from(1)
                 }
+            }
+        }
+        Command::Doctor => {
+            telemetry::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()), LogFormat::Pretty);
+            let checks = actix_rt::System::new().block_on(async { itbot::doctor::run(&config).await });
+            for c in &checks {
+                println!("{c}");
+            }
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            if failed == 0 {
+                println!("all {} checks passed", checks.len());
+                ExitCode::SUCCESS
+            } else {
+                println!("{failed} of {} checks failed", checks.len());
+                ExitCode::from(1)
             }
         }
         Command::Explain { text, jsonl, history } => {

@@ -177,3 +177,80 @@ async fn explain_with_history_shows_the_past_tickets_it_would_use() {
     assert!(stdout.contains("PersonResolved  AWS VPN client stuck on connecting"), "{stdout}");
     assert!(stdout.contains("fix: Your VPN profile was outdated"), "{stdout}");
 }
+
+/// Runs `itbot doctor` against a simulated workspace (and a fake LLM) set up as given.
+async fn doctor(
+    options: itbot::sandbox::workspace::WorkspaceOptions,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+    use itbot::sandbox::workspace::Workspace;
+    let ws = Workspace::start(options).await.expect("workspace");
+    let llm = FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm");
+    let mut vars: Vec<(String, String)> = vec![
+        ("SLACK_BOT_TOKEN".into(), ws.bot_token().into()),
+        ("SLACK_APP_TOKEN".into(), ws.app_token().into()),
+        ("SLACK_API_URL".into(), ws.api_url()),
+        ("OPENAI_API_KEY".into(), "sk-test-key".into()),
+        ("OPENAI_BASE_URL".into(), llm.base_url()),
+    ];
+    for (k, v) in env {
+        vars.retain(|(key, _)| key != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        itbot(&["doctor"], &env, "")
+    })
+    .await
+    .expect("doctor ran");
+    (out.status.code(), text(&out.stdout))
+}
+
+#[actix_rt::test]
+async fn doctor_passes_a_good_set_up_and_says_so() {
+    let (code, out) = doctor(Default::default(), &[]).await;
+
+    assert_eq!(code, Some(0), "{out}");
+    for check in
+        ["config", "knowledge base", "slack tokens", "bot token", "scopes", "app token", "channel", "llm"]
+    {
+        assert!(
+            out.lines().any(|l| l.starts_with("ok") && l.contains(check)),
+            "no passing `{check}` line:\n{out}"
+        );
+    }
+    assert!(out.contains("all 8 checks passed"), "{out}");
+}
+
+#[actix_rt::test]
+async fn doctor_names_what_to_fix_in_a_broken_set_up() {
+    let options = itbot::sandbox::workspace::WorkspaceOptions {
+        bot_in_channel: false,
+        scopes: "chat:write,channels:history,channels:read".into(),
+        ..Default::default()
+    };
+    let (code, out) = doctor(options, &[("OPENAI_MODEL", "gpt-9-imaginary")]).await;
+
+    assert_eq!(code, Some(1), "{out}");
+    let line = |name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
+    assert!(line("scopes").starts_with("FAIL") && line("scopes").contains("app_mentions:read"), "{out}");
+    assert!(line("channel").starts_with("FAIL") && line("channel").contains("/invite @itbot"), "{out}");
+    assert!(line("llm").starts_with("FAIL") && line("llm").contains("gpt-9-imaginary"), "{out}");
+    assert!(out.contains("3 of 8 checks failed"), "{out}");
+}
+
+#[actix_rt::test]
+async fn doctor_reports_a_refused_bot_token_and_a_bad_config_without_exiting_early() {
+    let (code, out) = doctor(Default::default(), &[("SLACK_BOT_TOKEN", "xoxb-not-the-right-one")]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("FAIL") && l.contains("bot token") && l.contains("invalid_auth")),
+        "{out}"
+    );
+    assert!(!out.contains("xoxb-not-the-right-one"), "the token was printed: {out}");
+
+    let (code, out) = doctor(Default::default(), &[("ITBOT__SLACK__CONNECTIONS", "50")]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("FAIL config"), "{out}");
+}

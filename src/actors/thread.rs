@@ -193,7 +193,8 @@ pub struct ThreadActor {
     bot_messages: HashSet<Ts>,
     /// A turn (LLM call, state check or post) is running.
     busy: bool,
-    queue: VecDeque<SlackMessage>,
+    /// Follow-ups waiting for the running turn, with whether they mentioned the bot.
+    queue: VecDeque<(SlackMessage, bool)>,
     idle: Option<SpawnHandle>,
     warned_about_secret: bool,
 }
@@ -549,8 +550,8 @@ impl ThreadActor {
 
     fn next_in_queue(&mut self, ctx: &mut Context<Self>) {
         while !self.busy {
-            let Some(next) = self.queue.pop_front() else { return };
-            self.on_requester_message(next, false, ctx);
+            let Some((next, mentioned)) = self.queue.pop_front() else { return };
+            self.on_requester_message(next, mentioned, ctx);
         }
     }
 
@@ -599,13 +600,72 @@ impl ThreadActor {
             return;
         }
         if self.busy {
-            self.queue.push_back(message);
+            self.queue.push_back((message, mentioned));
             return;
         }
         self.on_requester_message(message, mentioned, ctx);
     }
 
+    /// Reads the thread back before acting on a follow-up: events arrive over several sockets
+    /// (and replicas) in no guaranteed order, so Slack's copy is the truth about whether a person
+    /// from IT already wrote, or another replica counted an attempt or escalated.
     fn on_requester_message(&mut self, message: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
+        let quiet = matches!(self.phase, Phase::Acknowledged | Phase::Escalated | Phase::HumanTookOver);
+        if quiet && !mentioned && self.s.rules.outcome(message.text.expose()) != Outcome::WantsHuman {
+            return;
+        }
+        self.busy = true;
+        let slack = self.s.slack.clone();
+        let (channel, root) = (self.channel.clone(), self.root.clone());
+        let fut = async move { slack.thread_messages(&channel, &root).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.busy = false;
+            match result {
+                Ok(messages) => act.apply_slack_state(&messages, &message.ts),
+                Err(e) => tracing::warn!(thread = %act.root, error = %e, "thread not read back; acting on what this replica knows"),
+            }
+            act.handle_follow_up(message, mentioned, ctx);
+        }));
+    }
+
+    /// Adopts what Slack's copy of the thread says that this actor has not seen: a person from
+    /// IT writing before `until`, another replica's count and escalation, Assist's card.
+    fn apply_slack_state(&mut self, messages: &[Value], until: &Ts) {
+        let channel = self.channel.clone();
+        let bot = self.s.identity.user_id.clone();
+        for (m, meta) in messages.iter().filter_map(|m| crate::slack::events::history_message(m, &channel)) {
+            if m.ts == self.root || m.ts.as_str() >= until.as_str() {
+                continue;
+            }
+            if m.user.as_ref() == Some(&bot) {
+                let Some(state) = meta.as_ref().filter(|v| v["event_type"] == STATE_EVENT_TYPE) else {
+                    continue;
+                };
+                let state = &state["event_payload"];
+                let attempts = state["attempts"].as_u64().unwrap_or(0) as u32;
+                if attempts > self.failed_attempts {
+                    self.failed_attempts = attempts;
+                }
+                if state["escalated"].as_bool() == Some(true) && !self.escalated {
+                    tracing::info!(thread = %self.root, "another replica escalated this thread");
+                    self.escalated = true;
+                    self.set_phase(Phase::Escalated);
+                }
+            } else if m.bot_id.is_some() {
+                if self.card.assignee.is_none() && self.s.assist.is_assist(&m) {
+                    let card = self.s.assist.read(&m);
+                    self.card.ticket = self.card.ticket.take().or(card.ticket);
+                    self.card.assignee = card.assignee;
+                }
+            } else if m.user.as_ref().is_some_and(|u| self.is_staff(u)) && self.phase != Phase::HumanTookOver
+            {
+                tracing::info!(thread = %self.root, "a person from IT wrote first (read back from slack); the bot goes quiet");
+                self.set_phase(Phase::HumanTookOver);
+            }
+        }
+    }
+
+    fn handle_follow_up(&mut self, message: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
         if mentioned && compose::is_help_request(message.text.expose()) {
             self.post(compose::help_text(&self.s.channel_name), ReplyKind::Plain, ctx);
             return;

@@ -47,6 +47,8 @@ pub struct WorkspaceOptions {
     pub ping_interval: Duration,
     /// Whether the app's bot user is a member of #it (`false` => `not_in_channel` on post).
     pub bot_in_channel: bool,
+    /// The scopes the bot token reports in `x-oauth-scopes` (comma-separated).
+    pub scopes: String,
 }
 
 impl Default for WorkspaceOptions {
@@ -58,6 +60,7 @@ impl Default for WorkspaceOptions {
             max_redeliveries: 3,
             ping_interval: Duration::from_secs(10),
             bot_in_channel: true,
+            scopes: BOT_SCOPES.to_string(),
         }
     }
 }
@@ -1635,11 +1638,11 @@ fn parse_request(req: &HttpRequest, body: &[u8]) -> ParsedRequest {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value, scopes: bool) -> HttpResponse {
+fn json_response(status: StatusCode, body: &Value, scopes: Option<&str>) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     resp.content_type("application/json; charset=utf-8");
-    if scopes {
-        resp.insert_header(("x-oauth-scopes", BOT_SCOPES));
+    if let Some(scopes) = scopes {
+        resp.insert_header(("x-oauth-scopes", scopes.to_string()));
     }
     resp.body(body.to_string())
 }
@@ -1696,7 +1699,7 @@ async fn web_api(
                 .content_type("text/html")
                 .body(format!("<html><body><h1>{}</h1></body></html>", status));
         }
-        Some(Fault::Error(code)) => return json_response(StatusCode::OK, &slack_error(&code), false),
+        Some(Fault::Error(code)) => return json_response(StatusCode::OK, &slack_error(&code), None),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::Hang) => std::future::pending::<()>().await,
         Some(Fault::RespondLate(_)) | None => {}
@@ -1704,7 +1707,7 @@ async fn web_api(
 
     if !METHODS.contains(&method.as_str()) {
         let body = json!({"ok": false, "error": "unknown_method", "req_method": method});
-        return json_response(StatusCode::OK, &body, false);
+        return json_response(StatusCode::OK, &body, None);
     }
     let is_json = parsed
         .content_type
@@ -1718,7 +1721,7 @@ async fn web_api(
             Some(_) => Some("invalid_auth"),
         };
         if let Some(e) = err {
-            return json_response(StatusCode::OK, &slack_error(e), false);
+            return json_response(StatusCode::OK, &slack_error(e), None);
         }
     } else {
         let tok = parsed.header_token.as_deref().or(parsed.param_token.as_deref().filter(|_| !is_json));
@@ -1728,10 +1731,10 @@ async fn web_api(
             Some(_) => Some("invalid_auth"),
         };
         if let Some(e) = err {
-            return json_response(StatusCode::OK, &slack_error(e), false);
+            return json_response(StatusCode::OK, &slack_error(e), None);
         }
     }
-    let scopes = method != "apps.connections.open";
+    let scopes = (method != "apps.connections.open").then_some(inner.opts.scopes.as_str());
     if let Some(e) = parsed.bad_body {
         return json_response(StatusCode::OK, &slack_error(e), scopes);
     }

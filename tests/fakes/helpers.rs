@@ -21,6 +21,7 @@ pub fn fast_options() -> WorkspaceOptions {
         max_redeliveries: 3,
         ping_interval: Duration::from_secs(30),
         bot_in_channel: true,
+        ..WorkspaceOptions::default()
     }
 }
 

@@ -45,6 +45,7 @@ pub fn fast_workspace() -> WorkspaceOptions {
         max_redeliveries: 5,
         ping_interval: Duration::from_millis(500),
         bot_in_channel: true,
+        ..WorkspaceOptions::default()
     }
 }
 

@@ -1,0 +1,201 @@
+//! `itbot doctor`: checks a set-up end to end and says exactly what to fix. One line per
+//! check; the command fails if any check fails. It reads, never posts and never connects a
+//! socket: `apps.connections.open` only proves the app token works.
+
+use std::time::Duration;
+
+use actix::Actor;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use crate::actors::slack_api::{ApiOptions, SlackApi, SlackApiActor, TokenKind};
+use crate::config::Config;
+use crate::http::Health;
+use crate::slack::api::{args, Body};
+use crate::slack::WebClient;
+
+/// One check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// What was found, or what to fix.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:<18} {}", if self.ok { "ok  " } else { "FAIL" }, self.name, self.detail)
+    }
+}
+
+fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+    Check { name, ok: true, detail: detail.into() }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>) -> Check {
+    Check { name, ok: false, detail: detail.into() }
+}
+
+/// The bot scopes this configuration needs, and why each.
+pub fn needed_scopes(config: &Config) -> Vec<(&'static str, &'static str)> {
+    let mut needed = vec![
+        ("chat:write", "post answers in threads"),
+        ("channels:history", "receive messages and read threads back after a restart"),
+        ("app_mentions:read", "know when someone @mentions the bot"),
+        ("reactions:read", "see thumbs-down reactions on answers"),
+    ];
+    if config.env.it_channel_id.is_none() {
+        needed.push(("channels:read", "find the channel by name (or set IT_CHANNEL_ID)"));
+    }
+    if config.settings.slack.reaction_markers {
+        needed.push(("reactions:write", "add the working/resolved markers ([slack] reaction_markers)"));
+    }
+    needed
+}
+
+/// Runs every check against the configured Slack workspace and OpenAI endpoint.
+pub async fn run(config: &Config) -> Vec<Check> {
+    let mut checks =
+        vec![ok("config", format!("{} and the environment are valid", config.env.config_path.display()))];
+    match crate::startup::load_knowledge(config) {
+        Ok(kb) => checks.push(ok("knowledge base", format!("{} articles", kb.articles().len()))),
+        Err(e) => checks.push(fail("knowledge base", e.to_string())),
+    }
+    let tokens = match config.slack_tokens() {
+        Ok(t) => t,
+        Err(e) => {
+            checks.push(fail("slack tokens", e.to_string()));
+            checks.push(openai(config).await);
+            return checks;
+        }
+    };
+    checks.push(ok("slack tokens", "both set, of the right kinds"));
+
+    let web =
+        WebClient::new(crate::net::http_client(Duration::from_secs(15)), config.env.slack_api_url.clone());
+    let options = ApiOptions { max_attempts: 2, max_wait: Duration::from_secs(30), ..ApiOptions::default() };
+    let slack = SlackApi::new(
+        SlackApiActor::new(web, tokens.bot, tokens.app, options.clone(), Health::new()).start(),
+        &options,
+    );
+
+    // The bot token and its scopes.
+    match slack.call("auth.test", args([]), Body::Form, TokenKind::Bot).await {
+        Ok(r) => {
+            let who = r.body["user"].as_str().unwrap_or("?");
+            let team = r.body["team"].as_str().unwrap_or("?");
+            checks.push(ok("bot token", format!("works: @{who} in {team}")));
+            let granted: Vec<String> =
+                r.scopes.as_deref().unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
+            let missing: Vec<String> = needed_scopes(config)
+                .into_iter()
+                .filter(|(s, _)| !granted.iter().any(|g| g == s))
+                .map(|(s, why)| format!("{s} ({why})"))
+                .collect();
+            if r.scopes.is_none() {
+                checks.push(fail("scopes", "Slack did not report the token's scopes (x-oauth-scopes)"));
+            } else if missing.is_empty() {
+                checks.push(ok("scopes", "every scope the configuration needs is granted"));
+            } else {
+                checks.push(fail(
+                    "scopes",
+                    format!(
+                        "missing {}: add under OAuth & Permissions (or use config/slack-manifest.yml), then reinstall the app",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+        Err(e) => checks.push(fail(
+            "bot token",
+            format!(
+                "SLACK_BOT_TOKEN was refused ({e}); copy the Bot User OAuth Token again or reinstall the app"
+            ),
+        )),
+    }
+
+    // The app-level token (a URL is issued; no socket is opened).
+    match slack.open_connection().await {
+        Ok(_) => checks.push(ok("app token", "Socket Mode connections can be opened")),
+        Err(e) => checks.push(fail(
+            "app token",
+            format!(
+                "SLACK_APP_TOKEN was refused ({e}); it needs connections:write and Socket Mode turned on in the app settings"
+            ),
+        )),
+    }
+
+    checks.push(channel(config, &slack).await);
+    checks.push(openai(config).await);
+    checks
+}
+
+/// The IT channel exists, is visible, and the bot is a member.
+async fn channel(config: &Config, slack: &SlackApi) -> Check {
+    let name = &config.env.it_channel_name;
+    let id = match &config.env.it_channel_id {
+        Some(id) => id.clone(),
+        None => match slack.find_channel(name).await {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                return fail(
+                    "channel",
+                    format!("no channel #{name} is visible to the bot; check IT_CHANNEL_NAME, or invite the bot to the private channel and set IT_CHANNEL_ID"),
+                )
+            }
+            Err(e) => return fail("channel", format!("cannot list channels ({e})")),
+        },
+    };
+    match slack.call("conversations.info", args([("channel", json!(id))]), Body::Form, TokenKind::Bot).await {
+        Ok(r) => {
+            let member = r.body.pointer("/channel/is_member").and_then(Value::as_bool);
+            let shown = r.body.pointer("/channel/name").and_then(Value::as_str).unwrap_or(name.as_str());
+            match member {
+                Some(false) => fail(
+                    "channel",
+                    format!("the bot is not a member of #{shown} ({id}): run /invite @itbot there"),
+                ),
+                _ => ok("channel", format!("#{shown} ({id}), the bot is a member")),
+            }
+        }
+        Err(e) => fail("channel", format!("{id}: {e}; check IT_CHANNEL_ID")),
+    }
+}
+
+/// The OpenAI-compatible endpoint answers and offers the model.
+async fn openai(config: &Config) -> Check {
+    let Some(key) = &config.env.openai_api_key else {
+        return ok("llm", "no OPENAI_API_KEY: answers come from the knowledge base");
+    };
+    let base = &config.env.openai_base_url;
+    let model = &config.env.openai_model;
+    let client = crate::net::http_client(Duration::from_secs(15));
+    let sent = client
+        .get(format!("{base}/models"))
+        .insert_header(("Authorization", format!("Bearer {}", key.expose_secret())))
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => return fail("llm", format!("cannot reach OPENAI_BASE_URL {base}: {e}")),
+    };
+    let status = response.status().as_u16();
+    let body: Value = response.json().limit(4 * 1024 * 1024).await.unwrap_or(Value::Null);
+    match status {
+        200 => {
+            let offered =
+                body["data"].as_array().is_some_and(|d| d.iter().any(|m| m["id"].as_str() == Some(model)));
+            if offered {
+                ok("llm", format!("{base} offers {model}"))
+            } else {
+                fail(
+                    "llm",
+                    format!("{base} does not list the model {model}; set OPENAI_MODEL to one it offers"),
+                )
+            }
+        }
+        401 | 403 => fail("llm", format!("OPENAI_API_KEY was refused by {base} (HTTP {status})")),
+        _ => fail("llm", format!("{base}/models answered HTTP {status}; check OPENAI_BASE_URL")),
+    }
+}
