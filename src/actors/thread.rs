@@ -633,23 +633,14 @@ impl ThreadActor {
     fn apply_slack_state(&mut self, messages: &[Value], until: &Ts) {
         let channel = self.channel.clone();
         let bot = self.s.identity.user_id.clone();
+        let mut latest_state: Option<(Ts, Value)> = None;
         for (m, meta) in messages.iter().filter_map(|m| crate::slack::events::history_message(m, &channel)) {
             if m.ts == self.root || m.ts.as_str() >= until.as_str() {
                 continue;
             }
             if m.user.as_ref() == Some(&bot) {
-                let Some(state) = meta.as_ref().filter(|v| v["event_type"] == STATE_EVENT_TYPE) else {
-                    continue;
-                };
-                let state = &state["event_payload"];
-                let attempts = state["attempts"].as_u64().unwrap_or(0) as u32;
-                if attempts > self.failed_attempts {
-                    self.failed_attempts = attempts;
-                }
-                if state["escalated"].as_bool() == Some(true) && !self.escalated {
-                    tracing::info!(thread = %self.root, "another replica escalated this thread");
-                    self.escalated = true;
-                    self.set_phase(Phase::Escalated);
+                if let Some(state) = meta.filter(|v| v["event_type"] == STATE_EVENT_TYPE) {
+                    latest_state = Some((m.ts.clone(), state["event_payload"].clone()));
                 }
             } else if m.bot_id.is_some() {
                 if self.card.assignee.is_none() && self.s.assist.is_assist(&m) {
@@ -662,6 +653,28 @@ impl ThreadActor {
                 tracing::info!(thread = %self.root, "a person from IT wrote first (read back from slack); the bot goes quiet");
                 self.set_phase(Phase::HumanTookOver);
             }
+        }
+        // The bot's latest reply came from another replica: its state is newer than ours.
+        let Some((ts, state)) = latest_state.filter(|(ts, _)| !self.bot_messages.contains(ts)) else {
+            return;
+        };
+        tracing::info!(thread = %self.root, "another replica answered here; adopting its state");
+        self.bot_messages.insert(ts);
+        self.failed_attempts = self.failed_attempts.max(state["attempts"].as_u64().unwrap_or(0) as u32);
+        self.gave_alternative |= state["gave_alternative"].as_bool().unwrap_or(false);
+        if let Some(tried) = state["tried"].as_array() {
+            self.tried = tried.iter().filter_map(Value::as_str).map(str::to_string).collect();
+        }
+        if state["escalated"].as_bool() == Some(true) {
+            self.escalated = true;
+        }
+        let phase = if self.escalated {
+            Some(Phase::Escalated)
+        } else {
+            state["phase"].as_str().and_then(Phase::parse).filter(|p| *p != Phase::Preparing)
+        };
+        if let Some(phase) = phase.filter(|_| self.phase != Phase::HumanTookOver) {
+            self.set_phase(phase);
         }
     }
 
@@ -906,11 +919,35 @@ impl Actor for ThreadActor {
         self.prepare(ctx);
         let wait = Duration::from_secs(self.s.settings.assist.wait_secs);
         ctx.run_later(wait, |act, ctx| {
-            act.wait_over = true;
-            if act.phase == Phase::Preparing && !act.assist_seen {
-                tracing::info!(thread = %act.root, "assist did not post in time; answering anyway");
+            if act.phase != Phase::Preparing || act.assist_seen {
+                act.wait_over = true;
+                act.maybe_post_first(ctx);
+                return;
             }
-            act.maybe_post_first(ctx);
+            // Assist's card may have gone to another socket or replica: read the thread once.
+            let slack = act.s.slack.clone();
+            let (channel, root) = (act.channel.clone(), act.root.clone());
+            let fut = async move { slack.thread_messages(&channel, &root).await };
+            ctx.spawn(fut.into_actor(act).map(|result, act, ctx| {
+                if let Ok(messages) = result {
+                    let channel = act.channel.clone();
+                    let card = messages
+                        .iter()
+                        .filter_map(|m| crate::slack::events::history_message(m, &channel))
+                        .find(|(m, _)| m.bot_id.is_some() && act.s.assist.is_assist(m))
+                        .map(|(m, _)| act.s.assist.read(&m));
+                    if let Some(card) = card {
+                        act.card.ticket = act.card.ticket.take().or(card.ticket);
+                        act.card.assignee = act.card.assignee.take().or(card.assignee);
+                        act.assist_seen = true;
+                    }
+                }
+                if !act.assist_seen {
+                    tracing::info!(thread = %act.root, "assist did not post in time; answering anyway");
+                }
+                act.wait_over = true;
+                act.maybe_post_first(ctx);
+            }));
         });
         tracing::info!(
             thread = %self.root,

@@ -3,6 +3,7 @@
 mod helpers;
 mod history;
 mod lifecycle;
+mod replicas;
 
 use std::time::Duration;
 
