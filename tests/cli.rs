@@ -211,6 +211,7 @@ async fn doctor(
 async fn doctor_passes_a_good_set_up_and_says_so() {
     let (code, out) = doctor(Default::default(), &[]).await;
 
+    println!("{out}");
     assert_eq!(code, Some(0), "{out}");
     for check in
         ["config", "knowledge base", "slack tokens", "bot token", "scopes", "app token", "channel", "llm"]
@@ -232,6 +233,7 @@ async fn doctor_names_what_to_fix_in_a_broken_set_up() {
     };
     let (code, out) = doctor(options, &[("OPENAI_MODEL", "gpt-9-imaginary")]).await;
 
+    println!("{out}");
     assert_eq!(code, Some(1), "{out}");
     let line = |name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
     assert!(line("scopes").starts_with("FAIL") && line("scopes").contains("app_mentions:read"), "{out}");
