@@ -23,6 +23,8 @@ pub struct Health {
     fatal_set: Notify,
     /// What the transport has been through, for operators.
     pub transport: TransportStats,
+    /// Everything else `/metrics` shows.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Counters of transport trouble, bumped by the socket and Web API actors and shown on `/readyz`
@@ -154,6 +156,12 @@ async fn readyz(health: web::Data<Arc<Health>>) -> HttpResponse {
     }
 }
 
+async fn metrics(health: web::Data<Arc<Health>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(crate::metrics::render(health.get_ref()))
+}
+
 /// Binds the endpoints and starts serving on the current actix system; returns the bound
 /// address (port 0 picks a free port) and the server handle.
 pub fn serve(
@@ -166,6 +174,7 @@ pub fn serve(
             .app_data(data.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
     .disable_signals()

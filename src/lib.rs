@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod explain;
 pub mod http;
 pub mod knowledge;
+pub mod metrics;
 pub mod net;
 pub mod openai;
 pub mod redact;

@@ -248,6 +248,7 @@ impl Bot {
             identity,
             channel,
             channel_name: config.env.it_channel_name,
+            health: health.clone(),
         });
         let router = RouterActor::new(services).start();
         let sockets = (0..connections)

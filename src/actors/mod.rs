@@ -33,6 +33,8 @@ pub struct Services {
     pub identity: slack_api::Identity,
     pub channel: ChannelId,
     pub channel_name: String,
+    /// Readiness and the operator's counters.
+    pub health: std::sync::Arc<crate::http::Health>,
 }
 
 pub type SharedServices = Arc<Services>;

@@ -288,6 +288,7 @@ impl RouterActor {
         let addr = make(ctx.address(), actor).start();
         self.threads.insert(thread.clone(), addr);
         self.thread_actor.insert(thread.clone(), actor);
+        self.services.health.metrics.live_threads.set(self.threads.len() as i64);
         self.touch(&thread);
     }
 
@@ -304,6 +305,7 @@ impl RouterActor {
                 tracing::warn!(thread = %oldest, "live thread limit reached; least recently active thread stopped");
             }
         }
+        self.services.health.metrics.live_threads.set(self.threads.len() as i64);
     }
 
     fn post_help(&self, m: &SlackMessage) {
@@ -433,6 +435,7 @@ impl Handler<ThreadStopped> for RouterActor {
         }
         self.thread_actor.remove(&m.thread);
         self.threads.remove(&m.thread);
+        self.services.health.metrics.live_threads.set(self.threads.len() as i64);
         self.activity.remove(&m.thread);
         tracing::debug!(thread = %m.thread, live = self.threads.len(), "thread stopped");
     }

@@ -366,6 +366,16 @@ impl SlackApiActor {
         }
         let (method, id, attempt) = (p.call.method, p.id, p.attempts);
         let channel = key.channel.as_deref().unwrap_or("");
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(SlackError::Api { code, .. }) => code.as_str(),
+            Err(SlackError::RateLimited { .. }) => "ratelimited",
+            Err(SlackError::Http { .. }) => "http_error",
+            Err(SlackError::Transport { .. }) => "network_error",
+            Err(SlackError::Decode { .. }) => "unreadable",
+            Err(_) => "other",
+        };
+        self.health.metrics.slack_call(method, outcome);
         match result {
             Ok((r, found)) => {
                 if found {

@@ -250,6 +250,7 @@ impl SocketActor {
                 self.ack(generation, &envelope.envelope_id, received);
                 match events::parse(envelope.payload) {
                     Ok((event_id, event)) => {
+                        self.health.metrics.event(event.kind());
                         let deliver = Deliver { event_id, event, retry_attempt: envelope.retry_attempt };
                         if let Err(e) = self.router.try_send(deliver) {
                             tracing::error!(slot = self.slot, envelope_id = %envelope.envelope_id, error = %e, "router is full or gone: event dropped");
@@ -264,6 +265,7 @@ impl SocketActor {
                 self.ack(generation, &envelope.envelope_id, received);
                 match events::parse_interactive(&envelope.payload) {
                     Ok(event) => {
+                        self.health.metrics.event(event.kind());
                         // Interactions carry no event id; the envelope id is unique per click.
                         let deliver = Deliver {
                             event_id: crate::slack::EventId(format!("interactive:{}", envelope.envelope_id)),
@@ -319,6 +321,7 @@ impl SocketActor {
 
     fn ack(&mut self, generation: u64, id: &EnvelopeId, received: Instant) {
         self.send(generation, ws::Message::Text(ack_text(id).into()));
+        self.health.metrics.ack_seconds.observe(received.elapsed().as_secs_f64());
         tracing::debug!(slot = self.slot, envelope_id = %id, ack_us = received.elapsed().as_micros() as u64, "acked");
     }
 

@@ -322,6 +322,12 @@ impl ThreadActor {
 
     fn set_phase(&mut self, phase: Phase) {
         if self.phase != phase {
+            let m = &self.s.health.metrics;
+            match phase {
+                Phase::HumanTookOver => m.takeovers.inc(),
+                Phase::Resolved => m.resolutions.inc(),
+                _ => 0,
+            };
             tracing::info!(thread = %self.root, from = self.phase.as_str(), to = phase.as_str(), "phase");
             self.phase = phase;
         }
@@ -511,6 +517,7 @@ impl ThreadActor {
             answer_len = text.len(),
             "first answer"
         );
+        self.s.health.metrics.ticket(self.triage.category.as_str());
         self.post(text, kind, ctx);
         self.record(Ending::Unknown, None);
     }
@@ -540,7 +547,10 @@ impl ThreadActor {
         };
         ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
             match result {
-                Ok(posted) => act.bot_messages.extend(posted),
+                Ok(posted) => {
+                    act.s.health.metrics.replies.inc_by(posted.len() as u64);
+                    act.bot_messages.extend(posted);
+                }
                 Err(e) => tracing::error!(thread = %act.root, error = %e, "reply not posted"),
             }
             act.busy = false;
@@ -841,6 +851,7 @@ impl ThreadActor {
         };
         tracing::info!(thread = %self.root, trigger, assignee_known = self.card.assignee.is_some(), "escalation");
         self.record(Ending::Escalated, None);
+        self.s.health.metrics.escalation(trigger);
         self.mark("sos");
         let text = compose::escalation(
             mention.as_deref(),

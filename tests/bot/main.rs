@@ -3,6 +3,7 @@
 mod helpers;
 mod history;
 mod lifecycle;
+mod metrics;
 mod replicas;
 
 use std::time::Duration;

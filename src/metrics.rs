@@ -1,0 +1,183 @@
+//! `GET /metrics`: Prometheus (OpenMetrics) text, from the `prometheus-client` crate. Labels
+//! hold only kinds, categories, triggers, Slack method names and outcomes — never text or ids.
+//!
+//! The counters live as long as the bot; a registry is put together at each scrape from them
+//! and from collectors that read the transport counters in [`Health`].
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::http::Health;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabel {
+    pub trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabel {
+    pub method: String,
+    pub outcome: String,
+}
+
+/// The bot's counters. Cloning shares them.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Events received, by kind (`message`, `app_mention`, `reaction_added`, `block_actions`, …).
+    pub events: Family<KindLabel, Counter>,
+    /// From an envelope's arrival to its ack being written.
+    pub ack_seconds: Histogram,
+    /// New tickets, by category.
+    pub tickets: Family<CategoryLabel, Counter>,
+    /// Messages the bot posted in threads.
+    pub replies: Counter,
+    /// Escalations, by trigger (`request`, `thumbs_down`, `button`, `attempts`).
+    pub escalations: Family<TriggerLabel, Counter>,
+    /// Threads where a person from IT took over.
+    pub takeovers: Counter,
+    /// Threads the requester confirmed solved.
+    pub resolutions: Counter,
+    /// ThreadActors alive now.
+    pub live_threads: Gauge,
+    /// Web API calls by method and outcome (`ok`, or the Slack error code / `http` / `network`).
+    pub slack_calls: Family<CallLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        // Ack buckets from 50 µs to 1 s; Slack's deadline is 3 s.
+        let buckets = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
+        Metrics {
+            events: Family::default(),
+            ack_seconds: Histogram::new(buckets),
+            tickets: Family::default(),
+            replies: Counter::default(),
+            escalations: Family::default(),
+            takeovers: Counter::default(),
+            resolutions: Counter::default(),
+            live_threads: Gauge::default(),
+            slack_calls: Family::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn event(&self, kind: &str) {
+        self.events.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    pub fn ticket(&self, category: &str) {
+        self.tickets.get_or_create(&CategoryLabel { category: category.to_string() }).inc();
+    }
+
+    pub fn escalation(&self, trigger: &str) {
+        self.escalations.get_or_create(&TriggerLabel { trigger: trigger.to_string() }).inc();
+    }
+
+    pub fn slack_call(&self, method: &str, outcome: &str) {
+        self.slack_calls
+            .get_or_create(&CallLabel { method: method.to_string(), outcome: outcome.to_string() })
+            .inc();
+    }
+}
+
+/// The transport counters kept in [`Health`], read at scrape time.
+#[derive(Debug)]
+struct TransportCollector(Arc<Health>);
+
+impl Collector for TransportCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let t = &self.0.transport;
+        let counters = [
+            ("itbot_socket_connects", "Socket Mode connections that said hello", &t.connects),
+            (
+                "itbot_socket_reconnects",
+                "Socket Mode connections that replaced an earlier one",
+                &t.reconnects,
+            ),
+            ("itbot_socket_stale", "Sockets declared stale because Slack sent nothing", &t.stale),
+            ("itbot_slack_ratelimited", "HTTP 429 answers from the Slack Web API", &t.rate_limited),
+            (
+                "itbot_slack_retries",
+                "Web API attempts repeated after a 5xx, network error or timeout",
+                &t.retries,
+            ),
+            (
+                "itbot_slack_dropped_calls",
+                "Web API calls given up (queue full or waited too long)",
+                &t.dropped_calls,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let gauge = ConstGauge::new(i64::from(self.0.connected_sockets()));
+        let metric = encoder.encode_descriptor(
+            "itbot_sockets_connected",
+            "Socket Mode slots connected now",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)?;
+        let ready = ConstGauge::new(i64::from(self.0.is_ready()));
+        let metric = encoder.encode_descriptor(
+            "itbot_ready",
+            "1 when the bot takes events",
+            None,
+            ready.metric_type(),
+        )?;
+        ready.encode(metric)
+    }
+}
+
+/// The whole `/metrics` page.
+pub fn render(health: &Arc<Health>) -> String {
+    let m = &health.metrics;
+    let mut registry = Registry::default();
+    registry.register("itbot_events_received", "Slack events received, by kind", m.events.clone());
+    registry.register(
+        "itbot_envelope_ack_seconds",
+        "Time from an envelope's arrival to its ack",
+        m.ack_seconds.clone(),
+    );
+    registry.register("itbot_tickets", "New tickets, by category", m.tickets.clone());
+    registry.register("itbot_replies_posted", "Messages the bot posted in threads", m.replies.clone());
+    registry.register("itbot_escalations", "Threads handed to a person, by trigger", m.escalations.clone());
+    registry.register(
+        "itbot_human_takeovers",
+        "Threads where a person from IT took over",
+        m.takeovers.clone(),
+    );
+    registry.register("itbot_resolutions", "Threads the requester confirmed solved", m.resolutions.clone());
+    registry.register("itbot_live_threads", "Threads held in memory now", m.live_threads.clone());
+    registry.register(
+        "itbot_slack_calls",
+        "Slack Web API calls, by method and outcome",
+        m.slack_calls.clone(),
+    );
+    registry.register_collector(Box::new(TransportCollector(health.clone())));
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}

@@ -1,0 +1,50 @@
+//! `GET /metrics` counts what happened, in Prometheus text, with nothing but kinds and counts.
+
+use crate::helpers::{spawn, Setup};
+
+fn value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[actix_rt::test]
+async fn metrics_count_tickets_replies_escalations_and_calls_without_any_text() {
+    let app = spawn(Setup::default()).await;
+    let alice = app.ws.user_id("alice");
+    let bob = app.ws.user_id("bob");
+    let solved = app.ws.post(&alice, &app.it(), "zoom microphone zebra-secret-word not working", None);
+    app.wait_bot_replies(&solved, 1).await;
+    app.ws.post(&alice, &app.it(), "that fixed it, thanks", Some(&solved));
+    app.wait_bot_replies(&solved, 2).await;
+    let stuck = app.ws.post(&bob, &app.it(), "github push gives 403", None);
+    app.wait_bot_replies(&stuck, 1).await;
+    app.ws.post(&bob, &app.it(), "please get me a human", Some(&stuck));
+    app.wait_bot_replies(&stuck, 2).await;
+    let access = app.ws.post(&bob, &app.it(), "I need access to Snowflake", None);
+    app.wait_bot_replies(&access, 1).await;
+
+    let mut response = awc::Client::default()
+        .get(format!("http://{}/metrics", app.bot.http_addr))
+        .send()
+        .await
+        .expect("metrics served");
+    let page = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8");
+
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(value(&page, r#"itbot_tickets_total{category="technical"}"#), 2.0, "{page}");
+    assert_eq!(value(&page, r#"itbot_tickets_total{category="access"}"#), 1.0);
+    assert_eq!(value(&page, r#"itbot_escalations_total{trigger="request"}"#), 1.0);
+    assert_eq!(value(&page, "itbot_resolutions_total"), 1.0);
+    assert!(value(&page, "itbot_replies_posted_total") >= 5.0);
+    assert!(value(&page, r#"itbot_events_received_total{kind="message"}"#) >= 8.0);
+    assert!(value(&page, "itbot_envelope_ack_seconds_count") >= 8.0);
+    assert!(value(&page, r#"itbot_slack_calls_total{method="chat.postMessage",outcome="ok"}"#) >= 5.0);
+    assert_eq!(value(&page, "itbot_sockets_connected"), 2.0);
+    assert_eq!(value(&page, "itbot_ready"), 1.0);
+    for text in ["zebra", "microphone", "Snowflake", "github", alice.as_str(), bob.as_str()] {
+        assert!(!page.contains(text), "`{text}` appeared in /metrics");
+    }
+}
