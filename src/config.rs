@@ -281,6 +281,8 @@ impl Env {
             })?,
         };
         let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
+            // Unset: pretty for a person at a terminal, JSON lines for a log pipeline.
+            None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => LogFormat::Pretty,
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
             Some(_) => {

@@ -1,7 +1,7 @@
 //! The `itbot` binary as a newcomer and an operator meet it: the sandbox driven from a pipe,
 //! and configuration errors that say what to fix.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,18 +23,34 @@ fn itbot(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     }
     let mut child = cmd.spawn().expect("itbot starts");
     child.stdin.take().expect("stdin is piped").write_all(stdin.as_bytes()).expect("script written");
+    // Read both pipes while the child runs, so a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait works").is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("itbot {args:?} did not finish within 60 s");
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout read"),
+        stderr: stderr.join().expect("stderr read"),
     }
-    child.wait_with_output().expect("output is read")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -255,4 +271,23 @@ async fn doctor_reports_a_refused_bot_token_and_a_bad_config_without_exiting_ear
     let (code, out) = doctor(Default::default(), &[("ITBOT__SLACK__CONNECTIONS", "50")]).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("FAIL config"), "{out}");
+}
+
+#[test]
+fn a_whole_sandbox_session_logs_no_message_text_or_token_even_at_trace_level() {
+    let script = "my zebra kumquat vpn won't connect, my password is Hunter2xyz!\n\
+                  > zebra still broken\n\
+                  > kumquat, get me a human\n\
+                  /as dana\n\
+                  > quokka I'm on it\n";
+
+    let out = itbot(&["sandbox"], &[("RUST_LOG", "trace")], script);
+
+    let logs = text(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.lines().count() > 100, "trace logging did not run: {logs}");
+    for secret in ["zebra", "kumquat", "quokka", "Hunter2", "xoxb-", "xapp-"] {
+        assert!(!logs.contains(secret), "`{secret}` appeared in the logs");
+    }
+    assert!(text(&out.stdout).contains("zebra"), "the conversation itself was not shown");
 }

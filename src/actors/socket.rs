@@ -245,6 +245,9 @@ impl SocketActor {
 
     fn on_text(&mut self, generation: u64, text: &str, ctx: &mut Context<Self>) {
         let received = Instant::now();
+        // One span per frame: what is logged while acking and routing it carries slot and size.
+        let span = tracing::info_span!("envelope", slot = self.slot, generation, len = text.len());
+        let _entered = span.enter();
         match parse_frame(text) {
             Ok(Frame::EventsApi(envelope)) => {
                 self.ack(generation, &envelope.envelope_id, received);

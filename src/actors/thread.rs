@@ -978,6 +978,9 @@ impl Handler<ThreadEvent> for ThreadActor {
     type Result = ();
 
     fn handle(&mut self, event: ThreadEvent, ctx: &mut Self::Context) {
+        // One span per turn: every line logged while handling it carries the thread and kind.
+        let span = tracing::info_span!("turn", thread = %self.root, event = event.kind(), phase = self.phase.as_str());
+        let _entered = span.enter();
         self.reset_idle(ctx);
         match event {
             ThreadEvent::Reply { message, mentioned } => self.on_reply(message, mentioned, ctx),

@@ -33,7 +33,8 @@ async fn two_replicas_answer_each_turn_once_and_escalate_each_ticket_once() {
     assert_eq!(app.ws.open_connections(), 4, "both replicas hold two sockets");
 
     // Few tickets: Slack's pace of about one post a second per channel holds for each replica.
-    let problems = ["my vpn won't connect from home", "okta verify push not arriving", "zoom microphone not working"];
+    let problems =
+        ["my vpn won't connect from home", "okta verify push not arriving", "zoom microphone not working"];
     let roots =
         join_all(problems.iter().enumerate().map(|(i, p)| lifecycle(&app, format!("person{i}"), p))).await;
     app.control().await;
