@@ -206,44 +206,19 @@ impl Driver {
                 }
                 "react" => {
                     let reaction = if arg.is_empty() { "-1" } else { arg.trim_matches(':') };
-                    let Some(thread) = self.current_thread.clone() else {
-                        println!("{}", dim("(no thread yet: post a problem first)"));
-                        return true;
-                    };
-                    let Some(ts) = self.threads.get(&thread).and_then(|t| t.last_bot_ts.clone()) else {
-                        println!("{}", dim("(the bot has not answered in this thread yet)"));
-                        return true;
-                    };
-                    let user = self.ws.user_id(&self.person);
-                    let view = self.threads.get_mut(&thread).expect("current thread is known");
-                    if view.requester == self.person
-                        && !view.escalated
-                        && matches!(reaction, "-1" | "thumbsdown")
-                    {
-                        view.awaiting += 1;
-                    }
+                    let asks_for_a_person = matches!(reaction, "-1" | "thumbsdown");
+                    let Some((_, ts)) = self.answer_to_act_on(asks_for_a_person) else { return true };
                     println!(
                         "{}",
                         dim(&format!("  {} reacted :{reaction}: to itbot's message", self.person))
                     );
+                    let user = self.ws.user_id(&self.person);
                     self.ws.react(&user, &self.it_channel, &ts, reaction);
                 }
                 "human" | "button" => {
-                    let Some(thread) = self.current_thread.clone() else {
-                        println!("{}", dim("(no thread yet: post a problem first)"));
-                        return true;
-                    };
-                    let Some(ts) = self.threads.get(&thread).and_then(|t| t.last_bot_ts.clone()) else {
-                        println!("{}", dim("(the bot has not answered in this thread yet)"));
-                        return true;
-                    };
-                    let user = self.ws.user_id(&self.person);
-                    if let Some(view) = self.threads.get_mut(&thread) {
-                        if view.requester == self.person && !view.escalated {
-                            view.awaiting += 1;
-                        }
-                    }
+                    let Some((thread, ts)) = self.answer_to_act_on(true) else { return true };
                     println!("{}", dim(&format!("  {} pressed \"Get a human\"", self.person)));
+                    let user = self.ws.user_id(&self.person);
                     self.ws.click_button(
                         &user,
                         &self.it_channel,
@@ -274,6 +249,26 @@ impl Driver {
             }
         }
         true
+    }
+
+    /// The current thread and the bot's latest message in it, for `/react` and `/human`; when
+    /// the requester asks for a person there, the bot's answer is awaited. `None` (and a note)
+    /// when there is nothing to act on yet.
+    fn answer_to_act_on(&mut self, asks_for_a_person: bool) -> Option<(String, String)> {
+        let Some(thread) = self.current_thread.clone() else {
+            println!("{}", dim("(no thread yet: post a problem first)"));
+            return None;
+        };
+        let person = self.person.clone();
+        let view = self.threads.get_mut(&thread)?;
+        let Some(ts) = view.last_bot_ts.clone() else {
+            println!("{}", dim("(the bot has not answered in this thread yet)"));
+            return None;
+        };
+        if asks_for_a_person && view.requester == person && !view.escalated {
+            view.awaiting += 1;
+        }
+        Some((thread, ts))
     }
 
     /// Prints what was posted until nothing is awaited (or patience runs out).
