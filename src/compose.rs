@@ -225,7 +225,7 @@ pub struct Brief<'a> {
     pub requester: &'a UserId,
     /// The requester's original message.
     pub question: &'a str,
-    /// What the bot suggested, in order.
+    /// What the bot suggested, in order, as mrkdwn the bot wrote (article titles in `*bold*`).
     pub tried: &'a [String],
     pub failed_attempts: u32,
     /// `request`, `thumbs_down` or `attempts`.
@@ -249,11 +249,7 @@ pub fn escalation(mention: Option<&str>, brief: &Brief<'_>) -> String {
     if flat.chars().count() > SYMPTOM_CHARS {
         symptom.push('…');
     }
-    let tried = if brief.tried.is_empty() {
-        "nothing yet".to_string()
-    } else {
-        brief.tried.iter().map(|t| markdown_to_mrkdwn(t)).collect::<Vec<_>>().join("; ")
-    };
+    let tried = if brief.tried.is_empty() { "nothing yet".to_string() } else { brief.tried.join("; ") };
     let result = match brief.trigger {
         "thumbs_down" => "the requester reacted :-1: to my answer".to_string(),
         "attempts" => format!("still not working after {} attempts", brief.failed_attempts),
