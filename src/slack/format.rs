@@ -271,8 +271,7 @@ fn emphasis(s: &str) -> String {
 fn wrap(s: &str, delim: &str, open: &str, close: &str, word_bounded: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    loop {
-        let Some(start) = rest.find(delim) else { break };
+    while let Some(start) = rest.find(delim) {
         let before = rest[..start].chars().next_back();
         let inner_from = start + delim.len();
         let opens = rest[inner_from..].chars().next().is_some_and(|c| !c.is_whitespace())
