@@ -124,8 +124,17 @@ pub struct EscalationSettings {
 pub struct OpenAiSettings {
     pub temperature: f64,
     pub max_completion_tokens: u32,
+    /// Per attempt, from sending to the last byte of the answer.
     pub timeout_secs: u64,
     pub max_concurrency: usize,
+    /// Retries after the first attempt (the official client's default is 2).
+    pub max_retries: u32,
+    /// The prompt is trimmed (oldest turns first) to fit, counted with the model's tokenizer.
+    pub max_prompt_tokens: u32,
+    /// Prompt plus completion tokens per minute across all calls; 0 means no budget.
+    pub tokens_per_minute: u64,
+    /// US dollars per million tokens, by model, for the cost figures.
+    pub prices: crate::openai::cost::PriceTable,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +422,18 @@ impl Settings {
         range("openai.max_completion_tokens", self.openai.max_completion_tokens as f64, 16.0, 16384.0)?;
         range("openai.timeout_secs", self.openai.timeout_secs as f64, 1.0, 300.0)?;
         range("openai.max_concurrency", self.openai.max_concurrency as f64, 1.0, 64.0)?;
+        range("openai.max_retries", self.openai.max_retries as f64, 0.0, 10.0)?;
+        range("openai.max_prompt_tokens", self.openai.max_prompt_tokens as f64, 500.0, 1_000_000.0)?;
+        range("openai.tokens_per_minute", self.openai.tokens_per_minute as f64, 0.0, 1e12)?;
+        for (model, p) in &self.openai.prices.0 {
+            let ok = [Some(p.input), p.cached_input, Some(p.output)]
+                .into_iter()
+                .flatten()
+                .all(|v| v.is_finite() && v >= 0.0);
+            if !ok {
+                return Err(bad("openai.prices", format!("prices of `{model}` must be zero or more")));
+            }
+        }
         range("history.backfill_messages", self.history.backfill_messages as f64, 0.0, 5000.0)?;
         range("history.max_tickets", self.history.max_tickets as f64, 0.0, 100_000.0)?;
         range("history.max_age_days", self.history.max_age_days as f64, 1.0, 3650.0)?;
@@ -601,6 +622,7 @@ fn parse_like(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
                 .map(|s| V::String(s.to_string()))
                 .collect(),
         ),
+        V::Table(_) => return Err("a table cannot be set from the environment; set it in the file".into()),
         _ => V::String(raw.to_string()),
     })
 }

@@ -1,6 +1,6 @@
-//! The operator's HTTP endpoints on `PORT`: `GET /healthz` (the process is alive) and
+//! The operator's HTTP endpoints on `PORT`: `GET /healthz` (the process is alive),
 //! `GET /readyz` (connected to Slack and the channel resolved, plus the transport counters), fed by
-//! [`Health`].
+//! [`Health`], and `GET /metrics` (Prometheus text: LLM calls, tokens and cost so far).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use tokio::sync::Notify;
+
+use crate::openai::meter::LlmMeter;
 
 /// Liveness and readiness, written by the actors that know (sockets, startup) and read by the
 /// HTTP handlers. Plain atomics: nothing here is owned by one actor.
@@ -25,6 +27,8 @@ pub struct Health {
     pub transport: TransportStats,
     /// Everything else `/metrics` shows.
     pub metrics: crate::metrics::Metrics,
+    /// LLM calls, tokens and cost, written by the OpenAiActor.
+    pub llm: Arc<LlmMeter>,
 }
 
 /// Counters of transport trouble, bumped by the socket and Web API actors and shown on `/readyz`

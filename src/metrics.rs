@@ -150,6 +150,55 @@ impl Collector for TransportCollector {
     }
 }
 
+/// The LLM counters kept in [`Health`], read at scrape time.
+#[derive(Debug)]
+struct LlmCollector(Arc<Health>);
+
+impl Collector for LlmCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.llm.snapshot();
+        let counters = [
+            ("itbot_llm_calls", "Chat Completions calls, retries not counted", s.calls),
+            ("itbot_llm_failures", "LLM calls that failed after their retries", s.failures),
+            ("itbot_llm_retries", "LLM attempts retried", s.retries),
+            ("itbot_llm_streamed", "LLM calls answered as a stream", s.streamed),
+            (
+                "itbot_llm_fallback_answers",
+                "Answers from the knowledge base because the LLM failed",
+                s.fallbacks,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let tokens = [
+            ("prompt", s.tokens.prompt_tokens),
+            ("cached_prompt", s.tokens.cached_tokens),
+            ("completion", s.tokens.completion_tokens),
+        ];
+        let mut family = encoder.encode_descriptor(
+            "itbot_llm_tokens",
+            "LLM tokens, by kind (cached_prompt is part of prompt)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (kind, value) in tokens {
+            let label = KindLabel { kind: kind.to_string() };
+            ConstCounter::new(value).encode(family.encode_family(&label)?)?;
+        }
+        let cost = ConstCounter::new(s.cost_usd);
+        let metric = encoder.encode_descriptor(
+            "itbot_llm_cost_usd",
+            "LLM cost in US dollars, from the [openai.prices] table",
+            None,
+            cost.metric_type(),
+        )?;
+        cost.encode(metric)
+    }
+}
+
 /// The whole `/metrics` page.
 pub fn render(health: &Arc<Health>) -> String {
     let m = &health.metrics;
@@ -176,6 +225,7 @@ pub fn render(health: &Arc<Health>) -> String {
         m.slack_calls.clone(),
     );
     registry.register_collector(Box::new(TransportCollector(health.clone())));
+    registry.register_collector(Box::new(LlmCollector(health.clone())));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);

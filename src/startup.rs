@@ -23,6 +23,7 @@ use crate::assist::AssistParser;
 use crate::config::{Config, ConfigError};
 use crate::http::{self, Health};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
+use crate::prompt::{PromptBuilder, PromptError};
 use crate::slack::{SlackError, WebClient};
 
 /// Why the bot could not start. Each says what to fix.
@@ -32,6 +33,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Knowledge(#[from] KnowledgeError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
     #[error("SLACK_BOT_TOKEN was refused by Slack ({0}); reinstall the app or copy the Bot User OAuth Token again")]
     BotToken(SlackError),
     #[error("cannot reach Slack at SLACK_API_URL: {0}")]
@@ -155,6 +158,13 @@ impl Bot {
     ) -> Result<Bot, StartError> {
         let tokens = config.slack_tokens()?;
         let kb = load_knowledge(&config)?;
+        let template = PromptBuilder::load_template(&config.env.config_path)?;
+        let prompt = PromptBuilder::new(
+            &template,
+            &config.settings.company,
+            &config.env.openai_model,
+            config.settings.openai.max_prompt_tokens,
+        );
         let assist = AssistParser::new(&config.settings.assist).map_err(|e| ConfigError::Invalid {
             source_name: config.env.config_path.display().to_string(),
             key: "[assist]".into(),
@@ -171,6 +181,7 @@ impl Bot {
             })?;
 
         let health = Health::new();
+        let llm_meter = health.llm.clone();
         let (http_addr, http) = http::serve(options.http_addr, health.clone())
             .map_err(|e| StartError::Listen { addr: options.http_addr, reason: e.to_string() })?;
 
@@ -214,12 +225,20 @@ impl Bot {
                     temperature: o.temperature,
                     max_completion_tokens: o.max_completion_tokens,
                     max_concurrency: o.max_concurrency,
-                    max_retries: 2,
+                    max_retries: o.max_retries,
+                    tokens_per_minute: o.tokens_per_minute,
+                    prices: o.prices.clone(),
                 },
+                llm_meter.clone(),
             )
             .start()
         });
         tracing::info!(llm = openai.is_some(), articles = kb.articles().len(), "answer sources ready");
+        if openai.is_some() {
+            let tokenizer = PromptBuilder::new("", &config.settings.company, &config.env.openai_model, 1000);
+            // Loading the tokenizer takes a moment; the first answer should not wait for it.
+            std::thread::spawn(move || tokenizer.warm_up());
+        }
 
         let tickets = TicketIndexActor::new(
             config.settings.history.max_tickets,
@@ -249,6 +268,9 @@ impl Bot {
             channel,
             channel_name: config.env.it_channel_name,
             health: health.clone(),
+            prompt,
+            llm_meter,
+            streaming: Default::default(),
         });
         let router = RouterActor::new(services).start();
         let sockets = (0..connections)

@@ -2,6 +2,7 @@
 //! shared OpenAiActor and SlackApiActor. Only `startup` knows all of them.
 
 pub mod openai;
+pub mod reply;
 pub mod router;
 pub mod slack_api;
 pub mod socket;
@@ -15,6 +16,8 @@ use actix::Addr;
 use crate::assist::AssistParser;
 use crate::config::Settings;
 use crate::knowledge::KnowledgeBase;
+use crate::openai::meter::LlmMeter;
+use crate::prompt::PromptBuilder;
 use crate::slack::ChannelId;
 
 /// What every ThreadActor and the router share: read-only settings and data, and the handles of
@@ -35,6 +38,12 @@ pub struct Services {
     pub channel_name: String,
     /// Readiness and the operator's counters.
     pub health: std::sync::Arc<crate::http::Health>,
+    /// Builds the LLM prompts (system prompt file, token budget, the model's tokenizer).
+    pub prompt: PromptBuilder,
+    /// LLM calls, tokens and cost, for `GET /metrics`.
+    pub llm_meter: Arc<LlmMeter>,
+    /// Off once the workspace refused `chat.startStream`.
+    pub streaming: reply::StreamSwitch,
 }
 
 pub type SharedServices = Arc<Services>;

@@ -122,8 +122,8 @@ impl Tier {
             "apps.connections.open" => Tier::Connections,
             "chat.postMessage" => Tier::PostMessage,
             "auth.test" | "assistant.threads.setStatus" => Tier::Special,
-            "conversations.list" => Tier::Two,
-            "users.info" | "chat.postEphemeral" => Tier::Four,
+            "conversations.list" | "chat.startStream" | "chat.stopStream" => Tier::Two,
+            "users.info" | "chat.postEphemeral" | "chat.appendStream" => Tier::Four,
             // chat.update, conversations.history/replies/info, reactions.*, and anything unknown.
             _ => Tier::Three,
         }

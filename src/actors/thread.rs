@@ -30,6 +30,7 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::openai::Complete;
+use super::reply::{Cancel, Release, ReplyActor, ReplyFinished, ReplyOutcome, ReplyRequest};
 use super::router::{LoadedThread, RouterActor, ThreadStopped};
 use super::tickets::{FindSimilar, Forget, Record};
 use super::SharedServices;
@@ -37,6 +38,7 @@ use crate::assist::AssistCard;
 use crate::compose;
 use crate::knowledge::Article;
 use crate::openai::{ChatMessage, Role};
+use crate::prompt::{PromptInput, Speaker, Turn};
 use crate::redact::redact;
 use crate::slack::events::Message as SlackMessage;
 use crate::slack::format::{markdown_to_mrkdwn, split_message, MAX_MESSAGE_CHARS};
@@ -138,8 +140,17 @@ enum Draft {
     Acknowledgement,
     /// From the knowledge base, composed when posted (it names the ticket).
     Offline,
-    /// The LLM's answer, converted to mrkdwn.
+    /// The LLM's answer, converted to mrkdwn (empty for a thread resumed from Slack).
     Ready(String),
+    /// The LLM is writing it; released to Slack when the first answer is due.
+    Live(Addr<ReplyActor>),
+}
+
+/// What posting the offline answer instead of an LLM answer changes; applied only if the
+/// fallback is used.
+struct Fallback {
+    tried: Vec<String>,
+    gave_alternative: bool,
 }
 
 /// What a reply is, for posting: troubleshooting answers carry the "Get a human" button.
@@ -155,6 +166,9 @@ I've left it out of everything I process.";
 
 /// The most recent turns kept as LLM context.
 const MAX_TURNS: usize = 12;
+
+/// Tokens reserved for the one-word triage call in the per-minute budget.
+const CLASSIFY_PROMPT_TOKENS: u64 = 120;
 
 pub struct ThreadActor {
     s: SharedServices,
@@ -197,6 +211,10 @@ pub struct ThreadActor {
     queue: VecDeque<(SlackMessage, bool)>,
     idle: Option<SpawnHandle>,
     warned_about_secret: bool,
+    /// The id of the latest LLM answer asked for; a finished answer with another id was cancelled.
+    reply_seq: u64,
+    /// What the offline answer would change, if the running LLM answer falls back to it.
+    fallback: Option<Fallback>,
 }
 
 impl ThreadActor {
@@ -235,6 +253,8 @@ impl ThreadActor {
             queue: VecDeque::new(),
             idle: None,
             warned_about_secret: false,
+            reply_seq: 0,
+            fallback: None,
             s,
             router,
             actor_id,
@@ -359,7 +379,9 @@ impl ThreadActor {
     /// Starts preparing the first answer: asks the LLM to settle an unsure triage first.
     fn prepare(&mut self, ctx: &mut Context<Self>) {
         self.draft_version += 1;
-        self.draft = Draft::Pending;
+        if let Draft::Live(old) = std::mem::replace(&mut self.draft, Draft::Pending) {
+            old.do_send(Cancel);
+        }
         self.article = self.s.kb.search(self.question.expose(), 1).first().map(|h| h.article.clone());
         let question = self.question.clone();
         let question = self.for_llm(question.expose());
@@ -375,7 +397,12 @@ impl ThreadActor {
                     ChatMessage { role: Role::System, content: compose::CLASSIFY_PROMPT.into() },
                     ChatMessage { role: Role::User, content: q },
                 ];
-                (openai, Complete { messages, max_completion_tokens: Some(5), temperature: Some(0.0) })
+                let request = Complete {
+                    max_completion_tokens: Some(5),
+                    temperature: Some(0.0),
+                    ..Complete::answer(messages, CLASSIFY_PROMPT_TOKENS)
+                };
+                (openai, request)
             });
         let timeout = self.llm_timeout();
         let fut = async move {
@@ -443,38 +470,75 @@ impl ThreadActor {
             self.maybe_post_first(ctx);
             return;
         }
-        let Some(openai) = self.s.openai.clone().filter(|_| !self.conversation.is_empty()) else {
-            self.draft = Draft::Offline;
-            self.maybe_post_first(ctx);
-            return;
+        self.draft = match self.start_reply(ctx) {
+            Some(reply) => Draft::Live(reply),
+            None => Draft::Offline,
         };
+        self.maybe_post_first(ctx);
+    }
+
+    /// Starts writing an LLM answer to the conversation so far (`None` without an LLM or with
+    /// nothing the requester wrote that may be sent). It is posted once [`Self::release`]d.
+    fn start_reply(&mut self, ctx: &mut Context<Self>) -> Option<Addr<ReplyActor>> {
+        self.s.openai.as_ref()?;
+        let mut turns: Vec<Turn> = Vec::with_capacity(self.conversation.len() + 1);
+        if let Some(ticket) = self.card.ticket.as_deref().filter(|_| self.assist_seen) {
+            // Assist's card is context: the ticket key helps, the names are not needed.
+            let note = format!("Ticketing bot: ticket {ticket} opened; an IT person is assigned.");
+            turns.extend(Turn::from_slack(Speaker::Context, &note));
+        }
+        turns.extend(self.conversation.iter().filter_map(|(role, text)| {
+            let speaker = if *role == Role::Assistant { Speaker::Bot } else { Speaker::Requester };
+            Turn::from_slack(speaker, text)
+        }));
+        if !turns.iter().any(|t| t.speaker == Speaker::Requester) {
+            return None;
+        }
         let articles = compose::articles_for(&self.s.kb, self.question.expose());
         let past = compose::past_quotes(&self.similar);
-        let messages = compose::prompt(&self.s.settings, &articles, &past, &self.conversation);
-        let version = self.draft_version;
-        let timeout = self.llm_timeout();
-        let fut = async move { openai.send(Complete::answer(messages)).timeout(timeout).await };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            if version != act.draft_version {
-                return;
-            }
-            act.draft = match result {
-                Ok(Ok(c)) => {
-                    act.conversation.push((Role::Assistant, c.content.clone()));
-                    act.tried.push("first troubleshooting steps".into());
-                    Draft::Ready(llm_answer(&c.content))
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(thread = %act.root, error = %e, "LLM failed; answering from the knowledge base");
-                    Draft::Offline
-                }
-                Err(e) => {
-                    tracing::warn!(thread = %act.root, error = %e, "LLM did not answer in time; answering from the knowledge base");
-                    Draft::Offline
-                }
-            };
-            act.maybe_post_first(ctx);
-        }));
+        let prompt =
+            self.s.prompt.build(&PromptInput { articles: &articles, past_tickets: &past, turns: &turns });
+        tracing::debug!(
+            thread = %self.root,
+            prompt_tokens = prompt.tokens,
+            dropped_turns = prompt.dropped_turns,
+            dropped_references = prompt.dropped_references,
+            "prompt built"
+        );
+        self.reply_seq += 1;
+        let request = ReplyRequest {
+            id: self.reply_seq,
+            messages: prompt.messages,
+            prompt_tokens: prompt.tokens,
+            notify: ctx.address().recipient(),
+        };
+        Some(ReplyActor::new(self.s.clone(), request).start())
+    }
+
+    /// Lets a prepared LLM answer appear in the thread, with `fallback` (mrkdwn) for when the
+    /// LLM fails; the turn ends when it is posted ([`ReplyFinished`]).
+    fn release(&mut self, reply: &Addr<ReplyActor>, fallback: String) {
+        self.busy = true;
+        reply.do_send(Release {
+            channel: self.channel.clone(),
+            thread_ts: self.root.clone(),
+            recipient: self.requester.clone(),
+            footer: compose::HOW_TO_CONTINUE.to_string(),
+            actions: Some(compose::get_human_button(&self.root)),
+            metadata: self.state_metadata(),
+            fallback: compose::llm_unavailable(&fallback),
+        });
+    }
+
+    /// Computes an offline answer with `answer` without keeping what it notes (tried steps, the
+    /// second approach given): that happens only if the fallback is posted.
+    fn preview_fallback(&mut self, answer: impl FnOnce(&mut Self) -> String) -> (String, Fallback) {
+        let (tried, gave_alternative) = (self.tried.len(), self.gave_alternative);
+        let text = answer(self);
+        let effects =
+            Fallback { tried: self.tried.split_off(tried), gave_alternative: self.gave_alternative };
+        self.gave_alternative = gave_alternative;
+        (text, effects)
     }
 
     /// The first answer from the knowledge base, noted for the escalation brief.
@@ -494,6 +558,22 @@ impl ThreadActor {
         if self.phase != Phase::Preparing || !(self.assist_seen || self.wait_over) {
             return;
         }
+        if let Draft::Live(reply) = &self.draft {
+            let reply = reply.clone();
+            self.set_phase(Phase::Helping);
+            tracing::info!(
+                thread = %self.root,
+                category = self.triage.category.as_str(),
+                assist = self.assist_seen,
+                "first answer released"
+            );
+            let (fallback, effects) = self.preview_fallback(Self::offline_first_answer);
+            self.fallback = Some(effects);
+            self.tried.push("first troubleshooting steps".into());
+            self.release(&reply, fallback);
+            self.record(Ending::Unknown, None);
+            return;
+        }
         let (text, kind, next) = match &self.draft {
             Draft::Pending => return,
             Draft::Acknowledgement => {
@@ -507,6 +587,7 @@ impl ThreadActor {
             }
             Draft::Offline => (self.offline_first_answer(), ReplyKind::Answer, Phase::Helping),
             Draft::Ready(text) => (text.clone(), ReplyKind::Answer, Phase::Helping),
+            Draft::Live(_) => return,
         };
         self.set_phase(next);
         tracing::info!(
@@ -743,36 +824,20 @@ impl ThreadActor {
             let excess = self.conversation.len() - MAX_TURNS;
             self.conversation.drain(..excess);
         }
-        let Some(openai) = self.s.openai.clone().filter(|_| sendable) else {
+        let reply = if sendable { self.start_reply(ctx) } else { None };
+        let Some(reply) = reply else {
             let answer = self.offline_next(&message, failed);
             self.post(answer, ReplyKind::Answer, ctx);
             return;
         };
-        self.busy = true;
-        let articles = compose::articles_for(&self.s.kb, self.question.expose());
-        let past = compose::past_quotes(&self.similar);
-        let messages = compose::prompt(&self.s.settings, &articles, &past, &self.conversation);
-        let timeout = self.llm_timeout();
-        let fut = async move { openai.send(Complete::answer(messages)).timeout(timeout).await };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            let text = match result {
-                Ok(Ok(c)) => {
-                    act.conversation.push((Role::Assistant, c.content.clone()));
-                    act.tried.push(if failed { "a different approach".into() } else { "answers to follow-up questions".into() });
-                    llm_answer(&c.content)
-                }
-                other => {
-                    let reason = match other {
-                        Ok(Err(e)) => e.to_string(),
-                        Err(e) => e.to_string(),
-                        Ok(Ok(_)) => String::new(),
-                    };
-                    tracing::warn!(thread = %act.root, error = %reason, "LLM failed on a follow-up; answering offline");
-                    act.offline_next(&message, failed)
-                }
-            };
-            act.post(text, ReplyKind::Answer, ctx);
-        }));
+        let (fallback, effects) = self.preview_fallback(|t| t.offline_next(&message, failed));
+        self.fallback = Some(effects);
+        self.tried.push(if failed {
+            "a different approach".into()
+        } else {
+            "answers to follow-up questions".into()
+        });
+        self.release(&reply, fallback);
     }
 
     /// The next answer without the LLM: the article's second approach after a failure, or the
@@ -895,11 +960,6 @@ impl ThreadActor {
             }
         });
     }
-}
-
-/// An LLM answer, ready to post: mrkdwn, no mentions it did not choose, and how to continue.
-fn llm_answer(markdown: &str) -> String {
-    format!("{}\n\n{}", markdown_to_mrkdwn(markdown.trim()), compose::HOW_TO_CONTINUE)
 }
 
 /// The bot's reply without the how-to-continue footer (LLM context).
@@ -1036,5 +1096,38 @@ impl Handler<Drain> for ThreadActor {
             self.maybe_post_first(ctx);
         }
         self.busy || self.phase == Phase::Preparing || !self.queue.is_empty()
+    }
+}
+
+impl Handler<ReplyFinished> for ThreadActor {
+    type Result = ();
+
+    fn handle(&mut self, done: ReplyFinished, ctx: &mut Self::Context) {
+        if done.id != self.reply_seq {
+            // An answer to a question that changed; it was cancelled before it was released.
+            return;
+        }
+        let effects = self.fallback.take();
+        match done.outcome {
+            ReplyOutcome::Answered { markdown, posted } => {
+                tracing::info!(thread = %self.root, parts = posted.len(), answer_len = markdown.len(), "LLM answer posted");
+                self.last_answer = Some(markdown_to_mrkdwn(&markdown));
+                self.conversation.push((Role::Assistant, markdown));
+                self.bot_messages.extend(posted);
+            }
+            ReplyOutcome::FellBack { mrkdwn, posted } => {
+                tracing::warn!(thread = %self.root, parts = posted.len(), "LLM failed; the offline answer was posted");
+                // The optimistic entry made at release gives way to what the fallback gave.
+                self.tried.pop();
+                if let Some(e) = effects {
+                    self.tried.extend(e.tried);
+                    self.gave_alternative |= e.gave_alternative;
+                }
+                self.last_answer = Some(mrkdwn);
+                self.bot_messages.extend(posted);
+            }
+        }
+        self.busy = false;
+        self.next_in_queue(ctx);
     }
 }

@@ -43,18 +43,51 @@ struct Inner {
     server: Mutex<Option<ServerHandle>>,
 }
 
-struct Failure {
-    status: u16,
-    code: String,
-    retry_after_secs: Option<u64>,
+/// An OpenAI error response to serve, with the retry headers the real API may send.
+#[derive(Clone, Debug)]
+pub struct FakeFailure {
+    pub status: u16,
+    pub code: String,
+    /// `retry-after` header value, as written (seconds, possibly fractional, or an HTTP date).
+    pub retry_after: Option<String>,
+    /// `retry-after-ms` header.
+    pub retry_after_ms: Option<u64>,
+    /// `x-should-retry` header.
+    pub should_retry: Option<bool>,
+}
+
+impl FakeFailure {
+    pub fn new(status: u16, code: &str) -> FakeFailure {
+        FakeFailure {
+            status,
+            code: code.to_string(),
+            retry_after: None,
+            retry_after_ms: None,
+            should_retry: None,
+        }
+    }
+}
+
+/// What the next request gets instead of a normal answer.
+enum Injected {
+    Failure(FakeFailure),
+    /// Wait this long before answering normally (longer than the client's timeout: a hang).
+    Delay(Duration),
+    /// Serve these bytes as the `text/event-stream` body (a recorded stream).
+    RawStream(Bytes),
+    /// Stream this many content chunks, then an error event, then end.
+    BreakStream(usize),
+    /// Accept the request and close the connection without answering.
+    Drop,
 }
 
 #[derive(Default)]
 struct State {
     requests: Vec<Value>,
     headers: Vec<Vec<(String, String)>>,
-    failures: VecDeque<Failure>,
+    injected: VecDeque<Injected>,
     reply: Option<String>,
+    chunk_delay: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,11 +142,39 @@ impl FakeOpenAi {
 
     /// The next request gets an OpenAI error object with this status (queued).
     pub fn fail_next(&self, status: u16, error_code: &str, retry_after_secs: Option<u64>) {
-        lock(&self.inner.state).failures.push_back(Failure {
-            status,
-            code: error_code.to_string(),
-            retry_after_secs,
-        });
+        let mut f = FakeFailure::new(status, error_code);
+        f.retry_after = retry_after_secs.map(|s| s.to_string());
+        self.fail_next_with(f);
+    }
+
+    /// The next request gets this error response (queued with the other injections).
+    pub fn fail_next_with(&self, failure: FakeFailure) {
+        lock(&self.inner.state).injected.push_back(Injected::Failure(failure));
+    }
+
+    /// The next request is answered normally, but only after `delay`.
+    pub fn delay_next(&self, delay: Duration) {
+        lock(&self.inner.state).injected.push_back(Injected::Delay(delay));
+    }
+
+    /// The next streamed request gets `sse` verbatim as its body (e.g. a recorded stream).
+    pub fn stream_next_raw(&self, sse: impl Into<Bytes>) {
+        lock(&self.inner.state).injected.push_back(Injected::RawStream(sse.into()));
+    }
+
+    /// The next streamed request breaks after `chunks` content chunks with an error event.
+    pub fn break_next_stream_after(&self, chunks: usize) {
+        lock(&self.inner.state).injected.push_back(Injected::BreakStream(chunks));
+    }
+
+    /// The next request's connection is closed without a response.
+    pub fn drop_next(&self) {
+        lock(&self.inner.state).injected.push_back(Injected::Drop);
+    }
+
+    /// Pause between streamed chunks, so a stream takes a while like a real one.
+    pub fn set_chunk_delay(&self, delay: Duration) {
+        lock(&self.inner.state).chunk_delay = delay;
     }
 
     pub fn set_reply(&self, reply: Option<String>) {
@@ -242,21 +303,44 @@ async fn chat_completions(req: HttpRequest, body: web::Bytes, data: web::Data<In
     if !has_api_key(&req) {
         return unauthorized();
     }
-    if let Some(f) = lock(&inner.state).failures.pop_front() {
-        tracing::debug!(status = f.status, "fake openai serving injected error");
-        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let param = (f.code == "context_length_exceeded").then_some("messages");
-        let mut resp = HttpResponse::build(status);
-        add_common_headers(&mut resp);
-        if let Some(secs) = f.retry_after_secs {
-            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+    let injected = lock(&inner.state).injected.pop_front();
+    let mut raw_stream = None;
+    let mut break_after = None;
+    match injected {
+        Some(Injected::Failure(f)) => {
+            tracing::debug!(status = f.status, "fake openai serving injected error");
+            let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let param = (f.code == "context_length_exceeded").then_some("messages");
+            let mut resp = HttpResponse::build(status);
+            add_common_headers(&mut resp);
+            if let Some(v) = &f.retry_after {
+                resp.insert_header((header::RETRY_AFTER, v.clone()));
+            }
+            if let Some(ms) = f.retry_after_ms {
+                resp.insert_header(("retry-after-ms", ms.to_string()));
+            }
+            if let Some(b) = f.should_retry {
+                resp.insert_header(("x-should-retry", b.to_string()));
+            }
+            return resp.content_type("application/json").body(error_body(
+                error_message(&f.code),
+                error_kind(f.status, &f.code),
+                param,
+                Some(&f.code),
+            ));
         }
-        return resp.content_type("application/json").body(error_body(
-            error_message(&f.code),
-            error_kind(f.status, &f.code),
-            param,
-            Some(&f.code),
-        ));
+        Some(Injected::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Injected::RawStream(bytes)) => raw_stream = Some(bytes),
+        Some(Injected::BreakStream(n)) => break_after = Some(n),
+        Some(Injected::Drop) => {
+            tracing::debug!("fake openai dropping the connection");
+            return HttpResponse::Ok().content_type("text/event-stream").streaming(
+                futures_util::stream::once(async {
+                    Err::<Bytes, _>(actix_web::error::ErrorInternalServerError("connection dropped"))
+                }),
+            );
+        }
+        None => {}
     }
     let Some(request) = parsed.filter(Value::is_object) else {
         return error_response(
@@ -338,13 +422,32 @@ async fn chat_completions(req: HttpRequest, body: web::Bytes, data: web::Data<In
     if stream {
         let include_usage =
             request.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-        let events = sse_events(&meta, &content, finish, include_usage.then_some(usage));
+        let mut events = match raw_stream {
+            Some(bytes) => vec![bytes],
+            None => sse_events(&meta, &content, finish, include_usage.then_some(usage)),
+        };
+        if let Some(n) = break_after {
+            events.truncate(n + 1);
+            events.push(Bytes::from(format!(
+                "data: {}\n\n",
+                json!({"error": {"message": error_message("server_error"), "type": "server_error", "param": null, "code": "server_error"}})
+            )));
+        }
+        let delay = lock(&inner.state).chunk_delay;
         let mut resp = HttpResponse::Ok();
         add_common_headers(&mut resp);
+        let body =
+            futures_util::stream::unfold((events.into_iter(), true), move |(mut it, first)| async move {
+                let next = it.next()?;
+                if !first && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok::<Bytes, actix_web::Error>(next), (it, false)))
+            });
         return resp
             .content_type("text/event-stream; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .streaming(futures_util::stream::iter(events.into_iter().map(Ok::<Bytes, actix_web::Error>)));
+            .streaming(body);
     }
     let n = request.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 8);
     let choices = (0..n)

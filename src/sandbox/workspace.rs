@@ -27,6 +27,10 @@ pub const BOT_SCOPES: &str =
 const MAX_CONNECTIONS: usize = 10;
 /// `chat.postMessage` rejects text longer than this many characters.
 const MAX_TEXT_CHARS: usize = 40_000;
+/// `markdown_text` of the streaming methods is limited per call.
+const MAX_MARKDOWN_CHARS: usize = 12_000;
+/// Slack ends a stream about five minutes after it started; later appends are refused.
+const STREAM_LIFETIME: Duration = Duration::from_secs(300);
 /// Seconds Slack announces in `hello.debug_info.approximate_connection_time`.
 const CONNECTION_TIME_SECS: u64 = 18_060;
 /// `updated` stamp of the simulated bot profiles.
@@ -49,6 +53,9 @@ pub struct WorkspaceOptions {
     pub bot_in_channel: bool,
     /// The scopes the bot token reports in `x-oauth-scopes` (comma-separated).
     pub scopes: String,
+    /// Whether `chat.startStream` works (`false` => `{"ok":false,"error":"feature_not_enabled"}`,
+    /// as a workspace without AI streaming answers).
+    pub streaming: bool,
 }
 
 impl Default for WorkspaceOptions {
@@ -61,6 +68,7 @@ impl Default for WorkspaceOptions {
             ping_interval: Duration::from_secs(10),
             bot_in_channel: true,
             scopes: BOT_SCOPES.to_string(),
+            streaming: true,
         }
     }
 }
@@ -240,6 +248,7 @@ impl Workspace {
             blocks: None,
             metadata: None,
             broadcast: false,
+            announce: true,
         };
         self.inner.store_and_emit(&mut st, new)
     }
@@ -256,6 +265,7 @@ impl Workspace {
             blocks: None,
             metadata: None,
             broadcast: false,
+            announce: true,
         };
         self.inner.store_and_emit(&mut st, new)
     }
@@ -772,6 +782,9 @@ struct NewMsg {
     blocks: Option<Value>,
     metadata: Option<Value>,
     broadcast: bool,
+    /// Whether observers ([`Workspace::subscribe`]) hear of it now; a streamed message is
+    /// announced when its stream stops, with its final text.
+    announce: bool,
 }
 
 #[derive(Clone)]
@@ -869,6 +882,8 @@ struct State {
     assignees: Vec<String>,
     assignee_rr: usize,
     tickets_created: u64,
+    /// Streams by message ts: when each started, and whether it is still open.
+    streams: HashMap<String, (Instant, bool)>,
 }
 
 impl State {
@@ -1085,7 +1100,9 @@ impl Inner {
             reactions: Vec::new(),
         };
         st.messages.push(msg.clone());
-        let _ = self.posted_tx.send(msg.posted());
+        if new.announce {
+            let _ = self.posted_tx.send(msg.posted());
+        }
 
         let mut event = self.message_json(st, &msg, View::Event);
         if msg.subtype == Some("thread_broadcast") {
@@ -1154,6 +1171,7 @@ impl Inner {
             blocks: Some(blocks),
             metadata: None,
             broadcast: false,
+            announce: true,
         };
         self.store_and_emit(&mut st, new);
     }
@@ -1569,6 +1587,9 @@ const METHODS: &[&str] = &[
     "chat.postMessage",
     "chat.update",
     "chat.postEphemeral",
+    "chat.startStream",
+    "chat.appendStream",
+    "chat.stopStream",
     "reactions.add",
     "reactions.get",
     "assistant.threads.setStatus",
@@ -1812,6 +1833,9 @@ impl Inner {
             "chat.postMessage" => self.chat_post_message(p),
             "chat.update" => self.chat_update(p),
             "chat.postEphemeral" => self.chat_post_ephemeral(p),
+            "chat.startStream" => self.chat_start_stream(p),
+            "chat.appendStream" => self.chat_append_stream(p),
+            "chat.stopStream" => self.chat_stop_stream(p),
             "reactions.add" => {
                 let Some(c) = p_str(p, "channel").and_then(|c| self.ids.channel(&c)) else {
                     return slack_error("channel_not_found");
@@ -2095,6 +2119,7 @@ impl Inner {
             blocks,
             metadata,
             broadcast: p_bool(p, "reply_broadcast"),
+            announce: true,
         };
         let ts = self.store_and_emit(&mut st, new);
         let message = st
@@ -2161,6 +2186,167 @@ impl Inner {
             reactions: Vec::new(),
         });
         json!({"ok": true, "message_ts": ts})
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming messages (`chat.startStream` / `chat.appendStream` / `chat.stopStream`)
+
+impl Inner {
+    /// Starts a streamed reply: a bot message that grows with each append and is finalised by
+    /// stop. Channel streams need `recipient_user_id` and `recipient_team_id`.
+    fn chat_start_stream(self: &Arc<Self>, p: &Map<String, Value>) -> Value {
+        if !self.opts.streaming {
+            return slack_error("feature_not_enabled");
+        }
+        let Some(c) = p_str(p, "channel").and_then(|c| self.ids.channel(&c)) else {
+            return slack_error("channel_not_found");
+        };
+        if c.name == "it" && !self.opts.bot_in_channel {
+            return slack_error("not_in_channel");
+        }
+        let Some(recipient) = p_str(p, "recipient_user_id") else {
+            return slack_error("missing_recipient_user_id");
+        };
+        let Some(team) = p_str(p, "recipient_team_id") else {
+            return slack_error("missing_recipient_team_id");
+        };
+        if team != self.ids.team_id {
+            return slack_error("team_not_found");
+        }
+        let text = match Self::markdown(p) {
+            Ok(t) => t,
+            Err(e) => return slack_error(e),
+        };
+        let mut st = self.lock();
+        if !st.users.iter().any(|u| u.id == recipient) {
+            return slack_error("user_not_found");
+        }
+        if let Some(t) = p_str(p, "thread_ts") {
+            if st.find(&c.id, &t).is_none() {
+                return slack_error("thread_not_found");
+            }
+        }
+        let new = NewMsg {
+            channel: c.id.clone(),
+            thread_ts: p_str(p, "thread_ts"),
+            author: Author::App(AppKind::Own),
+            text: text.unwrap_or_default(),
+            blocks: None,
+            metadata: None,
+            broadcast: false,
+            announce: false,
+        };
+        let ts = self.store_and_emit(&mut st, new);
+        st.streams.insert(ts.clone(), (Instant::now(), true));
+        tracing::debug!(ts = %ts, "stream started");
+        json!({"ok": true, "channel": c.id, "ts": ts})
+    }
+
+    fn chat_append_stream(self: &Arc<Self>, p: &Map<String, Value>) -> Value {
+        let text = match Self::markdown(p) {
+            Ok(Some(t)) => t,
+            Ok(None) => return slack_error("no_text"),
+            Err(e) => return slack_error(e),
+        };
+        let mut st = self.lock();
+        let (channel, i) = match self.open_stream(&mut st, p) {
+            Ok(x) => x,
+            Err(e) => return slack_error(e),
+        };
+        let ts = st.messages[i].ts.clone();
+        st.messages[i].text.push_str(&text);
+        json!({"ok": true, "channel": channel, "ts": ts})
+    }
+
+    /// Ends a stream: the last text is appended, `blocks` go under the message and `metadata`
+    /// is attached; a `message_changed` event carries the final message.
+    fn chat_stop_stream(self: &Arc<Self>, p: &Map<String, Value>) -> Value {
+        let text = match Self::markdown(p) {
+            Ok(t) => t,
+            Err(e) => return slack_error(e),
+        };
+        let blocks = match p_json(p, "blocks") {
+            None => None,
+            Some(Ok(Value::Array(b))) if b.iter().all(|x| x.get("type").is_some()) => Some(Value::Array(b)),
+            Some(_) => return slack_error("invalid_blocks"),
+        };
+        let metadata = match p_json(p, "metadata") {
+            None => None,
+            Some(Ok(m))
+                if m.get("event_type").and_then(Value::as_str).is_some()
+                    && m.get("event_payload").is_some_and(Value::is_object) =>
+            {
+                Some(m)
+            }
+            Some(_) => return slack_error("invalid_metadata_format"),
+        };
+        let mut st = self.lock();
+        let (channel, i) = match self.open_stream(&mut st, p) {
+            Ok(x) => x,
+            Err(e) => return slack_error(e),
+        };
+        let ts = st.messages[i].ts.clone();
+        if let Some(stream) = st.streams.get_mut(&ts) {
+            stream.1 = false;
+        }
+        let previous = self.message_json(&st, &st.messages[i], View::Api(false));
+        {
+            let m = &mut st.messages[i];
+            if let Some(t) = text {
+                m.text.push_str(&t);
+            }
+            if blocks.is_some() {
+                m.blocks = blocks;
+            }
+            if metadata.is_some() {
+                m.metadata = metadata;
+            }
+        }
+        let m = st.messages[i].clone();
+        let _ = self.posted_tx.send(m.posted());
+        let event_ts = st.next_ts();
+        let event = json!({
+            "type": "message",
+            "subtype": "message_changed",
+            "message": self.message_json(&st, &m, View::Api(false)),
+            "previous_message": previous,
+            "channel": channel,
+            "hidden": true,
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "channel_type": "channel",
+        });
+        self.dispatch_event(&mut st, event, "message", &channel, &event_ts);
+        let message = self.message_json(&st, &m, View::Api(true));
+        json!({"ok": true, "channel": channel, "ts": ts, "message": message})
+    }
+
+    /// `markdown_text` if given (`None` when absent), checked against the per-call limit.
+    fn markdown(p: &Map<String, Value>) -> Result<Option<String>, &'static str> {
+        if p.get("markdown_text").is_some() && p.get("chunks").is_some() {
+            return Err("cannot_provide_both_markdown_text_and_chunks");
+        }
+        let text = p_str(p, "markdown_text");
+        if text.as_ref().is_some_and(|t| t.chars().count() > MAX_MARKDOWN_CHARS) {
+            return Err("msg_too_long");
+        }
+        Ok(text)
+    }
+
+    /// The stream named by `channel` + `ts`: its channel id and message index, if it is the
+    /// app's own message and still streaming.
+    fn open_stream(&self, st: &mut State, p: &Map<String, Value>) -> Result<(String, usize), &'static str> {
+        let c = p_str(p, "channel").and_then(|c| self.ids.channel(&c)).ok_or("channel_not_found")?;
+        let ts = p_str(p, "ts").ok_or("message_not_found")?;
+        let i = st.find(&c.id, &ts).ok_or("message_not_found")?;
+        if st.messages[i].app != Some(AppKind::Own) {
+            return Err("message_not_owned_by_app");
+        }
+        match st.streams.get(&ts) {
+            Some((started, true)) if started.elapsed() < STREAM_LIFETIME => Ok((c.id.clone(), i)),
+            _ => Err("message_not_in_streaming_state"),
+        }
     }
 }
 
