@@ -91,6 +91,8 @@ pub struct PromptInput<'a> {
     pub past_tickets: &'a [PastTicketQuote],
     /// The thread, oldest first.
     pub turns: &'a [Turn],
+    /// The first steps failed: the articles' second approach is included too.
+    pub second_approach: bool,
 }
 
 /// A prompt ready to send, and how it was fitted.
@@ -169,7 +171,12 @@ impl PromptBuilder {
         let mut first_turn = 0;
         let mut dropped_references = 0;
         loop {
-            let system = self.system(&input.articles[..articles], &input.past_tickets[..past], &context);
+            let system = self.system(
+                &input.articles[..articles],
+                input.second_approach,
+                &input.past_tickets[..past],
+                &context,
+            );
             let turns = &conversation[first_turn..];
             let tokens = self.total(&system, turns.iter().map(|t| t.text.as_str()));
             let over = tokens > self.max_tokens;
@@ -228,13 +235,19 @@ impl PromptBuilder {
         others + self.count(&last.content)
     }
 
-    fn system(&self, articles: &[&Article], past: &[PastTicketQuote], context: &[&Turn]) -> String {
+    fn system(
+        &self,
+        articles: &[&Article],
+        second_approach: bool,
+        past: &[PastTicketQuote],
+        context: &[&Turn],
+    ) -> String {
         let mut s = self.base.clone();
         if !articles.is_empty() {
             s.push_str("\n\n## IT articles");
             for a in articles {
                 s.push_str(&format!("\n### {}\n{}", a.title.trim(), a.steps.trim()));
-                if !a.alternative.trim().is_empty() {
+                if second_approach && !a.alternative.trim().is_empty() {
                     s.push_str(&format!("\nIf that didn't help:\n{}", a.alternative.trim()));
                 }
             }
@@ -398,7 +411,7 @@ mod tests {
     fn the_first_answer_prompt_is_small_and_carries_the_best_articles() {
         let kb = KnowledgeBase::shipped();
         let question = "My VPN won't connect from home, the AWS VPN Client just spins after Okta";
-        let articles: Vec<&Article> = kb.search(question, 2).into_iter().map(|h| h.article).collect();
+        let articles = crate::compose::articles_for(&kb, question);
         let turns = vec![turn(Speaker::Requester, question)];
         let b = builder(3000);
         let p = b.build(&PromptInput { articles: &articles, turns: &turns, ..Default::default() });
@@ -409,7 +422,16 @@ mod tests {
             p.tokens
         );
         assert!(base < 400, "the base system prompt has {base} tokens");
-        assert!(p.tokens < 1500, "the first-answer prompt has {} tokens", p.tokens);
+        assert!(p.tokens < 700, "the first-answer prompt has {} tokens", p.tokens);
+        assert!(!p.messages[0].content.contains("If that didn't help"), "second approach in a first answer");
+        let retry = b.build(&PromptInput {
+            articles: &articles,
+            turns: &turns,
+            second_approach: true,
+            ..Default::default()
+        });
+        eprintln!("after a failed attempt: {} tokens", retry.tokens);
+        assert!(retry.messages[0].content.contains("If that didn't help"));
         assert!(p.messages[0].content.contains("AWS VPN Client"));
         assert!(p.messages[0].content.contains("ACME") && p.messages[0].content.contains("Okta"));
     }

@@ -496,8 +496,12 @@ impl ThreadActor {
         }
         let articles = compose::articles_for(&self.s.kb, self.question.expose());
         let past = compose::past_quotes(&self.similar);
-        let prompt =
-            self.s.prompt.build(&PromptInput { articles: &articles, past_tickets: &past, turns: &turns });
+        let prompt = self.s.prompt.build(&PromptInput {
+            articles: &articles,
+            past_tickets: &past,
+            turns: &turns,
+            second_approach: self.failed_attempts > 0,
+        });
         tracing::debug!(
             thread = %self.root,
             prompt_tokens = prompt.tokens,

@@ -85,6 +85,7 @@ enum Injected {
 struct State {
     requests: Vec<Value>,
     headers: Vec<Vec<(String, String)>>,
+    arrived: Vec<std::time::Instant>,
     injected: VecDeque<Injected>,
     reply: Option<String>,
     chunk_delay: Duration,
@@ -138,6 +139,11 @@ impl FakeOpenAi {
     /// Headers (lower-case names) of every chat completion request received, in order.
     pub fn request_headers(&self) -> Vec<Vec<(String, String)>> {
         lock(&self.inner.state).headers.clone()
+    }
+
+    /// When each chat completion request arrived, in order.
+    pub fn arrival_times(&self) -> Vec<std::time::Instant> {
+        lock(&self.inner.state).arrived.clone()
     }
 
     /// The next request gets an OpenAI error object with this status (queued).
@@ -293,6 +299,7 @@ async fn chat_completions(req: HttpRequest, body: web::Bytes, data: web::Data<In
     {
         let mut st = lock(&inner.state);
         st.headers.push(headers);
+        st.arrived.push(std::time::Instant::now());
         if let Some(v) = &parsed {
             st.requests.push(v.clone());
         }
