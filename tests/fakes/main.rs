@@ -3,4 +3,5 @@
 mod helpers;
 mod openai;
 mod socket_mode;
+mod streaming;
 mod web_api;

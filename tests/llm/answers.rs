@@ -243,3 +243,24 @@ async fn operators_see_llm_calls_tokens_and_cost_at_metrics() {
         .expect("a cost line");
     assert!(cost > 0.0, "{body}");
 }
+
+#[actix_rt::test]
+async fn when_the_llm_breaks_off_mid_stream_the_stream_is_closed_and_the_offline_steps_follow() {
+    let app =
+        spawn(Setup { tweak: Some(Box::new(|c| c.settings.openai.timeout_secs = 20)), ..Setup::default() })
+            .await;
+    app.llm.set_reply(Some(long_answer()));
+    app.llm.set_chunk_delay(Duration::from_millis(35));
+    app.llm.break_next_stream_after(40);
+    let alice = app.ws.user_id("alice");
+
+    let root = app.ws.post(&alice, &app.it(), "My VPN won't connect from home", None);
+    let replies = app.wait_bot_replies(&root, 2).await;
+
+    assert_eq!(app.llm.requests().len(), 1, "a stream that already showed text was retried");
+    let stop = app.calls("chat.stopStream");
+    assert_eq!(stop.len(), 1);
+    assert!(stop[0].params["markdown_text"].as_str().unwrap_or("").contains("stopped mid-answer"));
+    assert!(replies[1].text.starts_with(AI_UNAVAILABLE_NOTE), "no fallback after the broken stream");
+    assert!(replies[1].text.contains("AWS VPN Client"));
+}
