@@ -99,12 +99,14 @@ impl TestApp {
             .collect()
     }
 
-    /// Waits until the bot has posted `n` finished replies in `thread` (a streamed reply counts
-    /// once it is stopped: it then carries its metadata).
+    /// Waits until the bot has posted `n` finished replies in `thread`: replies that carry the
+    /// thread state (a streamed reply gets it when it stops; of a split reply, the last part).
     pub async fn wait_bot_replies(&self, thread: &str, n: usize) -> Vec<Posted> {
         wait_for(&format!("{n} bot replies in {thread}"), || {
             let replies = self.bot_replies(thread);
-            let done = replies.iter().filter(|p| p.metadata.is_some()).count() >= n;
+            let state =
+                |p: &Posted| p.metadata.as_ref().is_some_and(|m| m["event_type"] == "itbot_thread_state");
+            let done = replies.iter().filter(|p| state(p)).count() >= n;
             async move { done.then_some(replies) }
         })
         .await
