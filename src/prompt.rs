@@ -244,7 +244,7 @@ impl PromptBuilder {
     ) -> String {
         let mut s = self.base.clone();
         if !articles.is_empty() {
-            s.push_str("\n\n## IT articles");
+            s.push_str("\n\n## Knowledge base articles from IT");
             for a in articles {
                 s.push_str(&format!("\n### {}\n{}", a.title.trim(), a.steps.trim()));
                 if second_approach && !a.alternative.trim().is_empty() {
