@@ -56,10 +56,9 @@ async fn server_errors_are_retried_until_an_answer_comes() {
 
     assert_eq!(answer.content, "1. Restart the **VPN** client.");
     assert_eq!(retry_counts(&llm), vec!["0", "1", "2"]);
-    let mut metrics = String::new();
-    meter.render(&mut metrics);
-    assert!(metrics.contains("itbot_llm_retries_total 2"), "{metrics}");
-    assert!(meter.cost_usd() > 0.0, "gpt-4o-mini has a price in the shipped table");
+    let counted = meter.snapshot();
+    assert_eq!((counted.calls, counted.retries, counted.failures), (1, 2, 0));
+    assert!(counted.cost_usd > 0.0, "gpt-4o-mini has a price in the shipped table");
 }
 
 #[actix_rt::test]
@@ -74,9 +73,7 @@ async fn retries_stop_at_the_limit() {
 
     assert!(matches!(result, Err(OpenAiError::Status { status: 429, .. })), "{result:?}");
     assert_eq!(llm.requests().len(), 3, "one attempt and two retries");
-    let mut metrics = String::new();
-    meter.render(&mut metrics);
-    assert!(metrics.contains("itbot_llm_failures_total 1"), "{metrics}");
+    assert_eq!(meter.snapshot().failures, 1);
 }
 
 #[actix_rt::test]
