@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::actors::openai::{OpenAiActor, OpenAiParams};
 use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
-use crate::actors::slack_api::{ApiOptions, Backlog, SlackApi, SlackApiActor};
+use crate::actors::slack_api::{ApiOptions, Backlog, Identity, SlackApi, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
 use crate::actors::tickets::{BackfillPlan, IndexStats, TicketIndexActor};
 use crate::actors::Services;
@@ -24,7 +24,7 @@ use crate::config::{Config, ConfigError};
 use crate::http::{self, Health};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::prompt::{PromptBuilder, PromptError};
-use crate::slack::{SlackError, WebClient};
+use crate::slack::{ChannelId, SlackError, WebClient};
 
 /// Why the bot could not start. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -93,28 +93,19 @@ pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> 
     }
 }
 
-/// Reads the channel's last `messages` messages into a past-ticket index, for `itbot explain
-/// --history`: the same reading the bot does at startup, but waited for.
-pub async fn read_past_tickets(
-    config: &Config,
-    messages: usize,
-) -> Result<crate::tickets::TicketIndex, StartError> {
-    let tokens = config.slack_tokens()?;
-    let rules =
-        crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
-            ConfigError::Invalid {
-                source_name: config.env.config_path.display().to_string(),
-                key: "[triage]".into(),
-                reason: e.to_string(),
-            }
-        })?;
-    let web =
-        WebClient::new(crate::net::http_client(Duration::from_secs(30)), config.env.slack_api_url.clone());
-    let api = ApiOptions::default();
-    let slack = SlackApi::new(
-        SlackApiActor::new(web, tokens.bot, tokens.app, api.clone(), Health::new()).start(),
-        &api,
-    );
+/// The triage and follow-up rules of the configuration.
+fn triage_rules(config: &Config) -> Result<crate::triage::Rules, ConfigError> {
+    crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
+        ConfigError::Invalid {
+            source_name: config.env.config_path.display().to_string(),
+            key: "[triage]".into(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Who the bot is (`auth.test`) and which channel it serves (`IT_CHANNEL_ID`, or found by name).
+async fn identify(config: &Config, slack: &SlackApi) -> Result<(Identity, ChannelId), StartError> {
     let identity = slack.auth_test().await.map_err(|e| {
         if e.is_auth_failure() {
             StartError::BotToken(e)
@@ -130,6 +121,25 @@ pub async fn read_past_tickets(
             .map_err(StartError::Slack)?
             .ok_or_else(|| StartError::ChannelNotFound(config.env.it_channel_name.clone()))?,
     };
+    Ok((identity, channel))
+}
+
+/// Reads the channel's last `messages` messages into a past-ticket index, for `itbot explain
+/// --history`: the same reading the bot does at startup, but waited for.
+pub async fn read_past_tickets(
+    config: &Config,
+    messages: usize,
+) -> Result<crate::tickets::TicketIndex, StartError> {
+    let tokens = config.slack_tokens()?;
+    let rules = triage_rules(config)?;
+    let web =
+        WebClient::new(crate::net::http_client(Duration::from_secs(30)), config.env.slack_api_url.clone());
+    let api = ApiOptions::default();
+    let slack = SlackApi::new(
+        SlackApiActor::new(web, tokens.bot, tokens.app, api.clone(), Health::new()).start(),
+        &api,
+    );
+    let (identity, channel) = identify(config, &slack).await?;
     let plan = BackfillPlan {
         channel,
         bot: identity.user_id,
@@ -171,14 +181,7 @@ impl Bot {
             reason: e.to_string(),
         })?;
 
-        let rules =
-            crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
-                ConfigError::Invalid {
-                    source_name: config.env.config_path.display().to_string(),
-                    key: "[triage]".into(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let rules = triage_rules(&config)?;
 
         let health = Health::new();
         let llm_meter = health.llm.clone();
@@ -192,21 +195,7 @@ impl Bot {
         let api = SlackApiActor::new(web, tokens.bot, tokens.app, transport.api.clone(), health.clone());
         let slack = SlackApi::new(api.start(), &transport.api);
 
-        let identity = slack.auth_test().await.map_err(|e| {
-            if e.is_auth_failure() {
-                StartError::BotToken(e)
-            } else {
-                StartError::Slack(e)
-            }
-        })?;
-        let channel = match &config.env.it_channel_id {
-            Some(id) => id.clone(),
-            None => slack
-                .find_channel(&config.env.it_channel_name)
-                .await
-                .map_err(StartError::Slack)?
-                .ok_or_else(|| StartError::ChannelNotFound(config.env.it_channel_name.clone()))?,
-        };
+        let (identity, channel) = identify(&config, &slack).await?;
         health.set_channel_resolved();
         tracing::info!(bot_user = %identity.user_id, channel = %channel, "connected to the workspace");
 
