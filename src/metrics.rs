@@ -224,6 +224,7 @@ pub fn render(health: &Arc<Health>) -> String {
         "Slack Web API calls, by method and outcome",
         m.slack_calls.clone(),
     );
+    registry.register("itbot_llm_seconds", "Time per LLM call, retries included", health.llm.seconds.clone());
     registry.register_collector(Box::new(TransportCollector(health.clone())));
     registry.register_collector(Box::new(LlmCollector(health.clone())));
     let mut out = String::new();

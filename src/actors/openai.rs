@@ -176,6 +176,7 @@ impl Handler<Complete> for OpenAiActor {
                 }
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            meter.seconds.observe(started.elapsed().as_secs_f64());
             match &result {
                 Ok(c) => {
                     let model = if c.model.is_empty() { request.model.as_str() } else { c.model.as_str() };

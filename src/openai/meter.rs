@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Usage;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LlmMeter {
+    /// Time per call, retries included (a prometheus-client histogram: it is shared, not copied).
+    pub seconds: prometheus_client::metrics::histogram::Histogram,
     calls: AtomicU64,
     failures: AtomicU64,
     fallbacks: AtomicU64,
@@ -18,6 +20,24 @@ pub struct LlmMeter {
     completion_tokens: AtomicU64,
     /// Millionths of a US dollar, so the total stays an integer.
     cost_micro_usd: AtomicU64,
+}
+
+impl Default for LlmMeter {
+    fn default() -> Self {
+        let buckets = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+        LlmMeter {
+            seconds: prometheus_client::metrics::histogram::Histogram::new(buckets),
+            calls: AtomicU64::default(),
+            failures: AtomicU64::default(),
+            fallbacks: AtomicU64::default(),
+            retries: AtomicU64::default(),
+            streamed: AtomicU64::default(),
+            prompt_tokens: AtomicU64::default(),
+            cached_tokens: AtomicU64::default(),
+            completion_tokens: AtomicU64::default(),
+            cost_micro_usd: AtomicU64::default(),
+        }
+    }
 }
 
 impl LlmMeter {

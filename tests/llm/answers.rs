@@ -237,6 +237,7 @@ async fn operators_see_llm_calls_tokens_and_cost_at_metrics() {
     .await;
 
     assert!(body.contains("itbot_llm_tokens_total{kind=\"prompt\"}"), "{body}");
+    assert!(body.contains("itbot_llm_seconds_count 1"), "no latency histogram: {body}");
     let cost: f64 = body
         .lines()
         .find_map(|l| l.strip_prefix("itbot_llm_cost_usd_total "))
