@@ -290,6 +290,7 @@ impl Workspace {
         };
         let previous = self.inner.message_json(&st, &st.messages[i], View::Api(false));
         st.messages.remove(i);
+        st.reindex();
         let event_ts = st.next_ts();
         let event = json!({
             "type": "message",
@@ -359,6 +360,7 @@ impl Workspace {
             .position(|m| parse_ts(&m.ts).is_some_and(|t| t > micros))
             .unwrap_or(st.messages.len());
         st.messages.insert(at, msg);
+        st.reindex();
         ts
     }
 
@@ -412,7 +414,7 @@ impl Workspace {
             return false;
         }
         // Acks of this envelope are counted like any other; no delivery has key u64::MAX.
-        st.envelopes.insert(envelope_id, (u64::MAX, false));
+        st.envelopes.insert(envelope_id, Sent { key: u64::MAX, acked: false, at: Instant::now() });
         st.envelopes_sent += 1;
         true
     }
@@ -455,6 +457,25 @@ impl Workspace {
     /// Distinct envelopes acked by a client.
     pub fn envelopes_acked(&self) -> usize {
         self.inner.lock().envelopes_acked
+    }
+
+    /// How long each acked envelope waited for its ack, in the order the acks arrived: from the
+    /// moment the workspace handed the frame to its socket until the client's ack was read, as
+    /// Slack's 3-second deadline counts it. The first `from` are skipped (an earlier reading).
+    pub fn ack_latencies(&self, from: usize) -> Vec<Duration> {
+        let st = self.inner.lock();
+        st.ack_latencies.get(from..).map(<[Duration]>::to_vec).unwrap_or_default()
+    }
+
+    /// Web API calls received so far, counted by method (cheaper than [`Workspace::api_calls`]
+    /// on a long run).
+    pub fn calls_by_method(&self) -> std::collections::BTreeMap<String, usize> {
+        let st = self.inner.lock();
+        let mut counts = std::collections::BTreeMap::new();
+        for c in &st.api_calls {
+            *counts.entry(c.method.clone()).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// Client text frames that were neither acks of a known envelope nor valid JSON acks.
@@ -844,6 +865,16 @@ struct Conn {
     muted: bool,
 }
 
+/// An envelope frame handed to a socket.
+#[derive(Clone, Copy)]
+struct Sent {
+    /// The delivery it carries (`u64::MAX` for interactions, which are not redelivered).
+    key: u64,
+    acked: bool,
+    /// When it was handed to the socket.
+    at: Instant,
+}
+
 /// An event waiting for its ack.
 struct Delivery {
     payload: Value,
@@ -864,8 +895,12 @@ struct State {
     rr: usize,
     deliveries: HashMap<u64, Delivery>,
     next_delivery: u64,
-    /// envelope_id -> (delivery key, acked)
-    envelopes: HashMap<String, (u64, bool)>,
+    envelopes: HashMap<String, Sent>,
+    /// Time from send to first ack of every acked envelope, in ack order.
+    ack_latencies: Vec<Duration>,
+    /// ts -> index in `messages` (a ts is unique across the workspace), so lookups stay cheap
+    /// with tens of thousands of messages.
+    by_ts: HashMap<String, usize>,
     queued: VecDeque<u64>,
     envelopes_sent: usize,
     envelopes_acked: usize,
@@ -922,7 +957,18 @@ impl State {
     }
 
     fn find(&self, channel: &str, ts: &str) -> Option<usize> {
-        self.messages.iter().position(|m| m.channel == channel && m.ts == ts)
+        self.by_ts.get(ts).copied().filter(|&i| self.messages.get(i).is_some_and(|m| m.channel == channel))
+    }
+
+    /// Appends a message and indexes it.
+    fn push_message(&mut self, msg: Msg) {
+        self.by_ts.insert(msg.ts.clone(), self.messages.len());
+        self.messages.push(msg);
+    }
+
+    /// Rebuilds the ts index after a message was inserted or removed in the middle.
+    fn reindex(&mut self) {
+        self.by_ts = self.messages.iter().enumerate().map(|(i, m)| (m.ts.clone(), i)).collect();
     }
 
     fn live_conns(&mut self) -> usize {
@@ -1099,7 +1145,7 @@ impl Inner {
             edited: None,
             reactions: Vec::new(),
         };
-        st.messages.push(msg.clone());
+        st.push_message(msg.clone());
         if new.announce {
             let _ = self.posted_tx.send(msg.posted());
         }
@@ -1319,7 +1365,7 @@ impl Inner {
             st.queued.push_back(key);
             return;
         };
-        st.envelopes.insert(envelope_id, (key, false));
+        st.envelopes.insert(envelope_id, Sent { key, acked: false, at: Instant::now() });
         st.envelopes_sent += 1;
         tracing::debug!(conn_id, delivery = key, attempt, "envelope sent");
         self.schedule(self.opts.ack_timeout, move |inner| inner.check_ack(key, attempt));
@@ -1355,7 +1401,7 @@ impl Inner {
             tracing::debug!(conn_id, "unknown client frame");
             return;
         };
-        let Some(&(key, acked)) = st.envelopes.get(&envelope_id) else {
+        let Some(&Sent { key, acked, at }) = st.envelopes.get(&envelope_id) else {
             st.unknown_frames += 1;
             tracing::debug!(conn_id, "ack of unknown envelope");
             return;
@@ -1367,8 +1413,9 @@ impl Inner {
             return;
         }
         if !acked {
-            st.envelopes.insert(envelope_id, (key, true));
+            st.envelopes.insert(envelope_id, Sent { key, acked: true, at });
             st.envelopes_acked += 1;
+            st.ack_latencies.push(at.elapsed());
         }
         st.deliveries.remove(&key);
     }

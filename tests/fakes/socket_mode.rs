@@ -417,3 +417,31 @@ async fn disconnect_messages_reach_every_socket_and_dropped_sockets_end() {
     wait_until("no connection is open", || ws.open_connections() == 0).await;
     ws.stop().await;
 }
+
+#[actix_rt::test]
+async fn every_first_ack_is_timed_and_calls_are_counted_by_method() {
+    let ws = start(fast_options()).await;
+    let mut socket = Socket::open(&ws).await;
+    socket.hello().await;
+    let alice = ws.user_id("alice");
+
+    ws.post(&alice, ws.it_channel(), "my vpn keeps dropping", None);
+    let first = socket.envelope().await;
+    socket.ack(&first, None).await;
+    socket.ack(&first, None).await;
+    ws.post(&alice, ws.it_channel(), "also wifi", None);
+    let second = socket.envelope().await;
+    socket.ack(&second, None).await;
+    wait_until("both acks are read", || ws.envelopes_acked() == 2).await;
+    call_form(&ws, "auth.test", Some(ws.bot_token()), &[]).await;
+
+    let all = ws.ack_latencies(0);
+    assert_eq!(all.len(), 2, "a repeated ack is not timed twice");
+    assert!(all.iter().all(|d| *d < Duration::from_secs(15)));
+    assert_eq!(ws.ack_latencies(1).len(), 1);
+    assert!(ws.ack_latencies(5).is_empty());
+    let calls = ws.calls_by_method();
+    assert_eq!(calls.get("auth.test"), Some(&1));
+    assert_eq!(calls.get("apps.connections.open"), Some(&1));
+    ws.stop().await;
+}
