@@ -81,9 +81,19 @@ enum Injected {
     Drop,
 }
 
+/// The usage the fake reported for one answered request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordedUsage {
+    /// Index of the request in [`FakeOpenAi::requests`].
+    pub request: usize,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
 #[derive(Default)]
 struct State {
     requests: Vec<Value>,
+    usage: Vec<RecordedUsage>,
     headers: Vec<Vec<(String, String)>>,
     arrived: Vec<std::time::Instant>,
     injected: VecDeque<Injected>,
@@ -134,6 +144,12 @@ impl FakeOpenAi {
     /// JSON bodies of the chat completion requests received, in order.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.inner.state).requests.clone()
+    }
+
+    /// The usage reported for each request answered with a completion (not errors), in order.
+    /// Tokens are counted as about four characters each (see [`count_tokens`]).
+    pub fn usage(&self) -> Vec<RecordedUsage> {
+        lock(&self.inner.state).usage.clone()
     }
 
     /// Headers (lower-case names) of every chat completion request received, in order.
@@ -296,14 +312,15 @@ async fn chat_completions(req: HttpRequest, body: web::Bytes, data: web::Data<In
         .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let parsed = serde_json::from_slice::<Value>(&body).ok();
-    {
+    let request_index = {
         let mut st = lock(&inner.state);
         st.headers.push(headers);
         st.arrived.push(std::time::Instant::now());
-        if let Some(v) = &parsed {
+        parsed.as_ref().map(|v| {
             st.requests.push(v.clone());
-        }
-    }
+            st.requests.len() - 1
+        })
+    };
     if !inner.latency.is_zero() {
         tokio::time::sleep(inner.latency).await;
     }
@@ -412,6 +429,9 @@ async fn chat_completions(req: HttpRequest, body: web::Bytes, data: web::Data<In
         }
     }
     let completion_tokens = count_tokens(&content);
+    if let Some(index) = request_index {
+        lock(&inner.state).usage.push(RecordedUsage { request: index, prompt_tokens, completion_tokens });
+    }
     let usage = J::O(vec![
         ("prompt_tokens", J::V(json!(prompt_tokens))),
         ("completion_tokens", J::V(json!(completion_tokens))),
@@ -700,7 +720,7 @@ fn message_text(m: &Value) -> String {
 }
 
 /// Roughly four characters per token, as the real tokenizers average on English.
-fn count_tokens(text: &str) -> u64 {
+pub fn count_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
