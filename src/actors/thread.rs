@@ -215,7 +215,13 @@ pub struct ThreadActor {
     reply_seq: u64,
     /// What the offline answer would change, if the running LLM answer falls back to it.
     fallback: Option<Fallback>,
+    /// 👎s on messages not known as the bot's while a post was in flight: a quick reaction can
+    /// overtake the post's HTTP response. Checked when the post returns.
+    early_reactions: Vec<(UserId, Ts)>,
 }
+
+/// 👎s kept while a post is in flight, at most.
+const MAX_EARLY_REACTIONS: usize = 8;
 
 impl ThreadActor {
     /// A new ticket.
@@ -255,6 +261,7 @@ impl ThreadActor {
             warned_about_secret: false,
             reply_seq: 0,
             fallback: None,
+            early_reactions: Vec::new(),
             s,
             router,
             actor_id,
@@ -639,8 +646,18 @@ impl ThreadActor {
                 Err(e) => tracing::error!(thread = %act.root, error = %e, "reply not posted"),
             }
             act.busy = false;
+            act.recheck_early_reactions(ctx);
             act.next_in_queue(ctx);
         }));
+    }
+
+    /// 👎s that arrived while a post was in flight count if they were on what it posted.
+    fn recheck_early_reactions(&mut self, ctx: &mut Context<Self>) {
+        for (user, ts) in std::mem::take(&mut self.early_reactions) {
+            if self.bot_messages.contains(&ts) {
+                self.on_thumbs_down(user, ctx);
+            }
+        }
     }
 
     fn next_in_queue(&mut self, ctx: &mut Context<Self>) {
@@ -949,6 +966,15 @@ impl ThreadActor {
         });
     }
 
+    /// A 👎 on one of the bot's messages: the requester's escalates, anyone else's is feedback.
+    fn on_thumbs_down(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        if user == self.requester {
+            self.escalate("thumbs_down", ctx);
+        } else {
+            tracing::info!(thread = %self.root, "thumbs down from someone else recorded as feedback");
+        }
+    }
+
     fn on_get_human(&mut self, user: UserId, ctx: &mut Context<Self>) {
         if user == self.requester {
             self.escalate("button", ctx);
@@ -1073,13 +1099,13 @@ impl Handler<ThreadEvent> for ThreadActor {
                 ctx.stop();
             }
             ThreadEvent::Reaction { user, reaction, ts } => {
-                if !THUMBS_DOWN.contains(&reaction.as_str()) || !self.bot_messages.contains(&ts) {
+                if !THUMBS_DOWN.contains(&reaction.as_str()) {
                     return;
                 }
-                if user == self.requester {
-                    self.escalate("thumbs_down", ctx);
-                } else {
-                    tracing::info!(thread = %self.root, "thumbs down from someone else recorded as feedback");
+                if self.bot_messages.contains(&ts) {
+                    self.on_thumbs_down(user, ctx);
+                } else if self.busy && self.early_reactions.len() < MAX_EARLY_REACTIONS {
+                    self.early_reactions.push((user, ts));
                 }
             }
             ThreadEvent::GetHuman { user, message_ts } => {
@@ -1132,6 +1158,7 @@ impl Handler<ReplyFinished> for ThreadActor {
             }
         }
         self.busy = false;
+        self.recheck_early_reactions(ctx);
         self.next_in_queue(ctx);
     }
 }

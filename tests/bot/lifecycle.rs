@@ -321,3 +321,18 @@ async fn a_bare_mention_in_the_channel_gets_the_help_text_not_a_ticket() {
     assert!(help.contains("I'm the IT helper"), "{help}");
     assert_eq!(app.bot.live_threads().await, 1, "the help request became a ticket");
 }
+
+#[actix_rt::test]
+async fn a_thumbs_down_that_overtakes_the_answers_slow_response_still_escalates() {
+    let app = spawn(Setup::default()).await;
+    let alice = app.ws.user_id("alice");
+    // The first answer is stored at once, but Slack answers the bot's call two seconds later.
+    app.ws.inject("chat.postMessage", Fault::RespondLate(std::time::Duration::from_secs(2)));
+    let root = app.ws.post(&alice, &app.it(), "zoom microphone not working", None);
+    let answer = app.wait_bot_replies(&root, 1).await[0].ts.clone();
+
+    app.ws.react(&alice, &app.it(), &answer, "-1");
+    let replies = app.wait_bot_replies(&root, 2).await;
+
+    assert!(replies[1].text.contains(ESCALATION), "no escalation: {}", replies[1].text);
+}
