@@ -1,0 +1,50 @@
+//! A short run of the load generator through the real binary (the debug build here): every
+//! ticket, follow-up and 👎 is answered exactly once, and the common path reads nothing from
+//! Slack. No timing is asserted: the timing targets live in BENCHMARKS.md.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use itbot::config::Config;
+use itbot::sandbox::loadgen::{self, BotProcess, Load, LoadOptions};
+
+fn config() -> Config {
+    let env: HashMap<&str, String> = HashMap::from([(
+        "ITBOT_CONFIG",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/itbot.toml").to_string(),
+    )]);
+    Config::load(|k| env.get(k).cloned()).expect("shipped config loads")
+}
+
+#[actix_rt::test]
+async fn a_short_load_through_the_real_binary_answers_every_step_exactly_once() {
+    let options = LoadOptions {
+        bot: BotProcess::Child(PathBuf::from(env!("CARGO_BIN_EXE_itbot"))),
+        load: Load::Rate(15.0),
+        duration: Duration::from_secs(4),
+        max_tickets: Some(40),
+        llm_latency: Some(Duration::from_millis(20)),
+        assist_delay: Duration::from_millis(50),
+        drain: Duration::from_secs(15),
+        seed: 8,
+        ..LoadOptions::default()
+    };
+
+    let report = tokio::time::timeout(Duration::from_secs(45), loadgen::run(config(), options))
+        .await
+        .expect("the run ends within its deadline")
+        .expect("the run starts");
+
+    assert_eq!(report.tickets, 40, "{report}");
+    assert!(report.follow_ups > 0 && report.reactions > 0, "the mix has follow-ups and 👎: {report}");
+    assert_eq!(report.unanswered, 0, "{report}");
+    assert_eq!(report.duplicates, 0, "{report}");
+    assert_eq!(report.stray_replies, 0, "{report}");
+    assert_eq!(report.replies, report.tickets + report.follow_ups + report.reactions);
+    assert_eq!(report.api.common_path_reads, 0, "{report}");
+    assert!(report.llm.as_ref().is_some_and(|l| l.first_answers > 0), "{report}");
+    let log = report.bot_log.as_ref().expect("the child's log was read");
+    assert_eq!(log.errors, 0, "{report}");
+    assert_eq!(report.bot_exit_code, Some(0), "the bot drained and exited cleanly: {report}");
+}
