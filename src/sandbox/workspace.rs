@@ -901,6 +901,8 @@ struct State {
     /// ts -> index in `messages` (a ts is unique across the workspace), so lookups stay cheap
     /// with tens of thousands of messages.
     by_ts: HashMap<String, usize>,
+    /// Root ts -> indexes of its replies in `messages`, oldest first.
+    replies: HashMap<String, Vec<usize>>,
     queued: VecDeque<u64>,
     envelopes_sent: usize,
     envelopes_acked: usize,
@@ -962,13 +964,31 @@ impl State {
 
     /// Appends a message and indexes it.
     fn push_message(&mut self, msg: Msg) {
-        self.by_ts.insert(msg.ts.clone(), self.messages.len());
+        let i = self.messages.len();
+        self.by_ts.insert(msg.ts.clone(), i);
+        if let Some(root) = msg.thread_ts.as_ref().filter(|_| msg.is_reply()) {
+            self.replies.entry(root.clone()).or_default().push(i);
+        }
         self.messages.push(msg);
     }
 
-    /// Rebuilds the ts index after a message was inserted or removed in the middle.
+    /// Rebuilds the indexes after a message was inserted or removed in the middle.
     fn reindex(&mut self) {
         self.by_ts = self.messages.iter().enumerate().map(|(i, m)| (m.ts.clone(), i)).collect();
+        self.replies.clear();
+        for (i, m) in self.messages.iter().enumerate() {
+            if let Some(root) = m.thread_ts.as_ref().filter(|_| m.is_reply()) {
+                self.replies.entry(root.clone()).or_default().push(i);
+            }
+        }
+    }
+
+    /// The replies in the thread of `root_ts` in `channel`, oldest first.
+    fn replies_of(&self, channel: &str, root_ts: &str) -> Vec<&Msg> {
+        self.replies
+            .get(root_ts)
+            .map(|ix| ix.iter().map(|&i| &self.messages[i]).filter(|m| m.channel == channel).collect())
+            .unwrap_or_default()
     }
 
     fn live_conns(&mut self) -> usize {
@@ -1092,11 +1112,7 @@ impl Inner {
     }
 
     fn add_thread_summary(&self, st: &State, m: &Msg, o: &mut Map<String, Value>) {
-        let replies: Vec<&Msg> = st
-            .messages
-            .iter()
-            .filter(|r| r.channel == m.channel && r.is_reply() && r.thread_ts == Some(m.ts.clone()))
-            .collect();
+        let replies = st.replies_of(&m.channel, &m.ts);
         let Some(last) = replies.last() else {
             return;
         };
@@ -2097,9 +2113,8 @@ impl Inner {
             return slack_error("thread_not_found");
         };
         let replies: Vec<&Msg> = st
-            .messages
-            .iter()
-            .filter(|m| m.channel == c.id && m.is_reply() && m.thread_ts.as_deref() == Some(&root_ts))
+            .replies_of(&c.id, &root_ts)
+            .into_iter()
             .filter(|m| in_range(&m.ts, oldest, latest))
             .filter(|m| cursor.is_none_or(|cur| parse_ts(&m.ts).is_some_and(|t| t >= cur)))
             .collect();
