@@ -36,7 +36,6 @@ use super::tickets::{FindSimilar, Forget, Record};
 use super::SharedServices;
 use crate::assist::AssistCard;
 use crate::compose;
-use crate::knowledge::Article;
 use crate::openai::{ChatMessage, Role};
 use crate::prompt::{PromptInput, Speaker, Turn};
 use crate::redact::redact;
@@ -186,8 +185,9 @@ pub struct ThreadActor {
     draft: Draft,
     /// Bumped when the question changes, so a stale LLM result is discarded.
     draft_version: u32,
-    /// The best article for the question, if any (offline answers, escalation brief).
-    article: Option<Article>,
+    /// The best article for the question, if any (offline answers, escalation brief): its index
+    /// in the shared knowledge base, not a copy (a copy is ~3 KB in each of thousands of threads).
+    article: Option<usize>,
     /// Whether the article's second approach was already given.
     gave_alternative: bool,
     /// The conversation as sent to the LLM (redacted; messages with secrets left out).
@@ -304,7 +304,7 @@ impl ThreadActor {
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
             t.article =
-                text("article").and_then(|slug| t.s.kb.articles().iter().find(|a| a.slug == slug).cloned());
+                text("article").and_then(|slug| t.s.kb.articles().iter().position(|a| a.slug == slug));
             t.phase = text("phase").and_then(|p| Phase::parse(&p)).unwrap_or(Phase::Helping);
             if t.escalated {
                 t.phase = Phase::Escalated;
@@ -389,7 +389,9 @@ impl ThreadActor {
         if let Draft::Live(old) = std::mem::replace(&mut self.draft, Draft::Pending) {
             old.do_send(Cancel);
         }
-        self.article = self.s.kb.search(self.question.expose(), 1).first().map(|h| h.article.clone());
+        let kb = &self.s.kb;
+        let best = kb.search(self.question.expose(), 1).first().map(|h| h.article.slug.clone());
+        self.article = best.and_then(|slug| kb.articles().iter().position(|a| a.slug == slug));
         let question = self.question.clone();
         let question = self.for_llm(question.expose());
         self.conversation = question.iter().map(|q| (Role::User, q.clone())).collect();
@@ -554,14 +556,16 @@ impl ThreadActor {
 
     /// The first answer from the knowledge base, noted for the escalation brief.
     fn offline_first_answer(&mut self) -> String {
-        if let Some(a) = &self.article {
+        let s = self.s.clone();
+        let article = self.article.and_then(|i| s.kb.articles().get(i));
+        if let Some(a) = article {
             self.tried.push(format!("steps from *{}*", a.title));
         }
         let past = self.past_fix();
         if let Some(p) = &past {
             self.tried.push(format!("the fix of a similar ticket from {}", p.age));
         }
-        compose::offline_first_answer(self.article.as_ref(), self.card.ticket.as_deref(), past.as_ref())
+        compose::offline_first_answer(article, self.card.ticket.as_deref(), past.as_ref())
     }
 
     /// Posts the first answer once it is ready and Assist has posted (or the wait is over).
@@ -681,7 +685,7 @@ impl ThreadActor {
                 "attempts": self.failed_attempts,
                 "escalated": self.escalated,
                 "resolved": self.phase == Phase::Resolved,
-                "article": self.article.as_ref().map(|a| a.slug.clone()),
+                "article": self.article.and_then(|i| self.s.kb.articles().get(i)).map(|a| a.slug.clone()),
                 "gave_alternative": self.gave_alternative,
                 "tried": self.tried,
             }
@@ -864,19 +868,21 @@ impl ThreadActor {
     /// The next answer without the LLM: the article's second approach after a failure, or the
     /// article that fits the new details.
     fn offline_next(&mut self, message: &SlackMessage, failed: bool) -> String {
+        let s = self.s.clone();
+        let article = self.article.and_then(|i| s.kb.articles().get(i));
         if failed && !self.gave_alternative {
             self.gave_alternative = true;
-            if let Some(a) = &self.article {
+            if let Some(a) = article {
                 self.tried.push(format!("the second approach from *{}*", a.title));
             }
-            return compose::offline_retry_answer(self.article.as_ref());
+            return compose::offline_retry_answer(article);
         }
         if failed {
             return compose::offline_retry_answer(None);
         }
-        let found = self.s.kb.search(message.text.expose(), 1).first().map(|h| h.article.clone());
-        let other = found.filter(|a| Some(&a.slug) != self.article.as_ref().map(|x| &x.slug));
-        compose::offline_follow_up(other.as_ref())
+        let found = s.kb.search(message.text.expose(), 1).first().map(|h| h.article);
+        let other = found.filter(|a| Some(&a.slug) != article.map(|x| &x.slug));
+        compose::offline_follow_up(other)
     }
 
     /// Hands the thread to a person, once: the thread's state in Slack is read first, so a
