@@ -346,7 +346,7 @@ impl std::fmt::Display for Report {
                 l.price.output_per_mtok
             )?;
         }
-        let mb = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+        let mb = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
         writeln!(
             f,
             "memory:     VmRSS {} at start, {} at end with {} live threads, peak {}",
@@ -649,9 +649,10 @@ impl RunningBot {
                 let mut cmd = Command::new(exe);
                 cmd.arg("run").arg("--slack-pace-factor").arg(options.pace_factor.to_string());
                 cmd.env_clear();
-                // The operator's overrides, then the workspace's.
+                // The operator's overrides (they win over the load generator's) and allocator
+                // tuning, then the workspace's settings.
                 for (k, v) in std::env::vars() {
-                    if k.starts_with("ITBOT__") || k == "PATH" {
+                    if k.starts_with("ITBOT__") || k.starts_with("MALLOC_") || k == "PATH" {
                         cmd.env(k, v);
                     }
                 }
@@ -660,7 +661,10 @@ impl RunningBot {
                     cmd.env("ITBOT_CONFIG", &config.env.config_path);
                 }
                 for (k, v) in child_env(config, ws, llm) {
-                    cmd.env(k, v);
+                    let operators = k.starts_with("ITBOT__") && k != "ITBOT__ASSIST__BOT_IDS";
+                    if !(operators && std::env::var_os(k).is_some()) {
+                        cmd.env(k, v);
+                    }
                 }
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
                 let mut child = cmd.spawn().map_err(|e| LoadError::Spawn {
