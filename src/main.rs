@@ -110,6 +110,9 @@ struct LoadgenArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The child bot's log filter (`RUST_LOG`); `info` is the production default.
+    #[arg(long, default_value = "info")]
+    bot_log: String,
 }
 
 fn main() -> ExitCode {
@@ -283,6 +286,7 @@ fn loadgen_command(config: Config, args: LoadgenArgs) -> ExitCode {
         drain: Duration::from_secs(args.drain_secs),
         seed: args.seed,
         price: loadgen::Price { input_per_mtok: args.price_input, output_per_mtok: args.price_output },
+        bot_log: args.bot_log,
     };
     let result = actix_rt::System::new().block_on(loadgen::run(config, options));
     let report = match result {

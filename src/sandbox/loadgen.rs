@@ -88,6 +88,8 @@ pub struct LoadOptions {
     /// Seed of the ticket mix, so a run can be repeated.
     pub seed: u64,
     pub price: Price,
+    /// `RUST_LOG` of a child bot (`info`, the production default, unless told otherwise).
+    pub bot_log: String,
 }
 
 impl Default for LoadOptions {
@@ -104,6 +106,7 @@ impl Default for LoadOptions {
             drain: Duration::from_secs(60),
             seed: 1,
             price: Price::default(),
+            bot_log: "info".into(),
         }
     }
 }
@@ -660,7 +663,7 @@ impl RunningBot {
                 if config.env.config_path.is_file() {
                     cmd.env("ITBOT_CONFIG", &config.env.config_path);
                 }
-                for (k, v) in child_env(config, ws, llm) {
+                for (k, v) in child_env(config, ws, llm, &options.bot_log) {
                     let operators = k.starts_with("ITBOT__") && k != "ITBOT__ASSIST__BOT_IDS";
                     if !(operators && std::env::var_os(k).is_some()) {
                         cmd.env(k, v);
@@ -775,8 +778,13 @@ const MAX_CONCURRENCY: usize = 64;
 const FAKE_KEY: &str = "sk-loadgen-fake";
 
 /// The child's environment: the workspace's URL and tokens, its #it and Assist, the fake LLM
-/// (or none), JSON logs at the default level.
-fn child_env(config: &Config, ws: &Workspace, llm: Option<&FakeOpenAi>) -> Vec<(&'static str, String)> {
+/// (or none), JSON logs at `log`.
+fn child_env(
+    config: &Config,
+    ws: &Workspace,
+    llm: Option<&FakeOpenAi>,
+    log: &str,
+) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("SLACK_BOT_TOKEN", ws.bot_token().to_string()),
         ("SLACK_APP_TOKEN", ws.app_token().to_string()),
@@ -788,7 +796,7 @@ fn child_env(config: &Config, ws: &Workspace, llm: Option<&FakeOpenAi>) -> Vec<(
         ("ITBOT__OPENAI__MAX_CONCURRENCY", MAX_CONCURRENCY.to_string()),
         ("OPENAI_MODEL", config.env.openai_model.clone()),
         ("PORT", "0".to_string()),
-        ("RUST_LOG", "info".to_string()),
+        ("RUST_LOG", log.to_string()),
         ("LOG_FORMAT", "json".to_string()),
     ];
     match llm {
