@@ -191,7 +191,11 @@ pub struct ApiUse {
 pub struct LlmUse {
     pub calls: usize,
     pub first_answers: usize,
+    /// Counted with the model's tokenizer (tiktoken), with the chat format's 3 tokens per message
+    /// and 3 to prime the reply.
     pub prompt_tokens_per_first_answer: f64,
+    /// The fake's own count (characters / 4), for comparison.
+    pub prompt_tokens_per_first_answer_approx: f64,
     pub completion_tokens_per_first_answer: f64,
     pub max_prompt_tokens_first_answer: u64,
     pub cost_per_first_answer_usd: f64,
@@ -337,8 +341,9 @@ impl std::fmt::Display for Report {
         if let Some(l) = &self.llm {
             writeln!(
                 f,
-                "llm:        first answer: {:.0} prompt + {:.0} completion tokens (max prompt {}), ${:.6} (${:.6} at max_completion_tokens); per ticket ${:.6} over {} calls; at ${}/${} per 1M tokens, tokens counted as chars/4",
+                "llm:        first answer: {:.0} prompt tokens (tiktoken; {:.0} at chars/4) + {:.0} completion (max prompt {}), ${:.6} (${:.6} at max_completion_tokens); per ticket ${:.6} over {} calls (chars/4); at ${}/${} per 1M tokens",
                 l.prompt_tokens_per_first_answer,
+                l.prompt_tokens_per_first_answer_approx,
                 l.completion_tokens_per_first_answer,
                 l.max_prompt_tokens_first_answer,
                 l.cost_per_first_answer_usd,
@@ -1258,7 +1263,19 @@ fn llm_use(llm: &FakeOpenAi, config: &Config, price: Price, tickets: usize) -> L
     let first: Vec<_> =
         usage.iter().filter(|u| requests.get(u.request).is_some_and(is_first_answer)).collect();
     let n = first.len().max(1) as f64;
-    let prompt = first.iter().map(|u| u.prompt_tokens).sum::<u64>() as f64 / n;
+    let approx = first.iter().map(|u| u.prompt_tokens).sum::<u64>() as f64 / n;
+    let tokenizer =
+        crate::prompt::PromptBuilder::new("", &config.settings.company, &config.env.openai_model, 0);
+    let counted: Vec<u64> = first
+        .iter()
+        .filter_map(|u| requests.get(u.request)?.get("messages")?.as_array().cloned())
+        .map(|messages| {
+            let content =
+                |m: &Value| m.get("content").and_then(Value::as_str).map_or(0, |c| tokenizer.count(c));
+            messages.iter().map(|m| 3 + content(m)).sum::<u64>() + 3
+        })
+        .collect();
+    let prompt = counted.iter().sum::<u64>() as f64 / n;
     let completion = first.iter().map(|u| u.completion_tokens).sum::<u64>() as f64 / n;
     let per_ticket = tickets.max(1) as f64;
     let all_prompt = usage.iter().map(|u| u.prompt_tokens).sum::<u64>() as f64 / per_ticket;
@@ -1267,8 +1284,9 @@ fn llm_use(llm: &FakeOpenAi, config: &Config, price: Price, tickets: usize) -> L
         calls: usage.len(),
         first_answers: first.len(),
         prompt_tokens_per_first_answer: prompt,
+        prompt_tokens_per_first_answer_approx: approx,
         completion_tokens_per_first_answer: completion,
-        max_prompt_tokens_first_answer: first.iter().map(|u| u.prompt_tokens).max().unwrap_or(0),
+        max_prompt_tokens_first_answer: counted.iter().copied().max().unwrap_or(0),
         cost_per_first_answer_usd: cost(prompt, completion),
         prompt_tokens_per_ticket: all_prompt,
         completion_tokens_per_ticket: all_completion,
