@@ -24,9 +24,57 @@ pub fn answer_blocks(mrkdwn: &str, thread: &crate::slack::Ts) -> serde_json::Val
         .into_iter()
         .map(|part| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": part}}))
         .collect();
-    blocks.push(get_human_button(thread));
+    if let serde_json::Value::Array(actions) = answer_actions(thread) {
+        blocks.extend(actions);
+    }
     serde_json::Value::Array(blocks)
 }
+
+/// The action id of the 👍/👎 feedback buttons under troubleshooting answers.
+pub const FEEDBACK_ACTION: &str = "itbot_feedback";
+
+/// What goes under every troubleshooting answer: the "Get a human" button and the feedback
+/// buttons.
+pub fn answer_actions(thread: &crate::slack::Ts) -> serde_json::Value {
+    serde_json::Value::Array(vec![get_human_button(thread), feedback_buttons(thread)])
+}
+
+/// Slack's feedback buttons (a `context_actions` block). Each value names the vote and the
+/// thread, so a click finds its thread even after a restart.
+pub fn feedback_buttons(thread: &crate::slack::Ts) -> serde_json::Value {
+    let button = |emoji: &str, label: &str, vote: &str| {
+        serde_json::json!({
+            "text": {"type": "plain_text", "text": emoji},
+            "accessibility_label": label,
+            "value": format!("{vote}:{}", thread.as_str()),
+        })
+    };
+    serde_json::json!({
+        "type": "context_actions",
+        "block_id": "itbot_feedback",
+        "elements": [{
+            "type": "feedback_buttons",
+            "action_id": FEEDBACK_ACTION,
+            "positive_button": button("👍", "This answer helped", "up"),
+            "negative_button": button("👎", "This answer did not help", "down"),
+        }],
+    })
+}
+
+/// A feedback button's value: whether it is 👍, and the thread.
+pub fn parse_feedback(value: &str) -> Option<(bool, crate::slack::Ts)> {
+    let (vote, thread) = value.split_once(':')?;
+    let up = match vote {
+        "up" => true,
+        "down" => false,
+        _ => return None,
+    };
+    let ok = !thread.is_empty() && thread.chars().all(|c| c.is_ascii_digit() || c == '.');
+    ok.then(|| (up, crate::slack::Ts::from(thread)))
+}
+
+/// Said privately to whoever voted, so the click visibly did something.
+pub const FEEDBACK_THANKS: &str = "Thanks for the feedback: it helps IT see which answers work.";
 
 /// The "Get a human" button, whose value is the thread so a click finds it even after a
 /// restart.
@@ -345,6 +393,22 @@ mod tests {
         assert_eq!(button["action_id"], GET_HUMAN_ACTION);
         assert_eq!(button["value"], "1.0");
         assert_eq!(blocks[0]["text"]["text"], "step one");
+    }
+
+    #[test]
+    fn answers_carry_feedback_buttons_whose_values_name_the_vote_and_thread() {
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100"));
+        let block = blocks.as_array().unwrap().iter().find(|b| b["type"] == "context_actions").unwrap();
+        let e = &block["elements"][0];
+        assert_eq!(e["type"], "feedback_buttons");
+        assert_eq!(e["action_id"], FEEDBACK_ACTION);
+        let up = e["positive_button"]["value"].as_str().unwrap();
+        let down = e["negative_button"]["value"].as_str().unwrap();
+        assert_eq!(parse_feedback(up), Some((true, crate::slack::Ts::from("1700000000.000100"))));
+        assert_eq!(parse_feedback(down), Some((false, crate::slack::Ts::from("1700000000.000100"))));
+        for bad in ["", "up", "up:", "maybe:1.0", "down:1.0; drop", "up:<@U1>"] {
+            assert_eq!(parse_feedback(bad), None, "{bad}");
+        }
     }
 
     #[test]

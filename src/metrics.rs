@@ -33,6 +33,15 @@ pub struct TriggerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedbackLabel {
+    pub category: String,
+    /// `up` or `down`.
+    pub vote: String,
+    /// `button` or `reaction`.
+    pub via: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabel {
     pub method: String,
     pub outcome: String,
@@ -57,6 +66,12 @@ pub struct Metrics {
     pub resolutions: Counter,
     /// ThreadActors alive now.
     pub live_threads: Gauge,
+    /// 👍/👎 on the bot's answers, by category, vote and how it was given.
+    pub feedback: Family<FeedbackLabel, Counter>,
+    /// Outages detected (several people reporting the same symptom at once).
+    pub outages: Counter,
+    /// Reports posted in the channel, by trigger (`mention`, `weekly`).
+    pub reports: Family<TriggerLabel, Counter>,
     /// Web API calls by method and outcome (`ok`, or the Slack error code / `http` / `network`).
     pub slack_calls: Family<CallLabel, Counter>,
 }
@@ -74,6 +89,9 @@ impl Default for Metrics {
             takeovers: Counter::default(),
             resolutions: Counter::default(),
             live_threads: Gauge::default(),
+            feedback: Family::default(),
+            outages: Counter::default(),
+            reports: Family::default(),
             slack_calls: Family::default(),
         }
     }
@@ -90,6 +108,12 @@ impl Metrics {
 
     pub fn escalation(&self, trigger: &str) {
         self.escalations.get_or_create(&TriggerLabel { trigger: trigger.to_string() }).inc();
+    }
+
+    pub fn feedback(&self, category: &str, up: bool, via: &str) {
+        let vote = if up { "up" } else { "down" };
+        let label = FeedbackLabel { category: category.into(), vote: vote.into(), via: via.into() };
+        self.feedback.get_or_create(&label).inc();
     }
 
     pub fn slack_call(&self, method: &str, outcome: &str) {
@@ -219,6 +243,13 @@ pub fn render(health: &Arc<Health>) -> String {
     );
     registry.register("itbot_resolutions", "Threads the requester confirmed solved", m.resolutions.clone());
     registry.register("itbot_live_threads", "Threads held in memory now", m.live_threads.clone());
+    registry.register(
+        "itbot_feedback",
+        "Votes on the bot's answers, by category, vote and via",
+        m.feedback.clone(),
+    );
+    registry.register("itbot_outages", "Outages detected", m.outages.clone());
+    registry.register("itbot_reports", "Reports posted in the channel, by trigger", m.reports.clone());
     registry.register(
         "itbot_slack_calls",
         "Slack Web API calls, by method and outcome",

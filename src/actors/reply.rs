@@ -271,6 +271,14 @@ impl ReplyActor {
         if answered.is_none() {
             self.s.llm_meter.record_fallback();
         }
+        // The answer's usage goes on the message that holds it, for `itbot report`.
+        let mut r = r;
+        if let Llm::Done(c) = &self.llm {
+            let cost_usd = self.s.settings.openai.prices.cost_usd(&c.model, &c.usage);
+            if let Some(payload) = r.metadata.get_mut("event_payload").and_then(Value::as_object_mut) {
+                payload.insert("llm".into(), usage_metadata(c, cost_usd));
+            }
+        }
         let fut = async move {
             let outcome = match answered {
                 Some(markdown) => {
@@ -443,6 +451,17 @@ async fn post_whole(slack: &super::slack_api::SlackApi, r: &Release, mrkdwn: &st
         }
     }
     posted
+}
+
+/// What one answer cost, as written in the thread state of the message holding it.
+pub fn usage_metadata(c: &Completion, cost_usd: f64) -> Value {
+    json!({
+        "model": c.model,
+        "prompt_tokens": c.usage.prompt_tokens,
+        "cached_tokens": c.usage.cached_tokens,
+        "completion_tokens": c.usage.completion_tokens,
+        "cost_usd": (cost_usd * 1e6).round() / 1e6,
+    })
 }
 
 fn actions(r: &Release) -> Vec<Value> {

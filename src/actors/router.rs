@@ -356,12 +356,33 @@ impl Handler<Deliver> for RouterActor {
                 if channel != self.services.channel {
                     return;
                 }
-                // Only a thumbs-down can change anything; other reactions need no lookup.
-                if !super::thread::THUMBS_DOWN.contains(&reaction.as_str()) {
+                // A 👍 is only counted when the thread is at hand; only a 👎 can change
+                // anything, so only it is worth a lookup.
+                if thread::THUMBS_UP.contains(&reaction.as_str()) {
+                    if let Some(t) = self.message_thread.get(&ts).filter(|t| self.threads.contains_key(*t)) {
+                        let t = t.clone();
+                        self.send(&t, ThreadEvent::Reaction { user, reaction, ts });
+                    }
+                    return;
+                }
+                if !thread::THUMBS_DOWN.contains(&reaction.as_str()) {
                     return;
                 }
                 let key = ts.clone();
                 self.route_or_load(key, ThreadEvent::Reaction { user, reaction, ts }, ctx);
+            }
+            Event::Action { user, channel, message_ts, action_id, value, .. }
+                if action_id == compose::FEEDBACK_ACTION && channel == self.services.channel =>
+            {
+                match compose::parse_feedback(&value) {
+                    Some((up, thread)) => {
+                        self.route_or_load(thread, ThreadEvent::Feedback { user, message_ts, up }, ctx)
+                    }
+                    None => tracing::warn!(
+                        value_len = value.len(),
+                        "feedback button with an unreadable value ignored"
+                    ),
+                }
             }
             Event::Action { user, channel, message_ts, thread_ts, action_id, value } => {
                 if channel != self.services.channel || action_id != compose::GET_HUMAN_ACTION {

@@ -749,6 +749,26 @@ impl SlackApi {
         }
     }
 
+    /// Replaces a bot message's content and, with `metadata`, its metadata (without it, the
+    /// metadata stays). With `blocks`, Slack shows no "edited" mark.
+    pub async fn update_message(
+        &self,
+        channel: &ChannelId,
+        ts: &Ts,
+        text: &str,
+        blocks: Option<Value>,
+        metadata: Option<Value>,
+    ) -> Result<(), SlackError> {
+        let mut a = args([("channel", json!(channel)), ("ts", json!(ts)), ("text", json!(text))]);
+        if let Some(b) = blocks {
+            a.insert("blocks".into(), b);
+        }
+        if let Some(m) = metadata {
+            a.insert("metadata".into(), m);
+        }
+        self.call("chat.update", a, Body::Json, TokenKind::Bot).await.map(drop)
+    }
+
     /// A message only `user` sees.
     pub async fn post_ephemeral(
         &self,

@@ -23,7 +23,7 @@
 //! metadata, and [`ThreadActor::resume`] rebuilds the actor from it after a restart or on another
 //! replica.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -48,6 +48,8 @@ use crate::triage::{Category, Outcome, Triage};
 
 /// Reactions that mean "this did not help".
 pub const THUMBS_DOWN: &[&str] = &["-1", "thumbsdown"];
+/// Reactions that mean "this helped" (counted as feedback only).
+pub const THUMBS_UP: &[&str] = &["+1", "thumbsup"];
 
 /// The metadata event type of the bot's state on its replies.
 pub const STATE_EVENT_TYPE: &str = "itbot_thread_state";
@@ -68,6 +70,8 @@ pub enum ThreadEvent {
     Reaction { user: UserId, reaction: String, ts: Ts },
     /// Someone pressed "Get a human" on one of the bot's messages.
     GetHuman { user: UserId, message_ts: Ts },
+    /// Someone pressed 👍 (`up`) or 👎 under one of the bot's answers.
+    Feedback { user: UserId, message_ts: Ts, up: bool },
     /// Stop now (evicted).
     Stop,
 }
@@ -81,6 +85,7 @@ impl ThreadEvent {
             ThreadEvent::RootDeleted => "root_deleted",
             ThreadEvent::Reaction { .. } => "reaction",
             ThreadEvent::GetHuman { .. } => "get_human",
+            ThreadEvent::Feedback { .. } => "feedback",
             ThreadEvent::Stop => "stop",
         }
     }
@@ -218,10 +223,37 @@ pub struct ThreadActor {
     /// 👎s on messages not known as the bot's while a post was in flight: a quick reaction can
     /// overtake the post's HTTP response. Checked when the post returns.
     early_reactions: Vec<(UserId, Ts)>,
+    /// Feedback-button votes by message.
+    votes: HashMap<Ts, Votes>,
 }
 
 /// 👎s kept while a post is in flight, at most.
 const MAX_EARLY_REACTIONS: usize = 8;
+/// Messages of one thread whose feedback votes are kept, at most.
+const MAX_VOTED_MESSAGES: usize = 32;
+
+/// The feedback-button votes on one of the bot's messages. Slack keeps no count, so the bot
+/// writes it into the message's own metadata (`feedback: {up, down}`) for `itbot report`.
+#[derive(Default)]
+struct Votes {
+    /// Each voter's latest vote (true = 👍) since this actor started.
+    by_user: HashMap<UserId, bool>,
+    /// The message as Slack has it (text, blocks, metadata), read once; the counts it already
+    /// held (from before a restart, or another replica) are the base.
+    message: Option<Value>,
+    base: (u64, u64),
+    /// A write is in flight; `dirty` when votes changed meanwhile.
+    writing: bool,
+    dirty: bool,
+}
+
+impl Votes {
+    fn counts(&self) -> (u64, u64) {
+        let up = self.by_user.values().filter(|v| **v).count() as u64;
+        let down = self.by_user.len() as u64 - up;
+        (self.base.0 + up, self.base.1 + down)
+    }
+}
 
 impl ThreadActor {
     /// A new ticket.
@@ -262,6 +294,7 @@ impl ThreadActor {
             reply_seq: 0,
             fallback: None,
             early_reactions: Vec::new(),
+            votes: HashMap::new(),
             s,
             router,
             actor_id,
@@ -537,7 +570,7 @@ impl ThreadActor {
             thread_ts: self.root.clone(),
             recipient: self.requester.clone(),
             footer: compose::HOW_TO_CONTINUE.to_string(),
-            actions: Some(compose::get_human_button(&self.root)),
+            actions: Some(compose::answer_actions(&self.root)),
             metadata: self.state_metadata(),
             fallback: compose::llm_unavailable(&fallback),
         });
@@ -974,11 +1007,119 @@ impl ThreadActor {
 
     /// A 👎 on one of the bot's messages: the requester's escalates, anyone else's is feedback.
     fn on_thumbs_down(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        self.s.health.metrics.feedback(self.triage.category.as_str(), false, "reaction");
         if user == self.requester {
             self.escalate("thumbs_down", ctx);
         } else {
             tracing::info!(thread = %self.root, "thumbs down from someone else recorded as feedback");
         }
+    }
+
+    /// A feedback button: counted once per person and message (a changed vote replaces the
+    /// earlier one), written into the message's metadata; the requester's 👎 escalates like
+    /// the reaction does, and anyone else is thanked privately.
+    fn on_feedback(&mut self, user: UserId, message_ts: Ts, up: bool, ctx: &mut Context<Self>) {
+        if !self.votes.contains_key(&message_ts) && self.votes.len() >= MAX_VOTED_MESSAGES {
+            tracing::warn!(thread = %self.root, "too many voted messages in one thread; vote not recorded");
+            return;
+        }
+        let votes = self.votes.entry(message_ts.clone()).or_default();
+        if votes.by_user.insert(user.clone(), up) == Some(up) {
+            tracing::debug!(thread = %self.root, "same vote again; nothing changes");
+            return;
+        }
+        self.s.health.metrics.feedback(self.triage.category.as_str(), up, "button");
+        tracing::info!(thread = %self.root, up, requester = (user == self.requester), "feedback");
+        self.write_votes(message_ts, ctx);
+        if user == self.requester && !up {
+            self.escalate("feedback", ctx);
+            return;
+        }
+        let slack = self.s.slack.clone();
+        let (channel, thread) = (self.channel.clone(), self.root.clone());
+        actix_rt::spawn(async move {
+            if let Err(e) =
+                slack.post_ephemeral(&channel, &user, Some(&thread), compose::FEEDBACK_THANKS).await
+            {
+                tracing::debug!(error = %e, "feedback thanks not delivered");
+            }
+        });
+    }
+
+    /// Writes a message's vote counts into its metadata: reads the message from Slack the first
+    /// time (its text, blocks and metadata are kept as they are), then `chat.update`s it. One
+    /// write at a time per message; votes that arrive meanwhile go out with the next one.
+    fn write_votes(&mut self, message_ts: Ts, ctx: &mut Context<Self>) {
+        let Some(votes) = self.votes.get_mut(&message_ts) else { return };
+        if votes.writing {
+            votes.dirty = true;
+            return;
+        }
+        votes.writing = true;
+        votes.dirty = false;
+        let known = votes.message.clone();
+        let slack = self.s.slack.clone();
+        let (channel, root, bot) = (self.channel.clone(), self.root.clone(), self.s.identity.user_id.clone());
+        let ts = message_ts.clone();
+        let read = async move {
+            if let Some(m) = known {
+                return Ok((m, false));
+            }
+            let thread = slack.thread_messages(&channel, &root).await?;
+            let found = thread
+                .into_iter()
+                .find(|m| m["ts"].as_str() == Some(ts.as_str()) && m["user"].as_str() == Some(bot.as_str()));
+            found.map(|m| (m, true)).ok_or_else(|| SlackError::Api {
+                method: "conversations.replies".into(),
+                code: "message_not_found".into(),
+                needed: None,
+                provided: None,
+            })
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
+            let Some(votes) = act.votes.get_mut(&message_ts) else { return };
+            let message = match result {
+                Ok((m, first_read)) => {
+                    if first_read {
+                        let count = |k: &str| {
+                            m.pointer(&format!("/metadata/event_payload/feedback/{k}")).and_then(Value::as_u64)
+                        };
+                        votes.base = (count("up").unwrap_or(0), count("down").unwrap_or(0));
+                        votes.message = Some(m.clone());
+                    }
+                    m
+                }
+                Err(e) => {
+                    votes.writing = false;
+                    tracing::warn!(thread = %act.root, error = %e, "feedback not written to slack (counted in metrics only)");
+                    return;
+                }
+            };
+            let (up, down) = votes.counts();
+            let mut metadata = match message.get("metadata") {
+                Some(m @ Value::Object(_)) => m.clone(),
+                _ => act.state_metadata(),
+            };
+            if let Some(payload) = metadata.get_mut("event_payload").and_then(Value::as_object_mut) {
+                payload.insert("feedback".into(), json!({"up": up, "down": down}));
+            }
+            let text = message["text"].as_str().unwrap_or_default().to_string();
+            let blocks = message.get("blocks").filter(|b| b.is_array()).cloned();
+            let slack = act.s.slack.clone();
+            let channel = act.channel.clone();
+            let ts = message_ts.clone();
+            let write = async move { slack.update_message(&channel, &ts, &text, blocks, Some(metadata)).await };
+            ctx.spawn(write.into_actor(act).map(move |result, act, ctx| {
+                if let Err(e) = result {
+                    tracing::warn!(thread = %act.root, error = %e, "feedback not written to slack (counted in metrics only)");
+                }
+                let Some(votes) = act.votes.get_mut(&message_ts) else { return };
+                votes.writing = false;
+                if votes.dirty {
+                    act.write_votes(message_ts, ctx);
+                }
+            }));
+        }));
     }
 
     fn on_get_human(&mut self, user: UserId, ctx: &mut Context<Self>) {
@@ -1105,6 +1246,12 @@ impl Handler<ThreadEvent> for ThreadActor {
                 ctx.stop();
             }
             ThreadEvent::Reaction { user, reaction, ts } => {
+                if THUMBS_UP.contains(&reaction.as_str()) {
+                    if self.bot_messages.contains(&ts) {
+                        self.s.health.metrics.feedback(self.triage.category.as_str(), true, "reaction");
+                    }
+                    return;
+                }
                 if !THUMBS_DOWN.contains(&reaction.as_str()) {
                     return;
                 }
@@ -1118,6 +1265,7 @@ impl Handler<ThreadEvent> for ThreadActor {
                 tracing::debug!(thread = %self.root, message = %message_ts, "get a human");
                 self.on_get_human(user, ctx);
             }
+            ThreadEvent::Feedback { user, message_ts, up } => self.on_feedback(user, message_ts, up, ctx),
             ThreadEvent::Stop => ctx.stop(),
         }
     }

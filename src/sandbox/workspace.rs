@@ -375,20 +375,54 @@ impl Workspace {
         action_id: &str,
         value: &str,
     ) -> bool {
+        let action = json!({
+            "type": "button", "action_id": action_id, "block_id": "itbot", "value": value,
+            "text": {"type": "plain_text", "text": "button"},
+        });
+        self.send_block_action(user_id, channel, message_ts, action)
+    }
+
+    /// A user presses 👍 (`positive`) or 👎 of the `feedback_buttons` element on a message, as
+    /// Slack sends it: the element's `action_id`, its block's `block_id` and the pressed button's
+    /// `value` and text. False when the message has no feedback buttons or no socket is open.
+    pub fn click_feedback(&self, user_id: &str, channel: &str, message_ts: &str, positive: bool) -> bool {
+        let channel_id = self.channel_id(channel);
+        let action = {
+            let st = self.inner.lock();
+            let Some(i) = st.find(&channel_id, message_ts) else { return false };
+            let blocks = st.messages[i].blocks.clone().unwrap_or(Value::Null);
+            let found = blocks.as_array().into_iter().flatten().find_map(|b| {
+                let e = b["elements"].as_array()?.iter().find(|e| e["type"] == "feedback_buttons")?;
+                Some((b["block_id"].clone(), e.clone()))
+            });
+            let Some((block_id, element)) = found else { return false };
+            let button = &element[if positive { "positive_button" } else { "negative_button" }];
+            json!({
+                "type": "feedback_buttons", "action_id": element["action_id"], "block_id": block_id,
+                "value": button["value"], "text": button["text"],
+            })
+        };
+        self.send_block_action(user_id, channel, message_ts, action)
+    }
+
+    fn send_block_action(&self, user_id: &str, channel: &str, message_ts: &str, mut action: Value) -> bool {
         let channel = self.channel_id(channel);
         let mut st = self.inner.lock();
-        let thread_ts = st
-            .messages
-            .iter()
-            .find(|m| m.channel == channel && m.ts == message_ts)
-            .and_then(|m| m.thread_ts.clone());
+        let message = st.find(&channel, message_ts).map(|i| st.messages[i].clone());
+        let thread_ts = message.as_ref().and_then(|m| m.thread_ts.clone());
         let action_ts = st.next_ts();
+        action["action_ts"] = json!(action_ts);
         let mut container = json!({
             "type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false,
         });
         if let Some(t) = &thread_ts {
             container["thread_ts"] = json!(t);
         }
+        // The clicked message as Slack includes it: text, blocks, author.
+        let message = match &message {
+            Some(m) => self.inner.message_json(&st, m, View::Api(false)),
+            None => json!({"type": "message", "ts": message_ts}),
+        };
         let payload = json!({
             "type": "block_actions",
             "user": {"id": user_id, "team_id": self.inner.ids.team_id},
@@ -398,11 +432,8 @@ impl Workspace {
             "trigger_id": format!("{}.{}", now_secs(), uuid()),
             "team": {"id": self.inner.ids.team_id},
             "channel": {"id": channel},
-            "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts},
-            "actions": [{
-                "type": "button", "action_id": action_id, "block_id": "itbot", "value": value,
-                "text": {"type": "plain_text", "text": "button"}, "action_ts": action_ts,
-            }],
+            "message": message,
+            "actions": [action],
         });
         let envelope_id = uuid();
         let frame = json!({
@@ -2134,6 +2165,21 @@ impl Inner {
     }
 
     /// Validates `text`/`blocks`; returns `(text, blocks)` or an error code.
+    /// `metadata` as chat.postMessage and chat.update take it: `event_type` and an object
+    /// `event_payload`.
+    fn metadata(p: &Map<String, Value>) -> Result<Option<Value>, &'static str> {
+        match p_json(p, "metadata") {
+            None => Ok(None),
+            Some(Ok(m))
+                if m.get("event_type").and_then(Value::as_str).is_some()
+                    && m.get("event_payload").is_some_and(Value::is_object) =>
+            {
+                Ok(Some(m))
+            }
+            Some(_) => Err("invalid_metadata_format"),
+        }
+    }
+
     fn content(p: &Map<String, Value>) -> Result<(String, Option<Value>), &'static str> {
         let text = p_str(p, "text").unwrap_or_default();
         let blocks = match p_json(p, "blocks") {
@@ -2162,15 +2208,9 @@ impl Inner {
             Ok(x) => x,
             Err(e) => return slack_error(e),
         };
-        let metadata = match p_json(p, "metadata") {
-            None => None,
-            Some(Ok(m))
-                if m.get("event_type").and_then(Value::as_str).is_some()
-                    && m.get("event_payload").is_some_and(Value::is_object) =>
-            {
-                Some(m)
-            }
-            Some(_) => return slack_error("invalid_metadata_format"),
+        let metadata = match Self::metadata(p) {
+            Ok(m) => m,
+            Err(e) => return slack_error(e),
         };
         let mut st = self.lock();
         let new = NewMsg {
@@ -2200,12 +2240,20 @@ impl Inner {
             Ok(x) => x,
             Err(e) => return slack_error(e),
         };
+        let metadata = match Self::metadata(p) {
+            Ok(m) => m,
+            Err(e) => return slack_error(e),
+        };
         let mut st = self.lock();
         let Some(i) = st.find(&c.id, &ts) else {
             return slack_error("message_not_found");
         };
         if st.messages[i].app != Some(AppKind::Own) {
             return slack_error("cant_update_message");
+        }
+        // Without `metadata` the message keeps what it had.
+        if metadata.is_some() {
+            st.messages[i].metadata = metadata;
         }
         let text_opt = (!text.is_empty()).then_some(text.as_str());
         let bot_user = self.ids.own.user_id.clone();

@@ -1,5 +1,6 @@
 //! The bot end to end against the simulated workspace (and the fake LLM where noted).
 
+mod feedback;
 mod helpers;
 mod history;
 mod lifecycle;
@@ -201,6 +202,11 @@ async fn with_an_llm_the_answer_comes_from_it_and_nothing_identifying_is_sent() 
     }
     assert!(requests[0].get("user").is_none());
     assert!(requests[0]["max_completion_tokens"].as_u64().is_some());
+    // What the answer cost is written on it, for `itbot report`.
+    let llm = &reply.metadata.as_ref().expect("state on the answer")["event_payload"]["llm"];
+    assert!(llm["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{llm}");
+    assert!(llm["completion_tokens"].as_u64().unwrap_or(0) > 0, "{llm}");
+    assert!(llm["cost_usd"].as_f64().unwrap_or(0.0) > 0.0, "{llm}");
 }
 
 #[actix_rt::test]
