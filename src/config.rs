@@ -442,7 +442,9 @@ impl Settings {
         range("threads.max_live", self.threads.max_live as f64, 1.0, 1_000_000.0)?;
         range("threads.shutdown_grace_secs", self.threads.shutdown_grace_secs as f64, 0.0, 120.0)?;
         range("slack.connections", self.slack.connections as f64, 1.0, 10.0)?;
-        range("outage.min_reporters", self.outage.min_reporters as f64, 2.0, 100.0)?;
+        if self.outage.min_reporters != 0 {
+            range("outage.min_reporters", self.outage.min_reporters as f64, 2.0, 100.0)?;
+        }
         range("outage.window_secs", self.outage.window_secs as f64, 60.0, 86_400.0)?;
         range("report.weekly_hour", self.report.weekly_hour as f64, 0.0, 23.0)?;
 

@@ -14,6 +14,7 @@ pub mod knowledge;
 pub mod metrics;
 pub mod net;
 pub mod openai;
+pub mod outage;
 pub mod prompt;
 pub mod redact;
 pub mod retrieval;

@@ -14,6 +14,7 @@ use actix::prelude::*;
 use secrecy::ExposeSecret;
 
 use crate::actors::openai::{OpenAiActor, OpenAiParams};
+use crate::actors::outage::OutageActor;
 use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
 use crate::actors::slack_api::{ApiOptions, Backlog, Identity, SlackApi, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
@@ -243,6 +244,15 @@ impl Bot {
         )
         .start();
 
+        let outage = OutageActor::new(
+            &config.settings,
+            slack.clone(),
+            channel.clone(),
+            identity.user_id.clone(),
+            identity.url.clone(),
+            health.clone(),
+        )
+        .start();
         let connections = config.settings.slack.connections;
         let grace = Duration::from_secs(config.settings.threads.shutdown_grace_secs);
         let services = Arc::new(Services {
@@ -259,6 +269,7 @@ impl Bot {
             health: health.clone(),
             prompt,
             llm_meter,
+            outage,
             streaming: Default::default(),
         });
         let router = RouterActor::new(services).start();

@@ -2,6 +2,7 @@
 //! shared OpenAiActor and SlackApiActor. Only `startup` knows all of them.
 
 pub mod openai;
+pub mod outage;
 pub mod reply;
 pub mod router;
 pub mod slack_api;
@@ -42,6 +43,8 @@ pub struct Services {
     pub prompt: PromptBuilder,
     /// LLM calls, tokens and cost, for `GET /metrics`.
     pub llm_meter: Arc<LlmMeter>,
+    /// Outage detection across new tickets.
+    pub outage: Addr<outage::OutageActor>,
     /// Off once the workspace refused `chat.startStream`.
     pub streaming: reply::StreamSwitch,
 }

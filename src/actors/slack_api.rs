@@ -589,6 +589,8 @@ pub struct Identity {
     pub user_id: UserId,
     pub bot_id: Option<BotId>,
     pub team_id: String,
+    /// The workspace's address (`https://acme.slack.com/`), for links to threads; may be empty.
+    pub url: String,
 }
 
 /// The handle other actors use: typed calls over [`Call`].
@@ -635,6 +637,7 @@ impl SlackApi {
             user_id: UserId(s("user_id").ok_or_else(|| decode("auth.test", "user_id"))?),
             bot_id: s("bot_id").map(BotId),
             team_id: s("team_id").unwrap_or_default(),
+            url: s("url").unwrap_or_default(),
         })
     }
 

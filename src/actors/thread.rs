@@ -30,6 +30,7 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::openai::Complete;
+use super::outage::{Answer, Reported};
 use super::reply::{Cancel, Release, ReplyActor, ReplyFinished, ReplyOutcome, ReplyRequest};
 use super::router::{LoadedThread, RouterActor, ThreadStopped};
 use super::tickets::{FindSimilar, Forget, Record};
@@ -37,6 +38,7 @@ use super::SharedServices;
 use crate::assist::AssistCard;
 use crate::compose;
 use crate::openai::{ChatMessage, Role};
+use crate::outage::Verdict;
 use crate::prompt::{PromptInput, Speaker, Turn};
 use crate::redact::redact;
 use crate::slack::events::Message as SlackMessage;
@@ -144,6 +146,8 @@ enum Draft {
     Acknowledgement,
     /// From the knowledge base, composed when posted (it names the ticket).
     Offline,
+    /// Part of an outage declared in another thread: what to tell the requester instead.
+    KnownIssue(String),
     /// The LLM's answer, converted to mrkdwn (empty for a thread resumed from Slack).
     Ready(String),
     /// The LLM is writing it; released to Slack when the first answer is due.
@@ -225,6 +229,10 @@ pub struct ThreadActor {
     early_reactions: Vec<(UserId, Ts)>,
     /// Feedback-button votes by message.
     votes: HashMap<Ts, Votes>,
+    /// Whether this ticket was reported to outage detection yet.
+    outage_checked: bool,
+    /// The outage this ticket is part of: its first thread and the symptom.
+    outage: Option<(Ts, String)>,
 }
 
 /// 👎s kept while a post is in flight, at most.
@@ -295,6 +303,8 @@ impl ThreadActor {
             fallback: None,
             early_reactions: Vec::new(),
             votes: HashMap::new(),
+            outage_checked: false,
+            outage: None,
             s,
             router,
             actor_id,
@@ -505,13 +515,59 @@ impl ThreadActor {
         Duration::from_secs(self.s.settings.openai.timeout_secs * 3 + 10)
     }
 
-    /// Prepares the first answer for the category.
+    /// Prepares the first answer for the category. A technical problem that matches an article
+    /// is reported to outage detection first (once): part of an outage, the requester is told
+    /// it is known instead of being walked through fixes that cannot work.
     fn prepare_answer(&mut self, ctx: &mut Context<Self>) {
         if self.triage.category != Category::Technical {
             self.draft = Draft::Acknowledgement;
             self.maybe_post_first(ctx);
             return;
         }
+        let s = self.s.clone();
+        let article = self.article.and_then(|i| s.kb.articles().get(i));
+        let detect = self.s.settings.outage.min_reporters > 0 && !self.outage_checked;
+        if let Some(article) = article.filter(|_| detect) {
+            self.outage_checked = true;
+            let report = Reported {
+                symptom: article.slug.clone(),
+                title: article.title.clone(),
+                thread: self.root.clone(),
+                requester: self.requester.clone(),
+                at: self.root.as_str().parse().unwrap_or(0.0),
+            };
+            let (version, symptom) = (self.draft_version, article.slug.clone());
+            let ask = self.s.outage.send(report).timeout(Duration::from_secs(5));
+            ctx.spawn(ask.into_actor(self).map(move |answer, act, ctx| {
+                if version != act.draft_version {
+                    return;
+                }
+                match answer {
+                    Ok(Answer {
+                        verdict: Verdict::Known { first } | Verdict::Declared { first, .. },
+                        notice,
+                    }) => {
+                        act.outage = Some((first, symptom));
+                        if let Some(notice) = notice {
+                            act.draft = Draft::KnownIssue(notice);
+                            act.maybe_post_first(ctx);
+                            return;
+                        }
+                    }
+                    Ok(Answer { verdict: Verdict::Normal, .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(thread = %act.root, error = %e, "outage detection did not answer")
+                    }
+                }
+                act.start_answer(ctx);
+            }));
+            return;
+        }
+        self.start_answer(ctx);
+    }
+
+    /// The first troubleshooting answer: the LLM's, or the knowledge base's without one.
+    fn start_answer(&mut self, ctx: &mut Context<Self>) {
         self.draft = match self.start_reply(ctx) {
             Some(reply) => Draft::Live(reply),
             None => Draft::Offline,
@@ -634,6 +690,7 @@ impl ThreadActor {
                 (text, ReplyKind::Plain, Phase::Acknowledged)
             }
             Draft::Offline => (self.offline_first_answer(), ReplyKind::Answer, Phase::Helping),
+            Draft::KnownIssue(text) => (text.clone(), ReplyKind::Plain, Phase::Acknowledged),
             Draft::Ready(text) => (text.clone(), ReplyKind::Answer, Phase::Helping),
             Draft::Live(_) => return,
         };
@@ -721,6 +778,7 @@ impl ThreadActor {
                 "article": self.article.and_then(|i| self.s.kb.articles().get(i)).map(|a| a.slug.clone()),
                 "gave_alternative": self.gave_alternative,
                 "tried": self.tried,
+                "outage": self.outage.as_ref().map(|(first, symptom)| json!({"first": first, "symptom": symptom})),
             }
         })
     }

@@ -270,6 +270,12 @@ impl Workspace {
         self.inner.store_and_emit(&mut st, new)
     }
 
+    /// Moves the workspace's clock forward: every later message's ts is `by` later, as if that
+    /// much time had passed (for tests about time windows without waiting).
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.lock().skew_micros += by.as_micros();
+    }
+
     /// The author edits a message: `message_changed` event.
     pub fn edit(&self, channel: &str, ts: &str, new_text: &str) {
         let channel = &self.channel_id(channel);
@@ -918,6 +924,8 @@ struct State {
     users: Vec<User>,
     messages: Vec<Msg>,
     last_ts_micros: u128,
+    /// How far the workspace's clock runs ahead of the machine's ([`Workspace::advance_clock`]).
+    skew_micros: u128,
     api_calls: Vec<ApiCall>,
     faults: HashMap<String, VecDeque<Fault>>,
     tickets: HashSet<String>,
@@ -966,7 +974,7 @@ impl State {
 
     /// Strictly increasing `"<secs>.<6 digits>"`.
     fn next_ts(&mut self) -> String {
-        let now = now_micros();
+        let now = now_micros() + self.skew_micros;
         let t = now.max(self.last_ts_micros + 1);
         self.last_ts_micros = t;
         format!("{}.{:06}", t / 1_000_000, t % 1_000_000)

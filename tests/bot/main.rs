@@ -5,6 +5,7 @@ mod helpers;
 mod history;
 mod lifecycle;
 mod metrics;
+mod outage;
 mod replicas;
 
 use std::time::Duration;
