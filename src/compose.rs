@@ -313,6 +313,7 @@ pub fn escalation(mention: Option<&str>, brief: &Brief<'_>) -> String {
     let tried = if brief.tried.is_empty() { "nothing yet".to_string() } else { brief.tried.join("; ") };
     let result = match brief.trigger {
         "thumbs_down" => "the requester reacted :-1: to my answer".to_string(),
+        "feedback" => "the requester said my answer did not help (:-1:)".to_string(),
         "attempts" => format!("still not working after {} attempts", brief.failed_attempts),
         _ if brief.failed_attempts > 0 => {
             format!("the requester asked for a person after {} failed attempt(s)", brief.failed_attempts)

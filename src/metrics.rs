@@ -58,7 +58,7 @@ pub struct Metrics {
     pub tickets: Family<CategoryLabel, Counter>,
     /// Messages the bot posted in threads.
     pub replies: Counter,
-    /// Escalations, by trigger (`request`, `thumbs_down`, `button`, `attempts`).
+    /// Escalations, by trigger (`request`, `thumbs_down`, `feedback`, `button`, `attempts`).
     pub escalations: Family<TriggerLabel, Counter>,
     /// Threads where a person from IT took over.
     pub takeovers: Counter,

@@ -3,8 +3,8 @@
 //!
 //! Input lines: a plain line posts a new ticket as the current person; `> text` replies in the
 //! current thread; `/react -1` puts that reaction on the bot's last message in the current thread;
-//! `/human` presses its "Get a human" button; `/as NAME` switches person; `/thread N` switches
-//! thread; `/quit` ends. Before each line the
+//! `/human` presses its "Get a human" button, `/good` and `/bad` its feedback buttons; `@itbot`
+//! mentions the bot; `/as NAME` switches person; `/thread N` switches thread; `/quit` ends. Before each line the
 //! driver waits for the bot to finish answering (with a deadline), so a piped script reads like a
 //! real conversation. At the end of input it waits for replies still in flight, then exits.
 
@@ -109,7 +109,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), String> {
 
     println!("itbot sandbox: simulated workspace on {}, answers from {llm}.", ws.api_url());
     println!(
-        "Type a problem to open a ticket, `> text` to reply, `/react -1`, `/human`, `/as NAME`, `/quit`."
+        "Type a problem to open a ticket, `> text` to reply, `/react -1`, `/human`, `/good`, `/bad`, `/as NAME`, `/quit`."
     );
     println!();
 
@@ -227,15 +227,30 @@ impl Driver {
                         &thread,
                     );
                 }
+                "good" | "bad" => {
+                    let up = name == "good";
+                    let Some((_, ts)) = self.answer_to_act_on(!up) else { return true };
+                    let button = if up { "👍" } else { "👎" };
+                    println!("{}", dim(&format!("  {} pressed {button} under itbot's answer", self.person)));
+                    let user = self.ws.user_id(&self.person);
+                    if !self.ws.click_feedback(&user, &self.it_channel, &ts, up) {
+                        println!("{}", dim("(that message has no feedback buttons)"));
+                    }
+                }
                 "thread" => match arg.parse::<usize>().ok().and_then(|n| self.order.get(n.wrapping_sub(1))) {
                     Some(t) => self.current_thread = Some(t.clone()),
                     None => println!("{}", dim("(no such thread)")),
                 },
-                _ => println!("{}", dim("(commands: /as NAME, /react -1, /human, /thread N, /quit)")),
+                _ => println!(
+                    "{}",
+                    dim("(commands: /as NAME, /react -1, /human, /good, /bad, /thread N, /quit)")
+                ),
             }
             return true;
         }
         let user = self.ws.user_id(&self.person);
+        // `@itbot` is typed as the mention Slack would send.
+        let line = &line.replace("@itbot", &format!("<@{}>", self.bot_user));
         match line.strip_prefix('>') {
             Some(reply) => {
                 let Some(thread) = self.current_thread.clone() else {

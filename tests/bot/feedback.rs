@@ -109,6 +109,7 @@ async fn the_requesters_thumbs_down_button_escalates_once() {
     app.control().await;
 
     assert!(escalation.text.contains(ESCALATION), "{}", escalation.text);
+    assert!(escalation.text.contains("did not help"), "{}", escalation.text);
     assert_eq!(app.bot_replies_with(&root, ESCALATION), 1, "escalated twice");
 }
 
