@@ -334,8 +334,38 @@ pub fn help_text(channel_name: &str) -> String {
          its thread within seconds:\n\
          • *Problems* (VPN, Okta, MFA, Wi-Fi, Mac, Gmail, Zoom, …): I'll suggest steps and keep helping in the thread.\n\
          • *Access and change requests*: I'll confirm who in IT has it.\n\
-         Reply \"human\" or react with :-1: on my message any time to get a person from IT."
+         Reply \"human\" or react with :-1: on my message any time to get a person from IT.\n\
+         IT team: `@itbot report` (or `report 30`) shows the last 7 (or 30) days' figures."
     )
+}
+
+/// The default and the longest period of `@itbot report`, in days.
+pub const REPORT_DAYS: u32 = 7;
+pub const MAX_REPORT_DAYS: u32 = 90;
+
+/// `@itbot report`, `report 30`, `report 30d`, `report 30 days`: the days asked for (clamped to
+/// 1..=90), or `None` when the mention asks something else.
+pub fn report_request(text: &str) -> Option<u32> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("<@") && w.ends_with('>')))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (first, rest) = words.split_first()?;
+    if first != "report" && first != "stats" {
+        return None;
+    }
+    match rest {
+        [] => Some(REPORT_DAYS),
+        [n] | [n, _] => {
+            let digits = n.trim_end_matches('d');
+            let unit_ok = rest.get(1).is_none_or(|u| u == "days" || u == "day" || u == "d");
+            let days: u32 = digits.parse().ok().filter(|_| unit_ok)?;
+            Some(days.clamp(1, MAX_REPORT_DAYS))
+        }
+        _ => None,
+    }
 }
 
 /// A past ticket as the model sees it: redacted text, fenced as an untrusted quote.
@@ -410,6 +440,20 @@ mod tests {
         for bad in ["", "up", "up:", "maybe:1.0", "down:1.0; drop", "up:<@U1>"] {
             assert_eq!(parse_feedback(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn report_requests_are_read_with_their_days() {
+        assert_eq!(report_request("<@U0BOT> report"), Some(7));
+        assert_eq!(report_request("<@U0BOT> Report!"), Some(7));
+        assert_eq!(report_request("<@U0BOT> report 30"), Some(30));
+        assert_eq!(report_request("<@U0BOT> report 30d"), Some(30));
+        assert_eq!(report_request("<@U0BOT> report 14 days"), Some(14));
+        assert_eq!(report_request("<@U0BOT> report 400"), Some(90));
+        assert_eq!(report_request("<@U0BOT> report 0"), Some(1));
+        assert_eq!(report_request("<@U0BOT> report my vpn is broken"), None);
+        assert_eq!(report_request("<@U0BOT> my report won't print"), None);
+        assert_eq!(report_request("<@U0BOT>"), None);
     }
 
     #[test]
