@@ -18,6 +18,7 @@ pub mod prompt;
 pub mod redact;
 pub mod retrieval;
 pub mod sandbox;
+pub mod schedule;
 pub mod slack;
 pub mod startup;
 pub mod telemetry;
