@@ -16,6 +16,7 @@ pub mod net;
 pub mod openai;
 pub mod prompt;
 pub mod redact;
+pub mod report;
 pub mod retrieval;
 pub mod sandbox;
 pub mod schedule;
