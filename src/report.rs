@@ -615,13 +615,15 @@ fn weekday_of(date: &str) -> String {
     date.parse::<jiff::civil::Date>().map(|d| d.strftime("%a").to_string()).unwrap_or_default()
 }
 
-/// "5.5 s", "42 s", "3 min 5 s", "2 h 10 min".
+/// "5.5 s", "42 s", "1 min", "3 min 5 s", "2 h 10 min".
 fn duration_text(secs: f64) -> String {
     let whole = secs.round() as u64;
     if secs < 10.0 {
         format!("{:.1} s", secs)
     } else if whole < 60 {
         format!("{whole} s")
+    } else if whole < 3600 && whole % 60 == 0 {
+        format!("{} min", whole / 60)
     } else if whole < 3600 {
         format!("{} min {} s", whole / 60, whole % 60)
     } else {
@@ -851,6 +853,7 @@ mod tests {
         assert_eq!(duration_text(5.5), "5.5 s");
         assert_eq!(duration_text(42.2), "42 s");
         assert_eq!(duration_text(185.0), "3 min 5 s");
+        assert_eq!(duration_text(60.0), "1 min");
         assert_eq!(duration_text(7_800.0), "2 h 10 min");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
