@@ -503,12 +503,10 @@ impl Settings {
             return Err(bad("report.weekly_day", "must be one of mon..sun, or \"\"".into()));
         }
         let tz = &self.report.timezone;
-        let tz_ok = tz == "UTC"
-            || (tz.contains('/') && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
-        if !tz_ok {
+        if crate::schedule::time_zone(tz).is_none() {
             return Err(bad(
                 "report.timezone",
-                "must be \"UTC\" or an IANA name such as Europe/Berlin".into(),
+                format!("`{tz}` is not a known time zone; use \"UTC\" or an IANA name such as Europe/Berlin"),
             ));
         }
         Ok(())
@@ -752,6 +750,18 @@ mod tests {
     fn an_explicit_config_path_that_does_not_exist_is_an_error() {
         let err = Config::load(env(&[("ITBOT_CONFIG", "/nonexistent/itbot.toml")])).unwrap_err();
         assert!(err.to_string().starts_with("/nonexistent/itbot.toml: cannot read the file"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_report_time_zone_is_caught_at_startup_and_a_real_one_is_accepted() {
+        let file = ("my.toml".to_string(), "[report]\ntimezone = \"Mars/Olympus\"\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("my.toml: [report] timezone: `Mars/Olympus` is not a known time zone"),
+            "{err}"
+        );
+        let lookup = env(&[("ITBOT__REPORT__TIMEZONE", "America/New_York")]);
+        assert_eq!(Settings::layered(None, &lookup).unwrap().report.timezone, "America/New_York");
     }
 
     #[test]

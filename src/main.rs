@@ -56,6 +56,18 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         history: usize,
     },
+    /// The team's figures from the channel's history: tickets by category and day, first
+    /// response, resolved, escalated, takeovers, feedback, top problems, LLM cost (needs the
+    /// Slack tokens).
+    Report {
+        /// Days back from now.
+        #[arg(long, default_value_t = itbot::report::DEFAULT_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(itbot::report::MAX_DAYS)))]
+        days: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The real bot under load against the simulated workspace and a fake LLM: ack latency, time
     /// per turn, lost or duplicate answers, memory, Web API calls and tokens per ticket (see
     /// BENCHMARKS.md). Exits 1 if a step was not answered exactly once.
@@ -176,6 +188,10 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Command::Report { days, json } => {
+            telemetry::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()), LogFormat::Pretty);
+            report_command(&config, days, json)
+        }
         Command::Explain { text, jsonl, history } => {
             let kb = match itbot::startup::load_knowledge(&config) {
                 Ok(kb) => kb,
@@ -222,6 +238,37 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn report_command(config: &Config, days: u32, json: bool) -> ExitCode {
+    let read = match actix_rt::System::new().block_on(itbot::startup::read_report(config, days)) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!("itbot report: {e}");
+            return ExitCode::from(match e {
+                itbot::startup::StartError::Config(_) | itbot::startup::StartError::Knowledge(_) => 2,
+                _ => 1,
+            });
+        }
+    };
+    if !read.complete {
+        eprintln!(
+            "itbot report: stopped after {} messages (history.backfill_messages); older tickets of the period are not counted",
+            read.messages_read
+        );
+    }
+    if json {
+        match serde_json::to_string_pretty(&read.report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("itbot report: cannot write JSON: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{}", read.report.to_table());
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(config: Config, slack_pace_factor: u32) -> ExitCode {

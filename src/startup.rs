@@ -25,7 +25,8 @@ use crate::config::{Config, ConfigError};
 use crate::http::{self, Health};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::prompt::{PromptBuilder, PromptError};
-use crate::slack::{ChannelId, SlackError, WebClient};
+use crate::report::Report;
+use crate::slack::{ChannelId, SlackError, UserId, WebClient};
 
 /// Why the bot could not start. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +126,17 @@ async fn identify(config: &Config, slack: &SlackApi) -> Result<(Identity, Channe
     Ok((identity, channel))
 }
 
-/// Reads the channel's last `messages` messages into a past-ticket index, for `itbot explain
-/// --history`: the same reading the bot does at startup, but waited for.
-pub async fn read_past_tickets(
-    config: &Config,
-    messages: usize,
-) -> Result<crate::tickets::TicketIndex, StartError> {
+/// What a one-shot command needs to read the channel: the Web API with Slack's real limits, who
+/// the bot is, the channel it serves and the triage rules.
+struct ChannelReader {
+    slack: SlackApi,
+    bot: UserId,
+    channel: ChannelId,
+    rules: crate::triage::Rules,
+}
+
+/// Connects a one-shot command (`explain --history`, `report`) to the workspace.
+async fn channel_reader(config: &Config) -> Result<ChannelReader, StartError> {
     let tokens = config.slack_tokens()?;
     let rules = triage_rules(config)?;
     let web =
@@ -141,18 +147,67 @@ pub async fn read_past_tickets(
         &api,
     );
     let (identity, channel) = identify(config, &slack).await?;
+    Ok(ChannelReader { slack, bot: identity.user_id, channel, rules })
+}
+
+/// Reads the channel's last `messages` messages into a past-ticket index, for `itbot explain
+/// --history`: the same reading the bot does at startup, but waited for.
+pub async fn read_past_tickets(
+    config: &Config,
+    messages: usize,
+) -> Result<crate::tickets::TicketIndex, StartError> {
+    let reader = channel_reader(config).await?;
     let plan = BackfillPlan {
-        channel,
-        bot: identity.user_id,
+        channel: reader.channel,
+        bot: reader.bot,
         max_messages: messages,
         max_age_days: config.settings.history.max_age_days,
         pace: Duration::from_millis(config.settings.history.backfill_pace_ms),
     };
     let mut index = crate::tickets::TicketIndex::new(config.settings.history.max_tickets.max(messages));
-    crate::actors::tickets::backfill(&slack, &rules, &plan, |t| index.upsert(t))
+    crate::actors::tickets::backfill(&reader.slack, &reader.rules, &plan, |t| index.upsert(t))
         .await
         .map_err(StartError::Slack)?;
     Ok(index)
+}
+
+/// A report read for `itbot report`.
+#[derive(Debug)]
+pub struct ReadReport {
+    pub report: Report,
+    /// Root messages read from the channel.
+    pub messages_read: usize,
+    /// False when `history.backfill_messages` ran out before the start of the period.
+    pub complete: bool,
+}
+
+/// The team report over the last `days` × 24 hours up to now (`days` in
+/// 1..=[`crate::report::MAX_DAYS`]), read from the channel at the backfill's pace
+/// (`history.backfill_pace_ms`, at most `history.backfill_messages` root messages), with
+/// `escalation.it_staff` as IT staff and days in `report.timezone`.
+pub async fn read_report(config: &Config, days: u32) -> Result<ReadReport, StartError> {
+    let kb = load_knowledge(config)?;
+    let reader = channel_reader(config).await?;
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let since = until - i64::from(days) * 86_400;
+    let history = &config.settings.history;
+    let collected = crate::report::collect_counted(
+        &reader.slack,
+        &reader.channel,
+        &reader.bot,
+        &reader.rules,
+        &config.settings.escalation.it_staff,
+        since,
+        Duration::from_millis(history.backfill_pace_ms),
+        history.backfill_messages,
+    )
+    .await
+    .map_err(StartError::Slack)?;
+    let report = Report::build(&collected.tickets, since, until, &config.settings.report.timezone, &kb);
+    Ok(ReadReport { report, messages_read: collected.messages_read, complete: collected.complete })
 }
 
 impl Bot {

@@ -1,5 +1,6 @@
 //! The `itbot` binary as a newcomer and an operator meet it: the sandbox driven from a pipe,
-//! and configuration errors that say what to fix.
+//! configuration errors that say what to fix, and the one-shot commands (`explain`, `doctor`,
+//! `report`) against the simulated workspace.
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
@@ -192,6 +193,180 @@ async fn explain_with_history_shows_the_past_tickets_it_would_use() {
     assert!(stdout.contains("past tickets:"), "{stdout}");
     assert!(stdout.contains("PersonResolved  AWS VPN client stuck on connecting"), "{stdout}");
     assert!(stdout.contains("fix: Your VPN profile was outdated"), "{stdout}");
+}
+
+/// A workspace whose #it holds three tickets from the last week and one older: a VPN ticket the
+/// bot resolved (with a 👍), an Okta ticket IT staff fixed, and an unanswered access request.
+/// Returns it with the environment `itbot report` needs.
+async fn workspace_with_a_week_of_tickets() -> (itbot::sandbox::workspace::Workspace, Vec<(String, String)>) {
+    use itbot::sandbox::workspace::{Workspace, WorkspaceOptions};
+    use serde_json::json;
+    let ws = Workspace::start(WorkspaceOptions::default()).await.expect("workspace");
+    let (alice, bob, dana, erin) =
+        (ws.user_id("alice"), ws.user_id("bob"), ws.user_id("dana"), ws.user_id("erin"));
+    let state = |phase: &str, article: &str, llm: Option<(u64, u64, f64)>| {
+        let mut payload = json!({
+            "v": 1, "phase": phase, "category": "technical", "ticket": null, "assignee": null, "attempts": 0,
+            "escalated": false, "resolved": phase == "resolved", "article": article,
+            "gave_alternative": false, "tried": [],
+        });
+        if let Some((prompt, completion, cost)) = llm {
+            payload["llm"] = json!({
+                "model": "gpt-4o-mini", "prompt_tokens": prompt, "cached_tokens": 0,
+                "completion_tokens": completion, "cost_usd": cost,
+            });
+        }
+        Some(json!({"event_type": "itbot_thread_state", "event_payload": payload}))
+    };
+    let second = 1.0 / 86_400.0;
+
+    let vpn = ws.seed(
+        Some(&alice),
+        "it",
+        "zebra VPN won't connect, the AWS VPN client keeps spinning",
+        None,
+        3.0,
+        None,
+    );
+    let answer = ws.seed(
+        None,
+        "it",
+        "kumquat: reinstall the VPN profile from Self Service",
+        Some(&vpn),
+        3.0 - 10.0 * second,
+        state("helping", "aws-client-vpn", Some((1000, 100, 0.0002))),
+    );
+    ws.react(&alice, "it", &answer, "+1");
+    ws.seed(Some(&alice), "it", "that worked, thanks!", Some(&vpn), 2.99, None);
+    ws.seed(
+        None,
+        "it",
+        "Great, glad that sorted it!",
+        Some(&vpn),
+        2.98,
+        state("resolved", "aws-client-vpn", None),
+    );
+
+    let okta = ws.seed(Some(&bob), "it", "quokka Okta says my account is locked", None, 2.0, None);
+    ws.seed(
+        None,
+        "it",
+        "Wait 15 minutes, then reset your password",
+        Some(&okta),
+        2.0 - 20.0 * second,
+        state("helping", "okta-sso", Some((2000, 200, 0.0004))),
+    );
+    ws.seed(
+        Some(&dana),
+        "it",
+        "Your account was locked after 5 failed attempts; I unlocked it",
+        Some(&okta),
+        1.99,
+        None,
+    );
+
+    ws.seed(Some(&erin), "it", "I need access to Snowflake please", None, 1.0, None);
+    ws.seed(Some(&bob), "it", "Printer on floor 3 jammed again", None, 10.0, None);
+
+    let env = vec![
+        ("SLACK_BOT_TOKEN".into(), ws.bot_token().into()),
+        ("SLACK_APP_TOKEN".into(), ws.app_token().into()),
+        ("SLACK_API_URL".into(), ws.api_url()),
+        ("ITBOT__HISTORY__BACKFILL_PACE_MS".into(), "0".into()),
+        ("ITBOT__ESCALATION__IT_STAFF".into(), dana),
+        ("ITBOT__REPORT__TIMEZONE".into(), "Europe/Berlin".into()),
+    ];
+    (ws, env)
+}
+
+/// Runs `itbot` off the runtime, so the workspace keeps serving while the binary blocks.
+async fn itbot_beside(args: &[&str], env: &[(String, String)]) -> Output {
+    let (args, env): (Vec<String>, Vec<(String, String)>) =
+        (args.iter().map(|a| a.to_string()).collect(), env.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        itbot(&args, &env, "")
+    })
+    .await
+    .expect("itbot ran")
+}
+
+#[actix_rt::test]
+async fn report_json_gives_the_weeks_figures_from_the_channel() {
+    let (_ws, env) = workspace_with_a_week_of_tickets().await;
+
+    let out = itbot_beside(&["report", "--days", "7", "--json"], &env).await;
+
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(r["tickets"], 3, "the ticket from ten days ago is outside the period: {r:#}");
+    assert_eq!(r["by_category"], serde_json::json!({"technical": 2, "access": 1, "change": 0}));
+    assert_eq!(r["answered_by_bot"], 2);
+    assert_eq!(r["resolved_by_bot"], 1);
+    assert_eq!(r["resolved_by_person"], 1);
+    assert_eq!(r["escalated"], 0);
+    assert_eq!(r["human_takeovers"], 1);
+    assert_eq!((r["feedback"]["up"].as_u64(), r["feedback"]["down"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(r["llm"]["calls"], 2);
+    assert_eq!(r["llm"]["prompt_tokens"], 3000);
+    assert_eq!(r["llm"]["completion_tokens"], 300);
+    assert_eq!(r["llm"]["cost_usd"], 0.0006);
+    assert_eq!(r["top_problems"].as_array().map(Vec::len), Some(2));
+    assert_eq!(r["other_problems"], 1);
+    assert_eq!(r["period"]["timezone"], "Europe/Berlin");
+    let days = r["by_day"].as_array().map_or(0, Vec::len);
+    assert!((7..=8).contains(&days), "7 × 24 h back from now touches 8 local days (7 at midnight): {days}");
+    // Seeded 10 s and 20 s after their roots (to the microsecond, give or take the seeding).
+    let median = r["first_response"]["median_secs"].as_f64().expect("a median");
+    let p90 = r["first_response"]["p90_secs"].as_f64().expect("a p90");
+    assert!((median - 10.0).abs() < 0.5 && (p90 - 20.0).abs() < 0.5, "{median} {p90}");
+}
+
+#[actix_rt::test]
+async fn the_report_shows_no_message_text_and_no_user_ids() {
+    let (ws, env) = workspace_with_a_week_of_tickets().await;
+
+    let json = itbot_beside(&["report", "--json"], &env).await;
+    let table = itbot_beside(&["report"], &env).await;
+
+    for out in [&json, &table] {
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{shown}");
+        for word in ["zebra", "kumquat", "quokka", "Snowflake", "unlocked", "Self Service"] {
+            assert!(!shown.contains(word), "`{word}` from a message appears:\n{shown}");
+        }
+        for name in ["alice", "bob", "dana", "erin"] {
+            assert!(!shown.contains(&ws.user_id(name)), "{name}'s user id appears:\n{shown}");
+        }
+        assert!(!shown.contains(ws.bot_user_id()), "the bot's user id appears:\n{shown}");
+    }
+    assert!(text(&table.stdout).contains("Resolved by the bot"), "{}", text(&table.stdout));
+}
+
+#[actix_rt::test]
+async fn report_refuses_a_period_out_of_range_and_a_bad_token_clearly() {
+    let (_ws, mut env) = workspace_with_a_week_of_tickets().await;
+
+    for days in ["0", "91"] {
+        let out = itbot_beside(&["report", "--days", days], &env).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("is not in 1..=90"), "{stderr}");
+    }
+
+    env.retain(|(k, _)| k != "SLACK_BOT_TOKEN");
+    env.push(("SLACK_BOT_TOKEN".into(), "xoxb-not-the-right-one".into()));
+    let out = itbot_beside(&["report"], &env).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SLACK_BOT_TOKEN was refused by Slack") && stderr.contains("invalid_auth"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-right-one"), "the token was printed: {stderr}");
+    assert!(out.stdout.is_empty(), "a failed report printed: {}", text(&out.stdout));
 }
 
 /// Runs `itbot doctor` against a simulated workspace (and a fake LLM) set up as given.

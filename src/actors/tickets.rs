@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::slack_api::{SlackApi, TokenKind};
 use crate::slack::api::{args, next_cursor, Body};
@@ -145,8 +145,8 @@ impl Handler<IndexStats> for TicketIndexActor {
 }
 
 /// Reads recent channel history into tickets, newest first, handing each to `sink`. Returns how
-/// many messages were read. Paged with cursors (ends on an empty or missing `next_cursor`);
-/// rate limits are waited out by the Slack API actor, and a failure ends the backfill early.
+/// many messages were read. Rate limits are waited out by the Slack API actor, and a failure
+/// ends the backfill early.
 pub async fn backfill(
     slack: &SlackApi,
     rules: &Rules,
@@ -155,13 +155,40 @@ pub async fn backfill(
 ) -> Result<usize, SlackError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let oldest = now.saturating_sub(plan.max_age_days * 86_400);
+    read_threads(slack, &plan.channel, oldest, plan.max_messages, plan.pace, |thread| {
+        let Some((root, _)) = thread.first().and_then(|m| history_message(m, &plan.channel)) else {
+            return;
+        };
+        let replies: Vec<_> =
+            thread.iter().skip(1).filter_map(|r| history_message(r, &plan.channel)).collect();
+        if let Some(t) = from_thread(&root, &replies, &plan.bot, rules) {
+            sink(t);
+        }
+    })
+    .await
+}
+
+/// Reads the channel's root messages from `oldest_unix` on, newest first, at most
+/// `max_messages` of them, and hands each person's root (a `user`, no `bot_id`, no `subtype`)
+/// to `sink` as its whole thread: the raw messages as `conversations.replies` returns them, root
+/// first, with metadata and reactions. A root without replies is handed over alone. History is
+/// paged with cursors (ends on an empty or missing `next_cursor`); `pace` is waited before each
+/// thread read (`conversations.replies` is Tier 3). Returns how many root messages were read.
+pub async fn read_threads(
+    slack: &SlackApi,
+    channel: &ChannelId,
+    oldest_unix: u64,
+    max_messages: usize,
+    pace: Duration,
+    mut sink: impl FnMut(&[Value]),
+) -> Result<usize, SlackError> {
     let mut cursor: Option<String> = None;
     let mut read = 0;
-    while read < plan.max_messages {
+    while read < max_messages {
         let mut a = args([
-            ("channel", json!(plan.channel)),
-            ("limit", json!((plan.max_messages - read).min(200))),
-            ("oldest", json!(format!("{oldest}.000000"))),
+            ("channel", json!(channel)),
+            ("limit", json!((max_messages - read).min(200))),
+            ("oldest", json!(format!("{oldest_unix}.000000"))),
             ("include_all_metadata", json!(true)),
         ]);
         if let Some(c) = &cursor {
@@ -171,22 +198,18 @@ pub async fn backfill(
         let messages = page.body["messages"].as_array().cloned().unwrap_or_default();
         for m in &messages {
             read += 1;
-            if read > plan.max_messages {
+            if read > max_messages {
                 break;
             }
-            let Some((root, _)) = history_message(m, &plan.channel) else { continue };
+            let Some((root, _)) = history_message(m, channel) else { continue };
             if root.user.is_none() || root.bot_id.is_some() || root.subtype.is_some() {
                 continue;
             }
-            let replies = if m["reply_count"].as_u64().unwrap_or(0) > 0 {
-                actix_rt::time::sleep(plan.pace).await;
-                let thread = slack.thread_messages(&plan.channel, &root.ts).await?;
-                thread.iter().skip(1).filter_map(|r| history_message(r, &plan.channel)).collect()
+            if m["reply_count"].as_u64().unwrap_or(0) > 0 {
+                actix_rt::time::sleep(pace).await;
+                sink(&slack.thread_messages(channel, &root.ts).await?);
             } else {
-                Vec::new()
-            };
-            if let Some(t) = from_thread(&root, &replies, &plan.bot, rules) {
-                sink(t);
+                sink(std::slice::from_ref(m));
             }
         }
         match next_cursor(&page.body) {
@@ -194,7 +217,7 @@ pub async fn backfill(
             _ => break,
         }
     }
-    Ok(read.min(plan.max_messages))
+    Ok(read.min(max_messages))
 }
 
 /// "today", "yesterday", "3 days ago", "5 weeks ago", from a message ts.

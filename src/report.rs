@@ -1,0 +1,864 @@
+//! The team report: figures computed from the channel's history and the state the bot writes
+//! as message metadata on its replies. No database: [`collect`] reads Slack, and everything
+//! else here is pure — [`TicketSummary::from_thread`] reads one thread, [`Report::build`]
+//! aggregates, and `to_table` / `to_mrkdwn` / serde render.
+//!
+//! A report holds aggregates only: no message text and no user ids, so it can be posted in the
+//! channel and printed anywhere.
+//!
+//! How each figure is read:
+//! - a *ticket* is a root message in the channel by a person (`user` set, no `bot_id`, no
+//!   `subtype`, some text), counted in the period when its root was posted in it;
+//! - its *category* is the one in the bot's latest thread state, else the triage rules' reading
+//!   of the root (for tickets the bot never answered);
+//! - *first response* is the bot's first reply's ts minus the root's ts;
+//! - *resolved by the bot / by a person* and *escalated* follow how the thread ended, read as the
+//!   past-ticket index reads it ([`crate::tickets::from_thread`]); *escalated* also counts a
+//!   ticket whose state says escalated even if a person then resolved it;
+//! - a *human takeover* is a thread where a person from IT (`escalation.it_staff`, or the
+//!   ticket's assignee in the bot's state) wrote a reply, or whose state phase says a human took
+//!   over;
+//! - *feedback* is the button votes the bot recorded on its messages plus 👍/👎 reactions on
+//!   them (the bot's own reactions left out);
+//! - *LLM* usage and cost are summed over the bot's answers (each carries its own usage);
+//! - *outages* are counted from the bot's outage notices (`itbot_outage`), and *tickets in
+//!   outages* from the `outage` mark in thread states.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::actors::slack_api::SlackApi;
+use crate::knowledge::KnowledgeBase;
+use crate::slack::events::{history_message, Message};
+use crate::slack::{ChannelId, SlackError, Ts, UserId};
+use crate::tickets::Ending;
+use crate::triage::{Category, Rules};
+
+/// `itbot report` and `@itbot report` cover this many days unless told otherwise…
+pub const DEFAULT_DAYS: u32 = 7;
+/// …and at most this many: beyond it the read of the history takes minutes at Slack's pace.
+pub const MAX_DAYS: u32 = 90;
+
+/// The metadata event type of the bot's thread state.
+const STATE_EVENT: &str = "itbot_thread_state";
+/// The metadata event type of the bot's outage notice.
+const OUTAGE_EVENT: &str = "itbot_outage";
+/// Reactions that count as feedback on a bot message.
+const UP_REACTIONS: [&str; 2] = ["+1", "thumbsup"];
+const DOWN_REACTIONS: [&str; 2] = ["-1", "thumbsdown"];
+/// Articles listed under "top problems".
+const TOP_PROBLEMS: usize = 5;
+/// A Slack message is cut here, well below the 40,000 characters Slack accepts.
+const MAX_MRKDWN_CHARS: usize = 39_000;
+
+/// LLM usage: calls, tokens and what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LlmUsage {
+    /// Bot answers that came from the LLM.
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    /// Of the prompt tokens, those the provider served from its prompt cache.
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    /// US dollars, as priced by `openai.prices` when the answer was made.
+    pub cost_usd: f64,
+}
+
+impl LlmUsage {
+    fn add(&mut self, other: &LlmUsage) {
+        self.calls += other.calls;
+        self.prompt_tokens += other.prompt_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+/// Thumbs up and down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Votes {
+    pub up: u64,
+    pub down: u64,
+}
+
+impl Votes {
+    fn add(&mut self, other: Votes) {
+        self.up += other.up;
+        self.down += other.down;
+    }
+}
+
+/// One ticket thread, read from Slack messages: what the report needs and nothing personal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketSummary {
+    /// The root's ts: identifies the thread and says when the ticket was asked.
+    pub thread: Ts,
+    /// The root's time in microseconds since the epoch (exact, unlike a float).
+    pub asked_micros: i64,
+    pub category: Category,
+    /// From the root to the bot's first reply; `None` when the bot never replied.
+    pub first_response: Option<Duration>,
+    /// How the thread ended, as the past-ticket index reads it.
+    pub ending: Ending,
+    /// The bot escalated the thread (whatever happened after).
+    pub escalated: bool,
+    /// A person from IT wrote in the thread, or the bot recorded that a human took over.
+    pub human_took_over: bool,
+    /// The knowledge-base article the bot answered from (its slug).
+    pub article: Option<String>,
+    /// Feedback votes and reactions on the bot's messages.
+    pub feedback: Votes,
+    /// LLM usage of the bot's answers in the thread.
+    pub llm: LlmUsage,
+    /// The thread was part of a detected outage.
+    pub in_outage: bool,
+    /// Outage notices the bot posted in this thread (the first thread of an outage has one).
+    pub outages_started: u64,
+}
+
+impl TicketSummary {
+    /// `messages`: the raw JSON of a thread as conversations.replies returns it (root first,
+    /// replies oldest first, each with optional "metadata" and "reactions"). `None` when the
+    /// root is not a ticket (a bot's or app's post, a join or other subtype, no text).
+    /// `staff` are the user ids of IT staff (`escalation.it_staff`).
+    pub fn from_thread(
+        messages: &[Value],
+        bot: &UserId,
+        rules: &Rules,
+        staff: &[String],
+    ) -> Option<TicketSummary> {
+        // The parsed messages carry a channel, which nothing here reads.
+        let channel = ChannelId::from("");
+        let (root, _) = history_message(messages.first()?, &channel)?;
+        if root.subtype.is_some() || root.thread_ts.as_ref().is_some_and(|t| *t != root.ts) {
+            return None;
+        }
+        let replies: Vec<(Message, Option<Value>)> =
+            messages[1..].iter().filter_map(|m| history_message(m, &channel)).collect();
+        // Who counts as a ticket, and how it ended, is the past-ticket index's reading.
+        let past = crate::tickets::from_thread(&root, &replies, bot, rules)?;
+        let requester = root.user.as_ref()?;
+        let asked_micros = ts_micros(&root.ts)?;
+
+        let by_bot: Vec<&Value> =
+            messages[1..].iter().filter(|m| m["user"].as_str() == Some(bot.as_str())).collect();
+        let states: Vec<&Value> = by_bot.iter().filter_map(|m| payload(m, STATE_EVENT)).collect();
+        let latest = states.last();
+
+        let category = latest
+            .and_then(|s| s["category"].as_str())
+            .and_then(Category::parse)
+            .unwrap_or_else(|| rules.classify(root.text.expose()).category);
+        let first_response = by_bot
+            .iter()
+            .filter_map(|m| m["ts"].as_str().and_then(|ts| ts_micros(&Ts::from(ts))))
+            .min()
+            .map(|first| Duration::from_micros(first.saturating_sub(asked_micros).max(0) as u64));
+
+        let assignees: HashSet<&str> = states.iter().filter_map(|s| s["assignee"].as_str()).collect();
+        let it_person_wrote = replies.iter().any(|(m, _)| {
+            let Some(author) = m.user.as_ref() else { return false };
+            author != requester
+                && author != bot
+                && m.bot_id.is_none()
+                && (staff.iter().any(|s| s == author.as_str()) || assignees.contains(author.as_str()))
+        });
+        let human_took_over = it_person_wrote || states.iter().any(|s| s["phase"] == "human_took_over");
+
+        let mut feedback = Votes::default();
+        let mut llm = LlmUsage::default();
+        for m in &by_bot {
+            feedback.add(votes_of(m, bot));
+            if let Some(usage) = m.pointer("/metadata/event_payload/llm").filter(|u| u.is_object()) {
+                let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+                llm.add(&LlmUsage {
+                    calls: 1,
+                    prompt_tokens: n("prompt_tokens"),
+                    cached_tokens: n("cached_tokens"),
+                    completion_tokens: n("completion_tokens"),
+                    cost_usd: usage["cost_usd"]
+                        .as_f64()
+                        .filter(|c| c.is_finite() && *c >= 0.0)
+                        .unwrap_or(0.0),
+                });
+            }
+        }
+
+        Some(TicketSummary {
+            thread: root.ts.clone(),
+            asked_micros,
+            category,
+            first_response,
+            ending: past.ending,
+            escalated: past.ending == Ending::Escalated || states.iter().any(|s| s["escalated"] == true),
+            human_took_over,
+            article: latest.and_then(|s| s["article"].as_str()).filter(|a| !a.is_empty()).map(str::to_string),
+            feedback,
+            llm,
+            in_outage: states.iter().any(|s| s["outage"].is_object()),
+            outages_started: by_bot.iter().filter(|m| payload(m, OUTAGE_EVENT).is_some()).count() as u64,
+        })
+    }
+}
+
+/// The `event_payload` of a message's metadata of this event type.
+fn payload<'a>(m: &'a Value, event_type: &str) -> Option<&'a Value> {
+    let metadata = m.get("metadata")?;
+    (metadata["event_type"] == event_type).then(|| &metadata["event_payload"])
+}
+
+/// Button votes recorded on a bot message plus 👍/👎 reactions on it, the bot's own left out.
+fn votes_of(m: &Value, bot: &UserId) -> Votes {
+    let recorded = m.pointer("/metadata/event_payload/feedback");
+    let n = |k: &str| recorded.and_then(|f| f[k].as_u64()).unwrap_or(0);
+    let mut votes = Votes { up: n("up"), down: n("down") };
+    for r in m["reactions"].as_array().into_iter().flatten() {
+        let name = r["name"].as_str().unwrap_or("");
+        // Skin tones arrive as `+1::skin-tone-2`.
+        let base = name.split("::").next().unwrap_or(name);
+        let users = r["users"].as_array();
+        let count = r["count"].as_u64().or_else(|| users.map(|u| u.len() as u64)).unwrap_or(0);
+        let by_bot = users.is_some_and(|u| u.iter().any(|u| u.as_str() == Some(bot.as_str())));
+        let count = count.saturating_sub(u64::from(by_bot));
+        if UP_REACTIONS.contains(&base) {
+            votes.up += count;
+        } else if DOWN_REACTIONS.contains(&base) {
+            votes.down += count;
+        }
+    }
+    votes
+}
+
+/// A Slack ts (`1712345678.000100`) in microseconds.
+fn ts_micros(ts: &Ts) -> Option<i64> {
+    let (secs, frac) = ts.as_str().split_once('.').unwrap_or((ts.as_str(), "0"));
+    if frac.len() > 6 || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let micros: i64 = format!("{frac:0<6}").parse().ok()?;
+    secs.parse::<i64>().ok()?.checked_mul(1_000_000)?.checked_add(micros)
+}
+
+/// The `p`th percentile of `values` by the nearest-rank method: the smallest value with at
+/// least `p`% of the values at or below it (rank ⌈p/100 × n⌉ in ascending order, at least 1).
+/// Always one of the values, never an interpolation. `None` for no values.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// The period a report covers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Period {
+    /// Local start, `YYYY-MM-DD HH:MM` in `timezone`.
+    pub since: String,
+    /// Local end (exclusive).
+    pub until: String,
+    pub since_unix: i64,
+    pub until_unix: i64,
+    pub timezone: String,
+}
+
+/// A count for each category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PerCategory<T> {
+    pub technical: T,
+    pub access: T,
+    pub change: T,
+}
+
+impl<T> PerCategory<T> {
+    fn get_mut(&mut self, c: Category) -> &mut T {
+        match c {
+            Category::Technical => &mut self.technical,
+            Category::Access => &mut self.access,
+            Category::Change => &mut self.change,
+        }
+    }
+
+    fn each(&self) -> [(&'static str, &T); 3] {
+        [("technical", &self.technical), ("access", &self.access), ("change", &self.change)]
+    }
+}
+
+/// Tickets asked on one local day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Day {
+    /// `YYYY-MM-DD` in the report's time zone.
+    pub date: String,
+    /// `Mon`..`Sun`.
+    pub weekday: String,
+    pub tickets: u64,
+    pub by_category: PerCategory<u64>,
+}
+
+/// Time to the bot's first reply, over the tickets it answered (nearest-rank percentiles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct FirstResponse {
+    pub median_secs: Option<f64>,
+    pub p90_secs: Option<f64>,
+}
+
+/// Feedback on the bot's messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Feedback {
+    pub up: u64,
+    pub down: u64,
+    pub by_category: PerCategory<Votes>,
+}
+
+/// A recurring problem: tickets answered from one knowledge-base article.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The article's slug (its file name without `.md`).
+    pub article: String,
+    /// The article's title, or the slug when the article is no longer in the knowledge base.
+    pub title: String,
+    pub tickets: u64,
+}
+
+/// Detected outages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outages {
+    /// Outage notices the bot posted.
+    pub detected: u64,
+    /// Tickets that were part of an outage.
+    pub tickets: u64,
+}
+
+/// The team's figures over a period. Aggregates only: no message text, no user ids.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub period: Period,
+    /// Tickets asked in the period.
+    pub tickets: u64,
+    pub by_category: PerCategory<u64>,
+    /// Every local day of the period, empty days included.
+    pub by_day: Vec<Day>,
+    /// Tickets the bot replied in.
+    pub answered_by_bot: u64,
+    pub first_response: FirstResponse,
+    /// The requester confirmed the bot's answer worked.
+    pub resolved_by_bot: u64,
+    /// A person fixed it.
+    pub resolved_by_person: u64,
+    pub escalated: u64,
+    pub human_takeovers: u64,
+    pub feedback: Feedback,
+    /// The most frequent articles, most tickets first (ties by slug), at most five.
+    pub top_problems: Vec<Problem>,
+    /// Tickets answered from no article (requests, unanswered tickets, answers from the LLM
+    /// alone).
+    pub other_problems: u64,
+    pub llm: LlmUsage,
+    pub outages: Outages,
+}
+
+impl Report {
+    /// The report over tickets asked from `since_unix` (inclusive) to `until_unix` (exclusive);
+    /// days are local days in `tz` (UTC when `tz` is unknown; the config check rejects such a
+    /// zone at startup). A ticket listed twice counts once.
+    pub fn build(
+        tickets: &[TicketSummary],
+        since_unix: i64,
+        until_unix: i64,
+        tz: &str,
+        kb: &KnowledgeBase,
+    ) -> Report {
+        let tz = if crate::schedule::time_zone(tz).is_some() { tz } else { "UTC" };
+        let (since_micros, until_micros) =
+            (since_unix.saturating_mul(1_000_000), until_unix.saturating_mul(1_000_000));
+        let mut seen = HashSet::new();
+        let tickets: Vec<&TicketSummary> = tickets
+            .iter()
+            .filter(|t| t.asked_micros >= since_micros && t.asked_micros < until_micros)
+            .filter(|t| seen.insert(&t.thread))
+            .collect();
+        let count = |f: &dyn Fn(&TicketSummary) -> bool| tickets.iter().filter(|t| f(t)).count() as u64;
+
+        let mut by_category = PerCategory::<u64>::default();
+        let mut feedback = Feedback::default();
+        let mut llm = LlmUsage::default();
+        let mut by_article: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_date: BTreeMap<String, PerCategory<u64>> = BTreeMap::new();
+        for t in &tickets {
+            *by_category.get_mut(t.category) += 1;
+            feedback.up += t.feedback.up;
+            feedback.down += t.feedback.down;
+            feedback.by_category.get_mut(t.category).add(t.feedback);
+            llm.add(&t.llm);
+            if let Some(a) = &t.article {
+                *by_article.entry(a.as_str()).or_default() += 1;
+            }
+            let date =
+                crate::schedule::local_date(t.asked_micros.div_euclid(1_000_000), tz).unwrap_or_default();
+            *by_date.entry(date).or_default().get_mut(t.category) += 1;
+        }
+        // Micro-dollars: a sum of floats is not exact, a report should read the same everywhere.
+        llm.cost_usd = (llm.cost_usd * 1e6).round() / 1e6;
+
+        let dates =
+            crate::schedule::local_dates(since_unix, until_unix.saturating_sub(1), tz).unwrap_or_default();
+        let by_day = dates
+            .into_iter()
+            .map(|date| {
+                let c = by_date.get(&date).copied().unwrap_or_default();
+                Day {
+                    weekday: weekday_of(&date),
+                    tickets: c.technical + c.access + c.change,
+                    by_category: c,
+                    date,
+                }
+            })
+            .collect();
+
+        let mut ranked: Vec<(&str, u64)> = by_article.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let top_problems = ranked
+            .into_iter()
+            .take(TOP_PROBLEMS)
+            .map(|(slug, n)| Problem {
+                article: slug.to_string(),
+                title: kb
+                    .articles()
+                    .iter()
+                    .find(|a| a.slug == slug)
+                    .map_or_else(|| slug.to_string(), |a| a.title.clone()),
+                tickets: n,
+            })
+            .collect();
+
+        let waits: Vec<f64> =
+            tickets.iter().filter_map(|t| t.first_response).map(|d| d.as_secs_f64()).collect();
+        let local = |unix| crate::schedule::local_datetime(unix, tz).unwrap_or_default();
+        Report {
+            period: Period {
+                since: local(since_unix),
+                until: local(until_unix),
+                since_unix,
+                until_unix,
+                timezone: tz.to_string(),
+            },
+            tickets: tickets.len() as u64,
+            by_category,
+            by_day,
+            answered_by_bot: waits.len() as u64,
+            first_response: FirstResponse {
+                median_secs: percentile(&waits, 50.0),
+                p90_secs: percentile(&waits, 90.0),
+            },
+            resolved_by_bot: count(&|t| t.ending == Ending::BotResolved),
+            resolved_by_person: count(&|t| t.ending == Ending::PersonResolved),
+            escalated: count(&|t| t.escalated),
+            human_takeovers: count(&|t| t.human_took_over),
+            feedback,
+            top_problems,
+            other_problems: count(&|t| t.article.is_none()),
+            llm,
+            outages: Outages {
+                detected: tickets.iter().map(|t| t.outages_started).sum(),
+                tickets: count(&|t| t.in_outage),
+            },
+        }
+    }
+
+    /// The report as a terminal table.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "Team report {} to {} ({})\n\n",
+            self.period.since, self.period.until, self.period.timezone
+        );
+        let mut row = |label: &str, value: String| out.push_str(&format!("{label:<24}{value}\n"));
+        row("Tickets", self.tickets.to_string());
+        for (name, n) in self.by_category.each() {
+            row(&format!("  {name}"), n.to_string());
+        }
+        row("Answered by the bot", self.answered_by_bot.to_string());
+        row("First response", self.first_response_text());
+        row("Resolved by the bot", self.resolved_by_bot.to_string());
+        row("Resolved by a person", self.resolved_by_person.to_string());
+        row("Escalated", self.escalated.to_string());
+        row("Human takeovers", self.human_takeovers.to_string());
+        row("Feedback", format!("{} up, {} down", self.feedback.up, self.feedback.down));
+        for (name, v) in self.feedback.by_category.each() {
+            row(&format!("  {name}"), format!("{} up, {} down", v.up, v.down));
+        }
+        row("Outages", self.outages_text());
+        row("LLM", self.llm_text());
+
+        out.push_str("\nTop problems\n");
+        if self.top_problems.is_empty() && self.other_problems == 0 {
+            out.push_str("  (no tickets)\n");
+        }
+        for p in &self.top_problems {
+            out.push_str(&format!("  {:>5}  {}\n", p.tickets, p.title));
+        }
+        if self.other_problems > 0 {
+            out.push_str(&format!("  {:>5}  other (no knowledge-base article)\n", self.other_problems));
+        }
+
+        out.push_str(&format!(
+            "\n{:<16}{:>7}{:>11}{:>8}{:>8}\n",
+            "Tickets by day", "total", "technical", "access", "change"
+        ));
+        for d in &self.by_day {
+            out.push_str(&format!(
+                "  {} {}{:>7}{:>11}{:>8}{:>8}\n",
+                d.date,
+                d.weekday,
+                d.tickets,
+                d.by_category.technical,
+                d.by_category.access,
+                d.by_category.change
+            ));
+        }
+        out
+    }
+
+    /// The report as a Slack message (mrkdwn): a few thousand characters for 90 days, never
+    /// over Slack's limit.
+    pub fn to_mrkdwn(&self) -> String {
+        use crate::slack::format::escape;
+        let c = &self.by_category;
+        let mut out = format!(
+            "*IT report* {} to {} ({})\n",
+            self.period.since,
+            self.period.until,
+            escape(&self.period.timezone)
+        );
+        out.push_str(&format!(
+            "*Tickets:* {} ({} technical, {} access, {} change)\n",
+            self.tickets, c.technical, c.access, c.change
+        ));
+        out.push_str(&format!(
+            "*Answered by the bot:* {} · first response {}\n",
+            self.answered_by_bot,
+            self.first_response_text()
+        ));
+        out.push_str(&format!(
+            "*Resolved:* {} by the bot (requester confirmed), {} by a person · *Escalated:* {} · *Human takeovers:* {}\n",
+            self.resolved_by_bot, self.resolved_by_person, self.escalated, self.human_takeovers
+        ));
+        let per_category = self
+            .feedback
+            .by_category
+            .each()
+            .iter()
+            .map(|(name, v)| format!("{name} {}/{}", v.up, v.down))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "*Feedback:* :+1: {} · :-1: {} ({per_category})\n",
+            self.feedback.up, self.feedback.down
+        ));
+        out.push_str(&format!("*Outages:* {}\n", self.outages_text()));
+        out.push_str(&format!("*LLM:* {}\n", self.llm_text()));
+        if !self.top_problems.is_empty() || self.other_problems > 0 {
+            out.push_str("*Top problems*\n");
+            for p in &self.top_problems {
+                out.push_str(&format!("• {} — {}\n", escape(&p.title), p.tickets));
+            }
+            if self.other_problems > 0 {
+                out.push_str(&format!("• other (no knowledge-base article) — {}\n", self.other_problems));
+            }
+        }
+        let days = self
+            .by_day
+            .iter()
+            .map(|d| format!("`{} {}` {}", d.weekday, d.date.get(5..).unwrap_or(&d.date), d.tickets))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        out.push_str(&format!("*By day:* {days}\n"));
+        if out.chars().count() > MAX_MRKDWN_CHARS {
+            out = out.chars().take(MAX_MRKDWN_CHARS).collect::<String>() + "…";
+        }
+        out
+    }
+
+    fn first_response_text(&self) -> String {
+        match (self.first_response.median_secs, self.first_response.p90_secs) {
+            (Some(median), Some(p90)) => {
+                format!("median {}, p90 {}", duration_text(median), duration_text(p90))
+            }
+            _ => "no answers".into(),
+        }
+    }
+
+    fn outages_text(&self) -> String {
+        let plural = if self.outages.tickets == 1 { "" } else { "s" };
+        format!("{} ({} ticket{plural})", self.outages.detected, self.outages.tickets)
+    }
+
+    fn llm_text(&self) -> String {
+        let l = &self.llm;
+        format!(
+            "{} calls, {} prompt tokens ({} cached), {} completion tokens, {}",
+            thousands(l.calls),
+            thousands(l.prompt_tokens),
+            thousands(l.cached_tokens),
+            thousands(l.completion_tokens),
+            dollars(l.cost_usd)
+        )
+    }
+}
+
+/// `Mon`..`Sun` of a `YYYY-MM-DD` date.
+fn weekday_of(date: &str) -> String {
+    date.parse::<jiff::civil::Date>().map(|d| d.strftime("%a").to_string()).unwrap_or_default()
+}
+
+/// "5.5 s", "42 s", "1 min", "3 min 5 s", "2 h 10 min".
+fn duration_text(secs: f64) -> String {
+    let whole = secs.round() as u64;
+    if secs < 10.0 {
+        format!("{:.1} s", secs)
+    } else if whole < 60 {
+        format!("{whole} s")
+    } else if whole < 3600 && whole % 60 == 0 {
+        format!("{} min", whole / 60)
+    } else if whole < 3600 {
+        format!("{} min {} s", whole / 60, whole % 60)
+    } else {
+        format!("{} h {} min", whole / 3600, whole % 3600 / 60)
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Dollars with cents, or with six decimals below a cent so small costs still show.
+fn dollars(usd: f64) -> String {
+    if usd > 0.0 && usd < 0.01 {
+        format!("${usd:.6}")
+    } else {
+        format!("${usd:.2}")
+    }
+}
+
+/// What [`collect_counted`] read.
+#[derive(Debug, Clone, Default)]
+pub struct Collected {
+    pub tickets: Vec<TicketSummary>,
+    /// Root messages read from the channel (tickets and others).
+    pub messages_read: usize,
+    /// False when the read stopped at `max_messages`: older tickets in the period are missing.
+    pub complete: bool,
+}
+
+/// Reads the channel's root messages from `since_unix` (conversations.history with
+/// include_all_metadata=true, paged with cursors until next_cursor is "" or absent) and each
+/// thread with replies (conversations.replies via SlackApi::thread_messages), pausing `pace`
+/// between thread reads; at most `max_messages` roots.
+#[allow(clippy::too_many_arguments)]
+pub async fn collect(
+    slack: &SlackApi,
+    channel: &ChannelId,
+    bot: &UserId,
+    rules: &Rules,
+    staff: &[String],
+    since_unix: i64,
+    pace: Duration,
+    max_messages: usize,
+) -> Result<Vec<TicketSummary>, SlackError> {
+    collect_counted(slack, channel, bot, rules, staff, since_unix, pace, max_messages)
+        .await
+        .map(|c| c.tickets)
+}
+
+/// [`collect`], also saying how much was read and whether the period was read to its start.
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, fields(channel = %channel, since_unix, max_messages))]
+pub async fn collect_counted(
+    slack: &SlackApi,
+    channel: &ChannelId,
+    bot: &UserId,
+    rules: &Rules,
+    staff: &[String],
+    since_unix: i64,
+    pace: Duration,
+    max_messages: usize,
+) -> Result<Collected, SlackError> {
+    let started = std::time::Instant::now();
+    let mut tickets = Vec::new();
+    let oldest = u64::try_from(since_unix).unwrap_or(0);
+    let read = crate::actors::tickets::read_threads(slack, channel, oldest, max_messages, pace, |thread| {
+        tickets.extend(TicketSummary::from_thread(thread, bot, rules, staff));
+    })
+    .await?;
+    tracing::info!(
+        messages = read,
+        tickets = tickets.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "channel history read for a report"
+    );
+    Ok(Collected { tickets, messages_read: read, complete: read < max_messages })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use serde_json::json;
+
+    fn rules() -> Rules {
+        let s = Settings::shipped();
+        Rules::new(&s.triage, &s.followup).expect("the shipped rules compile")
+    }
+
+    fn summary(ts: &str, category: Category, article: Option<&str>) -> TicketSummary {
+        TicketSummary {
+            thread: Ts::from(ts),
+            asked_micros: ts_micros(&Ts::from(ts)).expect("a valid ts"),
+            category,
+            first_response: None,
+            ending: Ending::Unknown,
+            escalated: false,
+            human_took_over: false,
+            article: article.map(str::to_string),
+            feedback: Votes::default(),
+            llm: LlmUsage::default(),
+            in_outage: false,
+            outages_started: 0,
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles_are_always_one_of_the_values() {
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&ten, 50.0), Some(5.0));
+        assert_eq!(percentile(&ten, 90.0), Some(9.0));
+        assert_eq!(percentile(&ten, 100.0), Some(10.0));
+        assert_eq!(percentile(&[4.0, 1.0, 3.0, 2.0], 50.0), Some(2.0), "the lower middle of an even count");
+        assert_eq!(percentile(&[4.0, 1.0, 3.0, 2.0], 90.0), Some(4.0));
+        assert_eq!(percentile(&[7.5], 90.0), Some(7.5));
+        assert_eq!(percentile(&[7.5], 0.0), Some(7.5));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn slack_timestamps_are_read_to_the_microsecond() {
+        assert_eq!(ts_micros(&Ts::from("1700000000.000100")), Some(1_700_000_000_000_100));
+        assert_eq!(ts_micros(&Ts::from("1700000000.5")), Some(1_700_000_000_500_000));
+        assert_eq!(ts_micros(&Ts::from("1700000000")), Some(1_700_000_000_000_000));
+        assert_eq!(ts_micros(&Ts::from("17x.1")), None);
+    }
+
+    #[test]
+    fn top_problems_are_the_five_most_frequent_articles_then_other() {
+        let kb = KnowledgeBase::shipped();
+        let mut tickets = Vec::new();
+        let plan =
+            [("zoom", 3), ("slack", 3), ("github", 2), ("okta-sso", 2), ("jamf-mac", 1), ("wifi-network", 1)];
+        for (article, n) in plan {
+            for _ in 0..n {
+                tickets.push(summary(
+                    &format!("{}.0", 1000 + tickets.len()),
+                    Category::Technical,
+                    Some(article),
+                ));
+            }
+        }
+        tickets.push(summary("2000.0", Category::Access, None));
+
+        let r = Report::build(&tickets, 0, 10_000, "UTC", &kb);
+
+        let top: Vec<(&str, u64)> = r.top_problems.iter().map(|p| (p.article.as_str(), p.tickets)).collect();
+        assert_eq!(top, [("slack", 3), ("zoom", 3), ("github", 2), ("okta-sso", 2), ("jamf-mac", 1)]);
+        assert_eq!(r.other_problems, 1);
+        let zoom = kb.articles().iter().find(|a| a.slug == "zoom").expect("zoom is shipped");
+        assert_eq!(r.top_problems[1].title, zoom.title);
+    }
+
+    #[test]
+    fn a_ticket_outside_the_period_or_listed_twice_is_not_counted() {
+        let kb = KnowledgeBase::shipped();
+        let t = summary("5000.000001", Category::Technical, None);
+        let tickets = vec![summary("999.999999", Category::Technical, None), t.clone(), t];
+
+        let r = Report::build(&tickets, 1000, 6000, "UTC", &kb);
+
+        assert_eq!(r.tickets, 1);
+        assert_eq!(Report::build(&tickets, 1000, 5000, "UTC", &kb).tickets, 0, "the end is exclusive");
+    }
+
+    #[test]
+    fn reactions_by_others_count_as_feedback_and_the_bots_own_do_not() {
+        let bot = UserId::from("UBOT");
+        let m = json!({
+            "metadata": {"event_type": "itbot_thread_state", "event_payload": {"feedback": {"up": 2, "down": 1}}},
+            "reactions": [
+                {"name": "+1", "users": ["U1", "UBOT"], "count": 2},
+                {"name": "thumbsdown", "users": ["U2"], "count": 1},
+                {"name": "+1::skin-tone-3", "users": ["U3"], "count": 1},
+                {"name": "eyes", "users": ["U4"], "count": 1},
+            ],
+        });
+        assert_eq!(votes_of(&m, &bot), Votes { up: 4, down: 2 });
+    }
+
+    #[test]
+    fn a_ticket_the_bot_never_answered_takes_its_category_from_the_rules() {
+        let root = json!({"type": "message", "user": "U1", "ts": "100.000000", "text": "I need access to Snowflake please"});
+        let t = TicketSummary::from_thread(&[root], &UserId::from("UBOT"), &rules(), &[]).expect("a ticket");
+        assert_eq!(t.category, Category::Access);
+        assert_eq!(t.first_response, None);
+        assert_eq!(t.ending, Ending::Unknown);
+    }
+
+    #[test]
+    fn posts_by_apps_and_joins_are_not_tickets() {
+        let (bot, rules) = (UserId::from("UBOT"), rules());
+        let by_bot = json!({"user": "UBOT", "bot_id": "B1", "ts": "1.0", "text": "weekly report"});
+        let join = json!({"user": "U1", "subtype": "channel_join", "ts": "2.0", "text": "joined"});
+        assert!(TicketSummary::from_thread(&[by_bot], &bot, &rules, &[]).is_none());
+        assert!(TicketSummary::from_thread(&[join], &bot, &rules, &[]).is_none());
+        assert!(TicketSummary::from_thread(&[], &bot, &rules, &[]).is_none());
+    }
+
+    #[test]
+    fn the_slack_message_stays_short_for_ninety_days_and_shows_no_ids() {
+        let kb = KnowledgeBase::shipped();
+        let tickets: Vec<TicketSummary> = (0..500)
+            .map(|i| summary(&format!("{}.0", 1_000_000 + i * 15_000), Category::Technical, Some("zoom")))
+            .collect();
+
+        let r = Report::build(&tickets, 1_000_000, 1_000_000 + 90 * 86_400, "Europe/Berlin", &kb);
+        let text = r.to_mrkdwn();
+
+        assert_eq!(r.by_day.len(), 91, "a partial first and last day");
+        assert!(text.chars().count() < 3_000, "{} characters:\n{text}", text.chars().count());
+        assert!(!text.contains("1000000.0"), "a thread ts leaked: {text}");
+    }
+
+    #[test]
+    fn durations_and_numbers_read_naturally() {
+        assert_eq!(duration_text(5.5), "5.5 s");
+        assert_eq!(duration_text(42.2), "42 s");
+        assert_eq!(duration_text(185.0), "3 min 5 s");
+        assert_eq!(duration_text(60.0), "1 min");
+        assert_eq!(duration_text(7_800.0), "2 h 10 min");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(dollars(0.0012), "$0.001200");
+        assert_eq!(dollars(12.345), "$12.35");
+        assert_eq!(dollars(0.0), "$0.00");
+    }
+}
