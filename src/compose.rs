@@ -339,9 +339,11 @@ pub fn help_text(channel_name: &str) -> String {
     )
 }
 
-/// The default and the longest period of `@itbot report`, in days.
-pub const REPORT_DAYS: u32 = 7;
-pub const MAX_REPORT_DAYS: u32 = 90;
+/// A root post that mentions the bot to ask for help or a report: the bot answers it, but it
+/// is not a ticket (and does not count as one in reports).
+pub fn is_bot_command(text: &str, bot: &UserId) -> bool {
+    text.contains(&format!("<@{bot}")) && (is_help_request(text) || report_request(text).is_some())
+}
 
 /// `@itbot report`, `report 30`, `report 30d`, `report 30 days`: the days asked for (clamped to
 /// 1..=90), or `None` when the mention asks something else.
@@ -357,12 +359,12 @@ pub fn report_request(text: &str) -> Option<u32> {
         return None;
     }
     match rest {
-        [] => Some(REPORT_DAYS),
+        [] => Some(crate::report::DEFAULT_DAYS),
         [n] | [n, _] => {
             let digits = n.trim_end_matches('d');
             let unit_ok = rest.get(1).is_none_or(|u| u == "days" || u == "day" || u == "d");
             let days: u32 = digits.parse().ok().filter(|_| unit_ok)?;
-            Some(days.clamp(1, MAX_REPORT_DAYS))
+            Some(days.clamp(1, crate::report::MAX_DAYS))
         }
         _ => None,
     }

@@ -136,6 +136,10 @@ impl TicketSummary {
         if root.subtype.is_some() || root.thread_ts.as_ref().is_some_and(|t| *t != root.ts) {
             return None;
         }
+        // `@itbot report` and `@itbot help` are answered, but are not tickets.
+        if crate::compose::is_bot_command(root.text.expose(), bot) {
+            return None;
+        }
         let replies: Vec<(Message, Option<Value>)> =
             messages[1..].iter().filter_map(|m| history_message(m, &channel)).collect();
         // Who counts as a ticket, and how it ended, is the past-ticket index's reading.

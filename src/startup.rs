@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::actors::openai::{OpenAiActor, OpenAiParams};
 use crate::actors::outage::OutageActor;
+use crate::actors::report::{ReportActor, ScheduleOptions};
 use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
 use crate::actors::slack_api::{ApiOptions, Backlog, Identity, SlackApi, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
@@ -66,6 +67,8 @@ impl StartOptions {
 pub struct TransportOptions {
     pub socket: SocketOptions,
     pub api: ApiOptions,
+    /// The clock and tick of the weekly report.
+    pub schedule: ScheduleOptions,
 }
 
 /// A running bot.
@@ -327,7 +330,8 @@ impl Bot {
             outage,
             streaming: Default::default(),
         });
-        let router = RouterActor::new(services).start();
+        let report = ReportActor::new(services.clone(), transport.schedule.clone()).start();
+        let router = RouterActor::new(services, report).start();
         let sockets = (0..connections)
             .map(|slot| {
                 let router = router.clone().recipient();

@@ -4,6 +4,7 @@
 pub mod openai;
 pub mod outage;
 pub mod reply;
+pub mod report;
 pub mod router;
 pub mod slack_api;
 pub mod socket;

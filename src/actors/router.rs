@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use super::report::{ReportActor, ReportRequest};
 use super::thread::{self, ThreadActor, ThreadEvent};
 use super::SharedServices;
 use crate::compose;
@@ -106,6 +107,8 @@ struct ThreadLoaded {
 
 pub struct RouterActor {
     services: SharedServices,
+    /// Answers `@itbot report` and posts the weekly report.
+    report: Addr<ReportActor>,
     threads: HashMap<Ts, Addr<ThreadActor>>,
     /// The id of the actor holding each thread.
     thread_actor: HashMap<Ts, u64>,
@@ -126,9 +129,10 @@ pub struct RouterActor {
 }
 
 impl RouterActor {
-    pub fn new(services: SharedServices) -> RouterActor {
+    pub fn new(services: SharedServices, report: Addr<ReportActor>) -> RouterActor {
         RouterActor {
             services,
+            report,
             threads: HashMap::new(),
             thread_actor: HashMap::new(),
             next_actor: 1,
@@ -250,7 +254,9 @@ impl RouterActor {
             return;
         }
         if m.is_root() {
-            if mentioned && compose::is_help_request(m.text.expose()) {
+            if let Some(days) = compose::report_request(m.text.expose()).filter(|_| mentioned) {
+                self.report.do_send(ReportRequest { thread: m.ts.clone(), days });
+            } else if mentioned && compose::is_help_request(m.text.expose()) {
                 self.post_help(&m);
             } else {
                 self.start_thread(m, ctx);

@@ -336,7 +336,8 @@ impl Workspace {
     ) -> String {
         let channel = self.channel_id(channel);
         let mut st = self.inner.lock();
-        let mut micros = now_micros().saturating_sub((days_ago.max(0.0) * 86_400e6) as u128);
+        let now = now_micros() + st.skew_micros;
+        let mut micros = now.saturating_sub((days_ago.max(0.0) * 86_400e6) as u128);
         while st.messages.iter().any(|m| parse_ts(&m.ts).is_some_and(|t| t == micros)) {
             micros += 1;
         }

@@ -7,6 +7,7 @@ mod lifecycle;
 mod metrics;
 mod outage;
 mod replicas;
+mod report;
 
 use std::time::Duration;
 

@@ -71,6 +71,7 @@ pub fn fast_transport() -> TransportOptions {
             max_attempts: 5,
             max_retry_after: Duration::from_secs(40),
         },
+        ..TransportOptions::default()
     }
 }
 
