@@ -1,6 +1,8 @@
 //! The pure work the bot does on every event and every turn: reading a Socket Mode envelope,
 //! triage, reading a follow-up, redaction, retrieval (knowledge base and past tickets) and
-//! turning an LLM answer into Slack mrkdwn. Inputs are shaped like what the bot really sees.
+//! turning an LLM answer into Slack mrkdwn; and per new ticket, outage detection; and per report,
+//! reading a thread and the figures of 10,000 tickets. Inputs are shaped like what the bot really
+//! sees.
 //! Run: `cargo bench --bench hot_paths`.
 
 use std::hint::black_box;
@@ -8,9 +10,12 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use itbot::config::Config;
 use itbot::knowledge::KnowledgeBase;
+use itbot::outage::OutageTracker;
 use itbot::redact::redact;
+use itbot::report::{Report, TicketSummary};
 use itbot::slack::format::markdown_to_mrkdwn;
 use itbot::slack::socket::{parse_frame, Frame};
+use itbot::slack::UserId;
 use itbot::slack::{events, Ts};
 use itbot::telemetry::UserText;
 use itbot::tickets::{Ending, PastTicket, TicketIndex};
@@ -100,6 +105,39 @@ fn read_envelope(text: &str) -> Option<events::Event> {
     }
 }
 
+/// A ticket thread as `conversations.replies` returns it: the post, the bot's answer with its
+/// state, feedback and LLM usage, the requester's "that worked" and the bot's closing reply.
+fn thread_json(i: usize) -> Vec<serde_json::Value> {
+    let at = 1_790_000_000 + i as i64 * 60;
+    let articles = ["aws-client-vpn", "okta-sso", "zoom", "wifi-network", "gmail-google-workspace"];
+    let category = ["technical", "technical", "technical", "access", "change"][i % 5];
+    let state = |phase: &str, extra: serde_json::Value| {
+        let mut payload = serde_json::json!({
+            "v": 1, "phase": phase, "category": category, "resolved": phase == "resolved",
+            "escalated": false, "attempts": 0, "article": articles[i % articles.len()],
+        });
+        payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::json!({"event_type": "itbot_thread_state", "event_payload": payload})
+    };
+    let usage = serde_json::json!({
+        "llm": {"model": "gpt-4o-mini", "prompt_tokens": 1050, "cached_tokens": 0, "completion_tokens": 220, "cost_usd": 0.00029},
+        "feedback": {"up": 1, "down": 0},
+    });
+    serde_json::json!([
+        {"type": "message", "user": format!("U{:08}", i % 300), "text": POSTS[i % POSTS.len()], "ts": format!("{at}.000100"), "reply_count": 3},
+        {"type": "message", "user": "UBOT", "bot_id": "BBOT", "text": ANSWER, "ts": format!("{}.000200", at + 4),
+         "thread_ts": format!("{at}.000100"), "metadata": state("helping", usage),
+         "reactions": [{"name": "+1", "users": ["U1"], "count": 1}]},
+        {"type": "message", "user": format!("U{:08}", i % 300), "text": "that worked, thanks!", "ts": format!("{}.000300", at + 40),
+         "thread_ts": format!("{at}.000100")},
+        {"type": "message", "user": "UBOT", "bot_id": "BBOT", "text": "Great, glad that sorted it!", "ts": format!("{}.000400", at + 41),
+         "thread_ts": format!("{at}.000100"), "metadata": state("resolved", serde_json::json!({}))},
+    ])
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
 fn bench(c: &mut Criterion) {
     for (name, frame) in
         [("message", MESSAGE_ENVELOPE), ("assist card", ASSIST_ENVELOPE), ("reaction", REACTION_ENVELOPE)]
@@ -162,6 +200,38 @@ fn bench(c: &mut Criterion) {
     c.bench_function("mrkdwn: markdown_to_mrkdwn (a 1 KB answer)", |b| {
         b.iter(|| black_box(markdown_to_mrkdwn(black_box(ANSWER))))
     });
+
+    // A steady stream of reports on 15 symptoms from 300 people, one a minute: no outage.
+    c.bench_function("outage: OutageTracker::report (a new ticket)", |b| {
+        let mut tracker = OutageTracker::new(3, 600);
+        let users: Vec<UserId> = (0..300).map(|u| UserId::from(format!("U{u:08}").as_str())).collect();
+        let mut i = 0usize;
+        b.iter(|| {
+            i += 1;
+            let at = i as f64 * 60.0;
+            let thread = Ts::from(format!("{at}.000000").as_str());
+            black_box(tracker.report(&format!("article-{}", i % 15), &thread, &users[i % 300], at))
+        })
+    });
+
+    let bot = UserId::from("UBOT");
+    let threads: Vec<Vec<serde_json::Value>> = (0..10_000).map(thread_json).collect();
+    c.bench_function("report: TicketSummary::from_thread (a 4-message thread)", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(TicketSummary::from_thread(black_box(&threads[i % threads.len()]), &bot, &rules, &[]))
+        })
+    });
+    let summaries: Vec<TicketSummary> =
+        threads.iter().filter_map(|t| TicketSummary::from_thread(t, &bot, &rules, &[])).collect();
+    assert_eq!(summaries.len(), 10_000, "every synthetic thread is a ticket");
+    let (since, until) = (1_790_000_000, 1_790_000_000 + 7 * 86_400);
+    c.bench_function("report: Report::build (10,000 tickets, Europe/Berlin)", |b| {
+        b.iter(|| black_box(Report::build(black_box(&summaries), since, until, "Europe/Berlin", &kb)))
+    });
+    let report = Report::build(&summaries, since, until, "Europe/Berlin", &kb);
+    c.bench_function("report: Report::to_mrkdwn", |b| b.iter(|| black_box(report.to_mrkdwn())));
 }
 
 criterion_group!(benches, bench);

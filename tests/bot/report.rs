@@ -67,13 +67,24 @@ async fn ask_report(app: &TestApp, who: &str, words: &str) -> Posted {
 async fn a_mention_asking_for_a_report_gets_the_figures_in_its_thread() {
     let app = spawn(Setup {
         seed: Some(Box::new(seed)),
+        llm: true,
         tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 10)),
         ..Setup::default()
     })
     .await;
     let dave = app.ws.user_id("dave");
     let live = app.ws.post(&dave, &app.it(), "AWS VPN client won't connect", None);
-    app.wait_bot_replies(&live, 1).await;
+    let answer = app.wait_bot_replies(&live, 1).await[0].ts.clone();
+    // A vote on the live answer reaches the report through the answer's metadata.
+    assert!(app.ws.click_feedback(&app.ws.user_id("frank"), &app.it(), &answer, true));
+    wait_for("the vote to be written", || {
+        let written = app.bot_replies(&live)[0]
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m["event_payload"]["feedback"]["up"] == 1);
+        async move { written.then_some(()) }
+    })
+    .await;
 
     let week = ask_report(&app, "erin", "report").await;
     let month = ask_report(&app, "erin", "report 30 days").await;
@@ -82,6 +93,8 @@ async fn a_mention_asking_for_a_report_gets_the_figures_in_its_thread() {
     assert!(week.text.contains("*Tickets:* 3 (2 technical, 1 access, 0 change)"), "{}", week.text);
     assert!(week.text.contains("*Resolved:* 1 by the bot"), "{}", week.text);
     assert!(week.text.contains("*Answered by the bot:* 3"), "{}", week.text);
+    assert!(week.text.contains("*Feedback:* :+1: 1 · :-1: 0"), "{}", week.text);
+    assert!(week.text.contains("*LLM:* 1 calls"), "{}", week.text);
     // The mention itself is not a ticket; the month reaches the fortnight-old one.
     assert!(month.text.contains("*Tickets:* 4 (3 technical, 1 access, 0 change)"), "{}", month.text);
     for leak in ["zoom audio is broken", "Snowflake", "printer jammed", "AWS VPN client won't", &dave] {
