@@ -22,7 +22,8 @@
 //!   them (the bot's own reactions left out);
 //! - *LLM* usage and cost are summed over the bot's answers (each carries its own usage);
 //! - *outages* are counted from the bot's outage notices (`itbot_outage`), and *tickets in
-//!   outages* from the `outage` mark in thread states.
+//!   outages* from the threads those notices list (or, if more, the `outage` marks in thread
+//!   states).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -117,6 +118,8 @@ pub struct TicketSummary {
     pub in_outage: bool,
     /// Outage notices the bot posted in this thread (the first thread of an outage has one).
     pub outages_started: u64,
+    /// The threads those notices list as affected (the first one included).
+    pub outage_threads: u64,
 }
 
 impl TicketSummary {
@@ -204,6 +207,7 @@ impl TicketSummary {
             llm,
             in_outage: states.iter().any(|s| s["outage"].is_object()),
             outages_started: by_bot.iter().filter(|m| payload(m, OUTAGE_EVENT).is_some()).count() as u64,
+            outage_threads: by_bot.iter().filter_map(|m| payload(m, OUTAGE_EVENT)?["threads"].as_u64()).sum(),
         })
     }
 }
@@ -469,7 +473,9 @@ impl Report {
             llm,
             outages: Outages {
                 detected: tickets.iter().map(|t| t.outages_started).sum(),
-                tickets: count(&|t| t.in_outage),
+                // The notices list every affected thread; threads only marked in their state
+                // (an outage whose notice is outside the period) count at least.
+                tickets: tickets.iter().map(|t| t.outage_threads).sum::<u64>().max(count(&|t| t.in_outage)),
             },
         }
     }
@@ -741,6 +747,7 @@ mod tests {
             llm: LlmUsage::default(),
             in_outage: false,
             outages_started: 0,
+            outage_threads: 0,
         }
     }
 

@@ -104,6 +104,10 @@ fn the_demo_plays_without_input_and_exits_cleanly() {
     assert!(stdout.contains("I'll stop guessing"), "no escalation offer after two failures:\n{stdout}");
     assert_eq!(stdout.matches("could you take this one?").count(), 2, "escalations:\n{stdout}");
     assert!(stdout.contains("glad that sorted it"), "no closing reply:\n{stdout}");
+    assert!(stdout.contains("Thanks for the feedback"), "the 👍 was not acknowledged:\n{stdout}");
+    assert_eq!(stdout.matches("Possible outage").count(), 1, "outage pings:\n{stdout}");
+    assert!(stdout.contains("This looks like a known issue"), "no known-issue answer:\n{stdout}");
+    assert!(stdout.contains("*IT report*") && stdout.contains("*Outages:* 1 (3 tickets)"), "{stdout}");
 }
 
 #[test]

@@ -40,10 +40,17 @@ I need access to Snowflake for the finance dashboards
 please add me to the design group in Google
 /as erin
 got a new phone and Okta Verify isn't sending me push notifications
+/good
 > that fixed it, thanks!
 /as frank
 zoom can't hear anyone in meetings
 /react -1
+/as grace
+the VPN is down for me too, AWS VPN Client says connection failed
+/as henry
+can't connect to the VPN from home either, is it down?
+/as ivan
+@itbot report
 ";
 
 /// The person tickets come from until `/as` says otherwise.
@@ -167,6 +174,8 @@ fn sandbox_config(mut config: Config, ws: &Workspace, fake_llm: Option<&FakeOpen
     config.env.it_channel_id = Some(ws.it_channel().into());
     config.env.it_channel_name = "it".into();
     config.settings.assist.bot_ids = vec![ws.assist_bot_id().to_string()];
+    // The simulated workspace has no rate limits to leave room under: reports read it briskly.
+    config.settings.history.backfill_pace_ms = config.settings.history.backfill_pace_ms.min(20);
     if let Some(f) = fake_llm {
         config.env.openai_base_url = f.base_url();
         config.env.openai_api_key = Some("sk-sandbox-fake".to_string().into());
