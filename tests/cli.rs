@@ -454,11 +454,20 @@ async fn doctor_reports_a_refused_bot_token_and_a_bad_config_without_exiting_ear
 
 #[test]
 fn a_whole_sandbox_session_logs_no_message_text_or_token_even_at_trace_level() {
+    // Feedback, an outage (three people, the same VPN problem) and a report run too.
     let script = "my zebra kumquat vpn won't connect, my password is Hunter2xyz!\n\
+                  /good\n\
                   > zebra still broken\n\
                   > kumquat, get me a human\n\
                   /as dana\n\
-                  > quokka I'm on it\n";
+                  > quokka I'm on it\n\
+                  /as bob\n\
+                  quokka my AWS VPN client won't connect either\n\
+                  /bad\n\
+                  /as carol\n\
+                  zebra the VPN is down for me too\n\
+                  /as erin\n\
+                  @itbot report\n";
 
     let out = itbot(&["sandbox"], &[("RUST_LOG", "trace")], script);
 
@@ -468,5 +477,10 @@ fn a_whole_sandbox_session_logs_no_message_text_or_token_even_at_trace_level() {
     for secret in ["zebra", "kumquat", "quokka", "Hunter2", "xoxb-", "xapp-"] {
         assert!(!logs.contains(secret), "`{secret}` appeared in the logs");
     }
-    assert!(text(&out.stdout).contains("zebra"), "the conversation itself was not shown");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("zebra"), "the conversation itself was not shown");
+    assert!(stdout.contains("Possible outage") && stdout.contains("*IT report*"), "{stdout}");
+    for logged in ["feedback", "outage detected", "report requested"] {
+        assert!(logs.contains(logged), "`{logged}` was not logged: the session missed a path");
+    }
 }

@@ -942,11 +942,11 @@ impl ThreadActor {
         }
         let reply = if sendable { self.start_reply(ctx) } else { None };
         let Some(reply) = reply else {
-            let answer = self.offline_next(&message, failed);
+            let answer = self.offline_turn(&message, failed);
             self.post(answer, ReplyKind::Answer, ctx);
             return;
         };
-        let (fallback, effects) = self.preview_fallback(|t| t.offline_next(&message, failed));
+        let (fallback, effects) = self.preview_fallback(|t| t.offline_turn(&message, failed));
         self.fallback = Some(effects);
         self.tried.push(if failed {
             "a different approach".into()
@@ -954,6 +954,15 @@ impl ThreadActor {
             "answers to follow-up questions".into()
         });
         self.release(&reply, fallback);
+    }
+
+    /// The next answer without the LLM. A requester who was told their problem is part of an
+    /// outage and asks for the usual fixes gets the first answer's steps.
+    fn offline_turn(&mut self, message: &SlackMessage, failed: bool) -> String {
+        if self.outage.is_some() && self.last_answer.is_none() && !failed {
+            return self.offline_first_answer();
+        }
+        self.offline_next(message, failed)
     }
 
     /// The next answer without the LLM: the article's second approach after a failure, or the
