@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::actors::openai::{OpenAiActor, OpenAiParams};
 use crate::actors::outage::OutageActor;
-use crate::actors::report::{ReportActor, ScheduleOptions};
+use crate::actors::report::{ReportActor, ScheduleOptions, StopSchedule};
 use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
 use crate::actors::slack_api::{ApiOptions, Backlog, Identity, SlackApi, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
@@ -78,6 +78,7 @@ pub struct Bot {
     pub http_addr: SocketAddr,
     router: Addr<RouterActor>,
     tickets: Addr<TicketIndexActor>,
+    report: Addr<ReportActor>,
     sockets: Vec<Addr<SocketActor>>,
     slack: SlackApi,
     http: actix_web::dev::ServerHandle,
@@ -331,7 +332,7 @@ impl Bot {
             streaming: Default::default(),
         });
         let report = ReportActor::new(services.clone(), transport.schedule.clone()).start();
-        let router = RouterActor::new(services, report).start();
+        let router = RouterActor::new(services, report.clone()).start();
         let sockets = (0..connections)
             .map(|slot| {
                 let router = router.clone().recipient();
@@ -339,7 +340,7 @@ impl Bot {
                     .start()
             })
             .collect();
-        Ok(Bot { health, http_addr, router, tickets, sockets, slack, http, grace })
+        Ok(Bot { health, http_addr, router, tickets, report, sockets, slack, http, grace })
     }
 
     /// Live ThreadActors.
@@ -407,6 +408,8 @@ impl Bot {
 
     fn close_sockets(&self) {
         self.health.set_draining();
+        // A replica on its way out posts no weekly report.
+        self.report.do_send(StopSchedule);
         for s in &self.sockets {
             s.do_send(CloseSockets);
         }

@@ -27,6 +27,8 @@ use crate::slack::{SlackError, Ts};
 pub const REPORT_EVENT_TYPE: &str = "itbot_report";
 /// How late a missed weekly slot is still posted.
 pub const CATCH_UP: i64 = 3600;
+/// How long a failed weekly report waits before the next attempt.
+const RETRY_SECS: i64 = 300;
 /// Days in the weekly report.
 const WEEKLY_DAYS: u32 = 7;
 
@@ -51,6 +53,11 @@ pub struct ReportRequest {
     pub days: u32,
 }
 
+/// The bot is stopping: no more weekly reports from this process.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopSchedule;
+
 pub struct ReportActor {
     s: SharedServices,
     options: ScheduleOptions,
@@ -58,6 +65,8 @@ pub struct ReportActor {
     due: Option<i64>,
     /// A weekly report is being checked or posted.
     weekly_busy: bool,
+    /// After a failed attempt, the next one waits until then (unix seconds).
+    retry_at: i64,
     /// Requested reports being put together (at most [`MAX_REQUESTS`] at once).
     requests: usize,
 }
@@ -67,7 +76,7 @@ const MAX_REQUESTS: usize = 2;
 
 impl ReportActor {
     pub fn new(s: SharedServices, options: ScheduleOptions) -> ReportActor {
-        ReportActor { s, options, due: None, weekly_busy: false, requests: 0 }
+        ReportActor { s, options, due: None, weekly_busy: false, retry_at: 0, requests: 0 }
     }
 
     fn next_slot(&self, after: i64) -> Option<i64> {
@@ -99,7 +108,7 @@ impl ReportActor {
     fn check_schedule(&mut self, ctx: &mut Context<Self>) {
         let Some(due) = self.due else { return };
         let now = self.options.clock.now();
-        if self.weekly_busy || now < due {
+        if self.weekly_busy || now < due || now < self.retry_at {
             return;
         }
         self.weekly_busy = true;
@@ -128,14 +137,19 @@ impl ReportActor {
                     tracing::info!(slot = due, "weekly report already posted (restart or another replica)")
                 }
                 Err(e) => {
-                    // Tried again at the next tick while the slot is recent; then it moves on.
+                    // Tried again every few minutes while the slot is recent; then it moves on.
                     tracing::error!(slot = due, error = %e, "weekly report not posted");
-                    if act.options.clock.now() - due < CATCH_UP {
+                    let now = act.options.clock.now();
+                    if now - due < CATCH_UP {
+                        act.retry_at = now + RETRY_SECS;
                         return;
                     }
                 }
             }
-            act.due = act.next_slot(due);
+            // Unless the schedule was stopped meanwhile.
+            if act.due.is_some() {
+                act.due = act.next_slot(due);
+            }
         }));
     }
 }
@@ -190,6 +204,16 @@ impl Actor for ReportActor {
         }
         ctx.run_interval(self.options.tick, |act, ctx| act.check_schedule(ctx));
         self.check_schedule(ctx);
+    }
+}
+
+impl Handler<StopSchedule> for ReportActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSchedule, _: &mut Self::Context) {
+        if self.due.take().is_some() {
+            tracing::info!("weekly report schedule stopped");
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use itbot::actors::report::ScheduleOptions;
 use itbot::clock::Clock;
-use itbot::sandbox::workspace::{Posted, Workspace};
+use itbot::sandbox::workspace::{Fault, Posted, Workspace};
 use itbot::startup::{Bot, StartOptions, TransportOptions};
 use serde_json::json;
 
@@ -244,4 +244,39 @@ async fn without_a_weekly_day_no_report_is_ever_posted() {
         .filter(|c| c.method == "conversations.history" && c.params.contains_key("latest"))
         .count();
     assert_eq!(weekly_checks, 0);
+}
+
+#[actix_rt::test]
+async fn a_weekly_report_slack_refused_is_tried_again_minutes_later() {
+    let ws = Workspace::start(Default::default()).await.expect("workspace");
+    let now = Clock::System.now();
+    let slot = itbot::schedule::next_weekly(now, "mon", 9, "Europe/Berlin").expect("a slot");
+    let clock = Clock::manual(slot - 10);
+    ws.advance_clock(Duration::from_secs((slot - 10 - now) as u64));
+    let bot = start_scheduled(&ws, &clock).await;
+    let pass = |secs: u64| {
+        clock.advance(secs as i64);
+        ws.advance_clock(Duration::from_secs(secs));
+    };
+    let posts = || ws.api_calls().iter().filter(|c| c.method == "chat.postMessage").count();
+
+    ws.inject("chat.postMessage", Fault::Error("fatal_error".into()));
+    pass(11);
+    wait_for("the refused attempt", || {
+        let n = posts();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    // Not hammered: a minute later nothing new was tried.
+    pass(60);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(posts(), 1, "tried again at once");
+    assert!(weekly_reports(&ws).is_empty());
+    pass(300);
+    wait_for("the weekly report on the next attempt", || {
+        let n = weekly_reports(&ws).len();
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+    bot.stop().await;
 }
