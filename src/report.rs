@@ -610,8 +610,9 @@ impl Report {
     fn llm_text(&self) -> String {
         let l = &self.llm;
         format!(
-            "{} calls, {} prompt tokens ({} cached), {} completion tokens, {}",
+            "{} answer{}, {} prompt tokens ({} cached), {} completion tokens, {}",
             thousands(l.calls),
+            if l.calls == 1 { "" } else { "s" },
             thousands(l.prompt_tokens),
             thousands(l.cached_tokens),
             thousands(l.completion_tokens),

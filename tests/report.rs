@@ -215,7 +215,7 @@ fn the_table_and_the_slack_message_show_the_figures() {
     assert!(table.lines().any(|l| l.starts_with("Tickets") && l.ends_with(" 7")), "{table}");
     assert!(table.contains("median 12 s, p90 1 min"), "{table}");
     assert!(
-        table.contains("6 calls, 6,500 prompt tokens (1,500 cached), 1,010 completion tokens, $0.001580"),
+        table.contains("6 answers, 6,500 prompt tokens (1,500 cached), 1,010 completion tokens, $0.001580"),
         "{table}"
     );
     assert!(table.contains("  2024-03-08 Fri      2          2       0       0"), "{table}");

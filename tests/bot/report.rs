@@ -94,7 +94,7 @@ async fn a_mention_asking_for_a_report_gets_the_figures_in_its_thread() {
     assert!(week.text.contains("*Resolved:* 1 by the bot"), "{}", week.text);
     assert!(week.text.contains("*Answered by the bot:* 3"), "{}", week.text);
     assert!(week.text.contains("*Feedback:* :+1: 1 · :-1: 0"), "{}", week.text);
-    assert!(week.text.contains("*LLM:* 1 calls"), "{}", week.text);
+    assert!(week.text.contains("*LLM:* 1 answer,"), "{}", week.text);
     // The mention itself is not a ticket; the month reaches the fortnight-old one.
     assert!(month.text.contains("*Tickets:* 4 (3 technical, 1 access, 0 change)"), "{}", month.text);
     for leak in ["zoom audio is broken", "Snowflake", "printer jammed", "AWS VPN client won't", &dave] {
