@@ -80,11 +80,16 @@ pub struct Bot {
     tickets: Addr<TicketIndexActor>,
     report: Addr<ReportActor>,
     sockets: Vec<Addr<SocketActor>>,
+    /// The thread the sockets run on.
+    socket_thread: ArbiterHandle,
     slack: SlackApi,
     http: actix_web::dev::ServerHandle,
     /// How long in-flight turns may take on shutdown.
     grace: Duration,
 }
+
+/// How long a stop waits for the sockets to close before ending their thread.
+const SOCKET_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How often the drain asks whether turns are still in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
@@ -333,14 +338,19 @@ impl Bot {
         });
         let report = ReportActor::new(services.clone(), transport.schedule.clone()).start();
         let router = RouterActor::new(services, report.clone()).start();
+        // The sockets get a thread of their own: an envelope is acked within Slack's deadline
+        // however busy the turns on the main thread are.
+        let socket_thread = Arbiter::new().handle();
         let sockets = (0..connections)
             .map(|slot| {
                 let router = router.clone().recipient();
-                SocketActor::new(slot, slack.clone(), router, health.clone(), transport.socket.clone())
-                    .start()
+                let (slack, health, options) = (slack.clone(), health.clone(), transport.socket.clone());
+                SocketActor::start_in_arbiter(&socket_thread, move |_| {
+                    SocketActor::new(slot, slack, router, health, options)
+                })
             })
             .collect();
-        Ok(Bot { health, http_addr, router, tickets, report, sockets, slack, http, grace })
+        Ok(Bot { health, http_addr, router, tickets, report, sockets, socket_thread, slack, http, grace })
     }
 
     /// Live ThreadActors.
@@ -378,7 +388,17 @@ impl Bot {
             self.drain().await;
         }
         self.http.stop(true).await;
+        self.stop_socket_thread().await;
         result
+    }
+
+    /// Ends the sockets' thread once they closed (or after a short wait).
+    async fn stop_socket_thread(&self) {
+        let end = tokio::time::Instant::now() + SOCKET_CLOSE_WAIT;
+        while self.health.connected_sockets() > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.socket_thread.stop();
     }
 
     /// Waits until no turn is in flight, or the grace period ends.
@@ -419,5 +439,6 @@ impl Bot {
     pub async fn stop(&self) {
         self.close_sockets();
         self.http.stop(true).await;
+        self.stop_socket_thread().await;
     }
 }
