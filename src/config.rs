@@ -150,6 +150,7 @@ pub struct HistorySettings {
 #[serde(deny_unknown_fields)]
 pub struct ThreadSettings {
     pub idle_secs: u64,
+    pub settled_secs: u64,
     pub max_live: usize,
     pub shutdown_grace_secs: u64,
 }
@@ -439,6 +440,7 @@ impl Settings {
         range("history.max_age_days", self.history.max_age_days as f64, 1.0, 3650.0)?;
         range("history.backfill_pace_ms", self.history.backfill_pace_ms as f64, 0.0, 60_000.0)?;
         range("threads.idle_secs", self.threads.idle_secs as f64, 60.0, 604_800.0)?;
+        range("threads.settled_secs", self.threads.settled_secs as f64, 1.0, 604_800.0)?;
         range("threads.max_live", self.threads.max_live as f64, 1.0, 1_000_000.0)?;
         range("threads.shutdown_grace_secs", self.threads.shutdown_grace_secs as f64, 0.0, 120.0)?;
         range("slack.connections", self.slack.connections as f64, 1.0, 10.0)?;

@@ -153,13 +153,30 @@ impl RouterActor {
         self.activity.insert(thread.clone(), self.tick);
     }
 
-    fn send(&mut self, thread: &Ts, event: ThreadEvent) {
+    fn send(&mut self, thread: &Ts, event: ThreadEvent, ctx: &mut Context<Self>) {
         self.touch(thread);
         let Some(addr) = self.threads.get(thread) else { return };
         let kind = event.kind();
-        if let Err(e) = addr.try_send(event) {
-            tracing::error!(thread = %thread, kind, error = %e, "thread mailbox full or closed: event dropped");
+        match addr.try_send(event) {
+            Ok(()) => {}
+            Err(SendError::Closed(event)) => {
+                // The thread stopped (idle) before the router heard of it: read it back from
+                // Slack like any thread not held.
+                tracing::debug!(thread = %thread, kind, "thread had just stopped; resuming it from slack");
+                self.forget_thread(thread);
+                self.route_or_load(thread.clone(), event, ctx);
+            }
+            Err(SendError::Full(_)) => {
+                tracing::error!(thread = %thread, kind, "thread mailbox full: event dropped");
+            }
         }
+    }
+
+    fn forget_thread(&mut self, thread: &Ts) {
+        self.thread_actor.remove(thread);
+        self.threads.remove(thread);
+        self.activity.remove(thread);
+        self.services.health.metrics.live_threads.set(self.threads.len() as i64);
     }
 
     fn remember_bot_message(&mut self, ts: Ts, thread: Ts) {
@@ -178,7 +195,7 @@ impl RouterActor {
     fn route_or_load(&mut self, key: Ts, event: ThreadEvent, ctx: &mut Context<Self>) {
         let thread = self.message_thread.get(&key).cloned().unwrap_or_else(|| key.clone());
         if self.threads.contains_key(&thread) {
-            self.send(&thread, event);
+            self.send(&thread, event, ctx);
             return;
         }
         if self.not_ours.contains(&key) || self.not_ours.contains(&thread) {
@@ -239,7 +256,7 @@ impl RouterActor {
                 let thread = m.thread().clone();
                 if self.threads.contains_key(&thread) {
                     let card = s.assist.read(&m);
-                    self.send(&thread, ThreadEvent::Assist(card));
+                    self.send(&thread, ThreadEvent::Assist(card), ctx);
                 } else if self.pending_assist.len() < PENDING_CAPACITY {
                     // The card can overtake the post it answers (they may arrive on different sockets).
                     self.pending_assist.insert(thread, m);
@@ -278,7 +295,7 @@ impl RouterActor {
         self.spawn_thread(thread.clone(), ctx, |router, id| ThreadActor::new(services, router, id, m));
         tracing::info!(thread = %thread, live = self.threads.len(), "new ticket");
         if let Some(card) = card {
-            self.send(&thread, ThreadEvent::Assist(card));
+            self.send(&thread, ThreadEvent::Assist(card), ctx);
         }
     }
 
@@ -350,12 +367,12 @@ impl Handler<Deliver> for RouterActor {
             Event::Edited(m) => {
                 if m.channel == self.services.channel && self.threads.contains_key(&m.ts) {
                     let ts = m.ts.clone();
-                    self.send(&ts, ThreadEvent::RootEdited(m.text));
+                    self.send(&ts, ThreadEvent::RootEdited(m.text), ctx);
                 }
             }
             Event::Deleted { channel, ts, .. } => {
                 if channel == self.services.channel && self.threads.contains_key(&ts) {
-                    self.send(&ts, ThreadEvent::RootDeleted);
+                    self.send(&ts, ThreadEvent::RootDeleted, ctx);
                 }
             }
             Event::Reaction { user, reaction, channel, ts } => {
@@ -367,7 +384,7 @@ impl Handler<Deliver> for RouterActor {
                 if thread::THUMBS_UP.contains(&reaction.as_str()) {
                     if let Some(t) = self.message_thread.get(&ts).filter(|t| self.threads.contains_key(*t)) {
                         let t = t.clone();
-                        self.send(&t, ThreadEvent::Reaction { user, reaction, ts });
+                        self.send(&t, ThreadEvent::Reaction { user, reaction, ts }, ctx);
                     }
                     return;
                 }
@@ -447,7 +464,7 @@ impl Handler<ThreadLoaded> for RouterActor {
             }
         }
         for event in held {
-            self.send(&root, event);
+            self.send(&root, event, ctx);
         }
     }
 }
@@ -460,10 +477,7 @@ impl Handler<ThreadStopped> for RouterActor {
             // Evicted earlier, or a newer actor holds this thread now.
             return;
         }
-        self.thread_actor.remove(&m.thread);
-        self.threads.remove(&m.thread);
-        self.services.health.metrics.live_threads.set(self.threads.len() as i64);
-        self.activity.remove(&m.thread);
+        self.forget_thread(&m.thread);
         tracing::debug!(thread = %m.thread, live = self.threads.len(), "thread stopped");
     }
 }

@@ -379,15 +379,35 @@ impl ThreadActor {
             || self.s.settings.escalation.it_staff.iter().any(|id| id == user.as_str())
     }
 
+    /// (Re)starts the idle timer: `threads.idle_secs`, or `threads.settled_secs` once the ticket is
+    /// settled (resolved, acknowledged, escalated or with a person) and nothing is in flight.
+    /// Slack holds what a settled thread needs, so it leaves memory and resumes from Slack if
+    /// anyone writes in it again.
     fn reset_idle(&mut self, ctx: &mut Context<Self>) {
         if let Some(h) = self.idle.take() {
             ctx.cancel_future(h);
         }
         let idle = Duration::from_secs(self.s.settings.threads.idle_secs);
+        let settled = Duration::from_secs(self.s.settings.threads.settled_secs);
+        let idle = if self.settled() { idle.min(settled) } else { idle };
         self.idle = Some(ctx.run_later(idle, |act, ctx| {
-            tracing::debug!(thread = %act.root, "thread idle; stopping");
+            if act.in_flight() {
+                act.reset_idle(ctx);
+                return;
+            }
+            tracing::debug!(thread = %act.root, phase = act.phase.as_str(), "thread idle; stopping");
             ctx.stop();
         }));
+    }
+
+    /// A turn, a queued follow-up or a feedback write is under way.
+    fn in_flight(&self) -> bool {
+        self.busy || !self.queue.is_empty() || self.votes.values().any(|v| v.writing)
+    }
+
+    fn settled(&self) -> bool {
+        matches!(self.phase, Phase::Resolved | Phase::Acknowledged | Phase::Escalated | Phase::HumanTookOver)
+            && !self.in_flight()
     }
 
     fn set_phase(&mut self, phase: Phase) {
@@ -756,7 +776,11 @@ impl ThreadActor {
 
     fn next_in_queue(&mut self, ctx: &mut Context<Self>) {
         while !self.busy {
-            let Some((next, mentioned)) = self.queue.pop_front() else { return };
+            let Some((next, mentioned)) = self.queue.pop_front() else {
+                // The turn is over: a settled ticket may leave memory sooner.
+                self.reset_idle(ctx);
+                return;
+            };
             self.on_requester_message(next, mentioned, ctx);
         }
     }

@@ -336,3 +336,35 @@ async fn a_thumbs_down_that_overtakes_the_answers_slow_response_still_escalates(
 
     assert!(replies[1].text.contains(ESCALATION), "no escalation: {}", replies[1].text);
 }
+
+#[actix_rt::test]
+async fn a_settled_thread_leaves_memory_and_resumes_from_slack_when_the_requester_writes() {
+    let app =
+        spawn(Setup { tweak: Some(Box::new(|c| c.settings.threads.settled_secs = 1)), ..Setup::default() })
+            .await;
+    let (alice, root) = ticket(&app, "alice", "Okta keeps looping when I open Salesforce").await;
+    let (carol, other) = ticket(&app, "carol", "gmail is not loading my emails").await;
+    let (_, open) = ticket(&app, "bob", "my zoom camera is black").await;
+    app.ws.post(&alice, &app.it(), "that worked, thanks!", Some(&root));
+    app.ws.post(&carol, &app.it(), "yes that fixed it", Some(&other));
+    app.wait_bot_replies(&root, 2).await;
+    let answer = app.wait_bot_replies(&other, 2).await[0].ts.clone();
+
+    // Resolved: both leave memory after a second; the open ticket stays.
+    let live = || {
+        let bot = &app.bot;
+        async move { bot.live_threads().await }
+    };
+    wait_for("the resolved threads to leave memory", || async { (live().await == 1).then_some(()) }).await;
+    // The requester comes back: the thread is read from Slack and helps again.
+    app.ws.post(&alice, &app.it(), "it's looping again, still not working", Some(&root));
+    let again = app.wait_bot_replies(&root, 3).await[2].text.clone();
+    // A 👎 on an answer of a thread no longer in memory still escalates.
+    app.ws.react(&carol, &app.it(), &answer, "-1");
+    let escalation = app.wait_bot_replies(&other, 3).await[2].text.clone();
+    app.control().await;
+
+    assert!(again.contains("different approach"), "{again}");
+    assert!(escalation.contains(ESCALATION), "{escalation}");
+    assert_eq!(app.bot_replies(&open).len(), 1);
+}
