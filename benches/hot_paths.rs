@@ -201,6 +201,36 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(markdown_to_mrkdwn(black_box(ANSWER))))
     });
 
+    // The first answer's prompt: the system prompt, the best articles and the question, counted
+    // with the model's tokenizer (loaded before timing).
+    let config = Config::load(|k| {
+        (k == "ITBOT_CONFIG").then(|| concat!(env!("CARGO_MANIFEST_DIR"), "/config/itbot.toml").to_string())
+    })
+    .expect("shipped config");
+    let template =
+        itbot::prompt::PromptBuilder::load_template(&config.env.config_path).expect("prompt template");
+    let builder = itbot::prompt::PromptBuilder::new(&template, &config.settings.company, "gpt-4o-mini", 3000);
+    builder.warm_up();
+    c.bench_function("prompt: PromptBuilder::build (a first answer)", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            let post = POSTS[i % POSTS.len()];
+            let articles = itbot::compose::articles_for(&kb, post);
+            let turns: Vec<itbot::prompt::Turn> =
+                itbot::prompt::Turn::from_slack(itbot::prompt::Speaker::Requester, post)
+                    .into_iter()
+                    .collect();
+            let input = itbot::prompt::PromptInput {
+                articles: &articles,
+                past_tickets: &[],
+                turns: &turns,
+                second_approach: false,
+            };
+            black_box(builder.build(&input).tokens)
+        })
+    });
+
     // A steady stream of reports on 15 symptoms from 300 people, one a minute: no outage.
     c.bench_function("outage: OutageTracker::report (a new ticket)", |b| {
         let mut tracker = OutageTracker::new(3, 600);
