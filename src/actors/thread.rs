@@ -348,6 +348,10 @@ impl ThreadActor {
                 .unwrap_or_default();
             t.article =
                 text("article").and_then(|slug| t.s.kb.articles().iter().position(|a| a.slug == slug));
+            t.outage = state.get("outage").and_then(|o| {
+                Some((Ts::from(o.get("first")?.as_str()?), o.get("symptom")?.as_str()?.to_string()))
+            });
+            t.outage_checked = true;
             t.phase = text("phase").and_then(|p| Phase::parse(&p)).unwrap_or(Phase::Helping);
             if t.escalated {
                 t.phase = Phase::Escalated;

@@ -93,7 +93,9 @@ async fn a_burst_from_different_people_pings_it_once_and_later_reporters_hear_it
     assert_eq!(app.bot_replies(&third).len(), 1);
     let state = app.bot_replies(&third)[0].metadata.clone().expect("state");
     assert_eq!(state["event_payload"]["outage"]["first"], first.as_str());
-    // Asked by mention, the bot goes through the usual fixes after all.
+    // Asked by mention, the bot goes through the usual fixes after all — also after a restart.
+    let mut app = app;
+    app.restart(Some(Box::new(|c| c.settings.escalation.fallback_mention = IT_GROUP.into()))).await;
     let mention = format!("<@{}> mine might be different, what can I try?", app.ws.bot_user_id());
     app.ws.post(&app.ws.user_id("carol"), &app.it(), &mention, Some(&third));
     let steps = app.wait_bot_replies(&third, 2).await[1].text.clone();
