@@ -7,9 +7,11 @@ use itbot::triage::{Category, Outcome, Rules};
 /// The floors on the sets the rules were tuned on (the issue asks for at least 90%).
 const TRIAGE_FLOOR: f64 = 0.90;
 const OUTCOME_FLOOR: f64 = 0.90;
-/// The floors on the held-out sets, written by someone who never saw the rules and not tuned on:
-/// the honest figure, rounded down when the sets were added.
-const TRIAGE_HOLDOUT_FLOOR: f64 = 0.83;
+/// The floors on the held-out sets, written by someone who never saw the rules: the figure
+/// rounded down when each set was added. The first triage set (83.3% then) has been tuned on
+/// since; the second (`triage_holdout2.tsv`) has not, and is the honest figure.
+const TRIAGE_HOLDOUT_FLOOR: f64 = 0.93;
+const TRIAGE_HOLDOUT2_FLOOR: f64 = 0.90;
 const OUTCOME_HOLDOUT_FLOOR: f64 = 0.90;
 
 fn rules() -> Rules {
@@ -97,6 +99,11 @@ fn triage_reads_at_least_ninety_percent_of_posts_right() {
 #[test]
 fn triage_holds_up_on_posts_it_was_not_tuned_on() {
     triage_accuracy("triage_holdout.tsv", 100, TRIAGE_HOLDOUT_FLOOR);
+}
+
+#[test]
+fn triage_holds_up_on_a_second_set_it_was_never_tuned_on() {
+    triage_accuracy("triage_holdout2.tsv", 150, TRIAGE_HOLDOUT2_FLOOR);
 }
 
 #[test]
