@@ -145,3 +145,21 @@ async fn thumbs_reactions_on_answers_count_as_feedback_by_category() {
     assert_eq!(value(&page, down), 1.0);
     assert_eq!(app.bot_replies(&root).len(), 1);
 }
+
+#[actix_rt::test]
+async fn a_feedback_click_with_an_unreadable_value_changes_nothing_and_breaks_nothing() {
+    let app = spawn(Setup::default()).await;
+    let (root, answer) = ticket(&app, "alice", "gmail is not loading my emails").await;
+    let bob = app.ws.user_id("bob");
+
+    for value in ["", "sideways:1.0", "up:not-a-ts", "down:<@U1>"] {
+        assert!(app.ws.click_button(&bob, &app.it(), &answer, itbot::compose::FEEDBACK_ACTION, value));
+    }
+    app.control().await;
+
+    let meta = app.bot_replies(&root)[0].metadata.clone().unwrap_or(Value::Null);
+    assert!(meta["event_payload"].get("feedback").is_none(), "{meta}");
+    assert_eq!(app.bot_replies(&root).len(), 1);
+    let page = metrics(&app).await;
+    assert_eq!(value(&page, r#"itbot_feedback_total{category="technical",vote="up",via="button"}"#), 0.0);
+}

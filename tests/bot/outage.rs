@@ -69,6 +69,10 @@ async fn a_burst_from_different_people_pings_it_once_and_later_reporters_hear_it
 
     let ping = &ping[0];
     assert_eq!(pings(&app).len(), 1, "pinged more than once");
+    let url = format!("http://{}/metrics", app.bot.http_addr);
+    let mut response = awc::Client::default().get(url).send().await.expect("metrics");
+    let page = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8");
+    assert!(page.lines().any(|l| l == "itbot_outages_total 1"), "{page}");
     assert_eq!(ping.thread_ts.as_deref(), Some(first.as_str()), "the ping is not in the first thread");
     assert!(ping.text.starts_with(IT_GROUP), "IT was not mentioned: {}", ping.text);
     assert!(ping.text.contains("Possible outage"), "{}", ping.text);
