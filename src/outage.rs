@@ -133,6 +133,13 @@ impl OutageTracker {
         self.symptoms.get(symptom)?.outage.as_ref()
     }
 
+    /// Whether someone other than `requester` reported `symptom` within the window before `at`.
+    pub fn others_reported(&self, symptom: &str, requester: &UserId, at: f64) -> bool {
+        self.symptoms.get(symptom).is_some_and(|s| {
+            s.reports.iter().any(|r| &r.requester != requester && at - r.at <= self.window_secs)
+        })
+    }
+
     /// The outage whose first thread is `first`, if it is still on.
     pub fn outage_of(&self, first: &Ts) -> Option<&Outage> {
         self.symptoms.values().filter_map(|s| s.outage.as_ref()).find(|o| &o.first == first)
@@ -311,6 +318,16 @@ mod tests {
                 earlier: vec![Ts::from("200.0"), Ts::from("300.0")],
             }
         );
+    }
+
+    #[test]
+    fn others_reported_counts_other_people_within_the_window_only() {
+        let mut t = OutageTracker::new(3, 600);
+        report(&mut t, "vpn", "1.0", "U1", 1.0);
+        assert!(!t.others_reported("vpn", &UserId::from("U1"), 2.0), "the same person");
+        assert!(t.others_reported("vpn", &UserId::from("U2"), 2.0));
+        assert!(!t.others_reported("vpn", &UserId::from("U2"), 700.0), "outside the window");
+        assert!(!t.others_reported("okta", &UserId::from("U2"), 2.0), "another symptom");
     }
 
     #[test]

@@ -312,9 +312,10 @@ impl Bot {
             &config.settings,
             slack.clone(),
             channel.clone(),
-            identity.user_id.clone(),
-            identity.url.clone(),
+            &identity,
             health.clone(),
+            kb.clone(),
+            rules.clone(),
         )
         .start();
         let connections = config.settings.slack.connections;

@@ -2,19 +2,28 @@
 //! an [`OutageTracker`] whether the channel is seeing an outage, and does what only it can:
 //! pings IT once in the first thread (checked against Slack first, so a restart or a second
 //! replica does not ping again), keeps that ping's list of affected threads current, and tells
-//! the threads that reported it before it was declared. The thread asking gets the verdict and
-//! answers its own requester.
+//! the threads that reported it before it was declared (the replica that posts the ping does
+//! that, once). The thread asking gets the verdict and answers its own requester.
+//!
+//! Several replicas each receive a share of the events. So when a report is not yet an outage
+//! here but someone else reported the same symptom to this replica within the window, the
+//! channel's recent posts are read once (`conversations.history`) and every matching report is
+//! counted, whichever replica received it.
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
 use serde_json::{json, Value};
 
-use super::slack_api::SlackApi;
+use super::slack_api::{SlackApi, TokenKind};
 use crate::config::Settings;
 use crate::http::Health;
+use crate::knowledge::KnowledgeBase;
 use crate::outage::{self, Outage, OutageTracker, Verdict};
+use crate::slack::api::Body;
+use crate::slack::SlackError;
 use crate::slack::{ChannelId, Ts, UserId};
+use crate::triage::Rules;
 
 /// The metadata event type of the bot's outage ping.
 pub const OUTAGE_EVENT_TYPE: &str = "itbot_outage";
@@ -42,6 +51,8 @@ pub struct Reported {
 /// The ping of one outage.
 #[derive(Default)]
 struct Ping {
+    /// Threads that reported it before it was declared: told once the ping is posted.
+    earlier: Vec<Ts>,
     /// The ping message, once posted (or found).
     ts: Option<Ts>,
     /// A post or update is in flight; `dirty` when the list changed meanwhile.
@@ -58,9 +69,21 @@ pub struct OutageActor {
     /// Who the ping is for: `escalation.fallback_mention`, else the IT staff.
     mention: Option<String>,
     window: String,
+    window_secs: u64,
     health: std::sync::Arc<Health>,
     /// Pings by outage (first thread), with the symptom's title.
     pings: HashMap<Ts, (Ping, String)>,
+    /// To read the channel's posts as tickets: the same triage and article search as threads.
+    kb: KnowledgeBase,
+    rules: Rules,
+}
+
+/// A post in the channel's recent history: its ts, author, text and Slack time.
+struct Post {
+    ts: Ts,
+    user: UserId,
+    text: String,
+    at: f64,
 }
 
 /// Pings remembered, at most (an outage's ping is updated while it lasts).
@@ -71,10 +94,12 @@ impl OutageActor {
         settings: &Settings,
         slack: SlackApi,
         channel: ChannelId,
-        bot: UserId,
-        workspace_url: String,
+        identity: &super::slack_api::Identity,
         health: std::sync::Arc<Health>,
+        kb: KnowledgeBase,
+        rules: Rules,
     ) -> OutageActor {
+        let (bot, workspace_url) = (identity.user_id.clone(), identity.url.clone());
         let e = &settings.escalation;
         let mention = if !e.fallback_mention.is_empty() {
             Some(e.fallback_mention.clone())
@@ -91,9 +116,85 @@ impl OutageActor {
             bot,
             mention,
             window: outage::window_words(settings.outage.window_secs),
+            window_secs: settings.outage.window_secs,
             health,
             pings: HashMap::new(),
+            kb,
+            rules,
         }
+    }
+
+    /// The channel's posts since `oldest` (one page, newest first): the reports other replicas
+    /// may have received.
+    fn recent_posts(&self, oldest: f64) -> impl std::future::Future<Output = Result<Vec<Post>, SlackError>> {
+        let (slack, channel) = (self.slack.clone(), self.channel.clone());
+        async move {
+            let mut a = serde_json::Map::new();
+            a.insert("channel".into(), json!(channel));
+            a.insert("oldest".into(), json!(format!("{oldest:.6}")));
+            a.insert("limit".into(), json!(200));
+            let page = slack.call("conversations.history", a, Body::Form, TokenKind::Bot).await?;
+            let posts = page.body["messages"].as_array().into_iter().flatten().filter_map(|m| {
+                if m.get("bot_id").is_some() || m.get("subtype").is_some() {
+                    return None;
+                }
+                let ts = m["ts"].as_str()?;
+                Some(Post {
+                    ts: Ts::from(ts),
+                    user: UserId::from(m["user"].as_str()?),
+                    text: m["text"].as_str()?.to_string(),
+                    at: ts.parse().ok()?,
+                })
+            });
+            Ok(posts.collect())
+        }
+    }
+
+    /// Counts the posts that report `symptom` as technical tickets; returns whether that made
+    /// it an outage that holds `thread`.
+    fn count_posts(&mut self, symptom: &str, thread: &Ts, posts: Vec<Post>) -> bool {
+        for p in posts {
+            let technical = self.rules.classify(&p.text).category == crate::triage::Category::Technical;
+            let same = self.kb.search(&p.text, 1).first().is_some_and(|h| h.article.slug == symptom);
+            if technical && same {
+                self.tracker.report(symptom, &p.ts, &p.user, p.at);
+            }
+        }
+        self.tracker.outage(symptom).is_some_and(|o| o.threads.contains(thread))
+    }
+
+    /// Acts on the verdict for report `r` and says what its thread should tell the requester.
+    fn settle(&mut self, r: &Reported, verdict: Verdict, ctx: &mut Context<Self>) -> Answer {
+        match &verdict {
+            Verdict::Normal => {}
+            Verdict::Declared { first, earlier } => {
+                tracing::warn!(thread = %first, symptom = %r.symptom, "outage detected");
+                self.health.metrics.outages.inc();
+                if self.pings.len() >= MAX_PINGS {
+                    // The oldest outages are long over; their pings need no more updates.
+                    let keep: Vec<Ts> =
+                        self.pings.keys().filter(|t| self.tracker.outage_of(t).is_some()).cloned().collect();
+                    self.pings.retain(|t, _| keep.contains(t));
+                }
+                let ping = Ping { earlier: earlier.clone(), ..Ping::default() };
+                self.pings.insert(first.clone(), (ping, r.title.clone()));
+                self.ping(first.clone(), ctx);
+            }
+            Verdict::Known { first } => {
+                tracing::info!(thread = %r.thread, first = %first, "report joins a known outage");
+                if self.pings.contains_key(first) {
+                    self.ping(first.clone(), ctx);
+                }
+            }
+        }
+        let first = match &verdict {
+            Verdict::Known { first } | Verdict::Declared { first, .. } if first != &r.thread => Some(first),
+            _ => None,
+        };
+        let notice = first.and_then(|f| self.tracker.outage_of(f)).map(|o| {
+            outage::known_issue_text(&r.title, o.reporters, &self.window, self.link(&o.first).as_deref())
+        });
+        Answer { verdict, notice }
     }
 
     fn link(&self, thread: &Ts) -> Option<String> {
@@ -146,14 +247,18 @@ impl OutageActor {
             ping.busy = false;
             match result {
                 Ok((ts, posted)) => {
+                    ping.ts = Some(ts);
+                    let earlier = std::mem::take(&mut ping.earlier);
                     if posted {
                         tracing::info!(thread = %first, "outage ping posted");
+                        // Only the replica that pinged tells the earlier threads.
+                        let title = act.pings.get(&first).map(|(_, t)| t.clone()).unwrap_or_default();
+                        act.tell_earlier(&first, &title, earlier);
                     }
-                    ping.ts = Some(ts);
                 }
                 Err(e) => tracing::error!(thread = %first, error = %e, "outage ping not posted or updated"),
             }
-            if ping.dirty {
+            if act.pings.get(&first).is_some_and(|(p, _)| p.dirty) {
                 act.ping(first, ctx);
             }
         }));
@@ -191,40 +296,47 @@ impl Actor for OutageActor {
 }
 
 impl Handler<Reported> for OutageActor {
-    type Result = MessageResult<Reported>;
+    type Result = ResponseActFuture<Self, Answer>;
 
     fn handle(&mut self, r: Reported, ctx: &mut Self::Context) -> Self::Result {
         self.tracker.expire(r.at);
         let verdict = self.tracker.report(&r.symptom, &r.thread, &r.requester, r.at);
-        match &verdict {
-            Verdict::Normal => {}
-            Verdict::Declared { first, earlier } => {
-                tracing::warn!(thread = %first, symptom = %r.symptom, "outage detected");
-                self.health.metrics.outages.inc();
-                if self.pings.len() >= MAX_PINGS {
-                    // The oldest outages are long over; their pings need no more updates.
-                    let keep: Vec<Ts> =
-                        self.pings.keys().filter(|t| self.tracker.outage_of(t).is_some()).cloned().collect();
-                    self.pings.retain(|t, _| keep.contains(t));
-                }
-                self.pings.insert(first.clone(), (Ping::default(), r.title.clone()));
-                self.tell_earlier(first, &r.title, earlier.clone());
-                self.ping(first.clone(), ctx);
-            }
-            Verdict::Known { first } => {
-                tracing::info!(thread = %r.thread, first = %first, "report joins a known outage");
-                if self.pings.contains_key(first) {
-                    self.ping(first.clone(), ctx);
-                }
-            }
+        let confirm =
+            verdict == Verdict::Normal && self.tracker.others_reported(&r.symptom, &r.requester, r.at);
+        if !confirm {
+            let answer = self.settle(&r, verdict, ctx);
+            return Box::pin(actix::fut::ready(answer));
         }
-        let first = match &verdict {
-            Verdict::Known { first } | Verdict::Declared { first, .. } if first != &r.thread => Some(first),
-            _ => None,
-        };
-        let notice = first.and_then(|f| self.tracker.outage_of(f)).map(|o| {
-            outage::known_issue_text(&r.title, o.reporters, &self.window, self.link(&o.first).as_deref())
-        });
-        MessageResult(Answer { verdict, notice })
+        // Not an outage here, but not alone either: count what other replicas received.
+        let read = self.recent_posts(r.at - self.window_secs as f64);
+        Box::pin(read.into_actor(self).map(move |posts, act, ctx| {
+            let counted = posts.map(|posts| act.count_posts(&r.symptom, &r.thread, posts));
+            let verdict = match counted {
+                Ok(true) => {
+                    let o = act.tracker.outage(&r.symptom).cloned();
+                    match o {
+                        Some(o) if o.first == r.thread => {
+                            Verdict::Declared { first: o.first, earlier: vec![] }
+                        }
+                        Some(o) => {
+                            let earlier = o
+                                .threads
+                                .iter()
+                                .filter(|t| **t != o.first && **t != r.thread)
+                                .cloned()
+                                .collect();
+                            Verdict::Declared { first: o.first, earlier }
+                        }
+                        None => Verdict::Normal,
+                    }
+                }
+                Ok(false) => Verdict::Normal,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recent posts not read; counting this replica's reports only");
+                    Verdict::Normal
+                }
+            };
+            act.settle(&r, verdict, ctx)
+        }))
     }
 }

@@ -23,6 +23,7 @@ fn setup() -> Setup {
             c.settings.escalation.fallback_mention = IT_GROUP.into();
             c.settings.outage.min_reporters = 3;
             c.settings.outage.window_secs = 600;
+            c.settings.assist.wait_secs = 1;
         })),
         ..Setup::default()
     }
@@ -69,6 +70,15 @@ async fn a_burst_from_different_people_pings_it_once_and_later_reporters_hear_it
 
     let ping = &ping[0];
     assert_eq!(pings(&app).len(), 1, "pinged more than once");
+    // One replica: the second report read the channel once (someone else had reported it), the
+    // third was an outage from what this replica had seen.
+    let reads = app
+        .ws
+        .api_calls()
+        .iter()
+        .filter(|c| c.method == "conversations.history" && !c.params.contains_key("include_all_metadata"))
+        .count();
+    assert_eq!(reads, 1, "recent posts read {reads} times");
     let url = format!("http://{}/metrics", app.bot.http_addr);
     let mut response = awc::Client::default().get(url).send().await.expect("metrics");
     let page = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8");
@@ -145,4 +155,55 @@ async fn different_problems_at_the_same_time_are_no_outage() {
     app.control().await;
 
     assert!(pings(&app).is_empty());
+}
+
+#[actix_rt::test]
+async fn two_replicas_sharing_the_events_still_ping_once_and_tell_the_fourth_reporter() {
+    let app = spawn(setup()).await;
+    let tweak: crate::helpers::Tweak = Box::new(|c| {
+        c.settings.escalation.fallback_mention = IT_GROUP.into();
+        c.settings.outage.min_reporters = 3;
+        // Assist's card may reach the other replica: this one reads it after a second.
+        c.settings.assist.wait_secs = 1;
+    });
+    let second = crate::helpers::start_bot(&app.ws, None, Some(tweak)).await;
+
+    // However Slack spreads four reports over the two replicas, one of them sees two and reads
+    // the channel, or sees three: the outage is found.
+    let mut answers = Vec::new();
+    for (who, text) in [("alice", VPN[0]), ("bob", VPN[1]), ("carol", VPN[2]), ("dave", VPN[3])] {
+        answers.push(report(&app, who, text).await.1);
+    }
+    wait_for("the outage ping", || {
+        let n = pings(&app).len();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    let (_, fifth) = report(&app, "erin", VPN[4]).await;
+    app.control().await;
+
+    assert_eq!(pings(&app).len(), 1, "pinged more than once across replicas");
+    assert!(answers[3].contains("known issue"), "{}", answers[3]);
+    assert!(!answers[0].contains("known issue") && !answers[1].contains("known issue"));
+    let _ = fifth;
+    second.stop().await;
+}
+
+#[actix_rt::test]
+async fn two_replicas_hear_one_person_posting_again_and_again_as_no_outage() {
+    let app = spawn(setup()).await;
+    let tweak: crate::helpers::Tweak = Box::new(|c| {
+        c.settings.outage.min_reporters = 3;
+        c.settings.assist.wait_secs = 1;
+    });
+    let second = crate::helpers::start_bot(&app.ws, None, Some(tweak)).await;
+
+    for text in VPN {
+        report(&app, "alice", text).await;
+    }
+    report(&app, "bob", VPN[0]).await;
+    app.control().await;
+
+    assert!(pings(&app).is_empty(), "a false alarm");
+    second.stop().await;
 }
