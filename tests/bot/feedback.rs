@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{spawn, wait_for, Setup, TestApp};
+use crate::helpers::{metric_value as value, spawn, wait_for, Setup, TestApp};
 
 const ESCALATION: &str = "could you take this one?";
 
@@ -28,20 +28,6 @@ async fn wait_counts(app: &TestApp, root: &str, answer: &str, up: u64, down: u64
         async move { reached.then_some(meta) }
     })
     .await
-}
-
-async fn metrics(app: &TestApp) -> String {
-    let url = format!("http://{}/metrics", app.bot.http_addr);
-    let mut response = awc::Client::default().get(url).send().await.expect("metrics");
-    String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8")
-}
-
-fn value(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[actix_rt::test]
@@ -85,7 +71,7 @@ async fn answers_carry_feedback_buttons_and_votes_count_once_per_person() {
     let mut voters = vec![bob.clone(), carol.clone(), erin.clone()];
     voters.sort();
     assert_eq!(thanked, voters, "each voter thanked once, privately");
-    let page = metrics(&app).await;
+    let page = app.metrics().await;
     let up = r#"itbot_feedback_total{category="technical",vote="up",via="button"}"#;
     let down = r#"itbot_feedback_total{category="technical",vote="down",via="button"}"#;
     assert_eq!(value(&page, up), 2.0, "{page}");
@@ -138,7 +124,7 @@ async fn thumbs_reactions_on_answers_count_as_feedback_by_category() {
     app.ws.react(&carol, &app.it(), &root, "+1");
     app.control().await;
 
-    let page = metrics(&app).await;
+    let page = app.metrics().await;
     let up = r#"itbot_feedback_total{category="technical",vote="up",via="reaction"}"#;
     let down = r#"itbot_feedback_total{category="technical",vote="down",via="reaction"}"#;
     assert_eq!(value(&page, up), 1.0, "a 👍 on the question counted, or the one on the answer did not");
@@ -160,6 +146,6 @@ async fn a_feedback_click_with_an_unreadable_value_changes_nothing_and_breaks_no
     let meta = app.bot_replies(&root)[0].metadata.clone().unwrap_or(Value::Null);
     assert!(meta["event_payload"].get("feedback").is_none(), "{meta}");
     assert_eq!(app.bot_replies(&root).len(), 1);
-    let page = metrics(&app).await;
+    let page = app.metrics().await;
     assert_eq!(value(&page, r#"itbot_feedback_total{category="technical",vote="up",via="button"}"#), 0.0);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use itbot::config::Config;
 use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
 use itbot::sandbox::workspace::{Posted, Workspace, WorkspaceOptions};
-use itbot::startup::{Bot, StartOptions};
+use itbot::startup::{Bot, StartOptions, TransportOptions};
 
 /// The longest any test waits for something to happen.
 pub const DEADLINE: Duration = Duration::from_secs(15);
@@ -65,6 +65,16 @@ pub async fn spawn(setup: Setup) -> TestApp {
 
 /// Starts a bot on the workspace and waits until it is connected.
 pub async fn start_bot(ws: &Workspace, llm: Option<&FakeOpenAi>, tweak: Option<Tweak>) -> Bot {
+    start_bot_with(ws, llm, tweak, TransportOptions::default()).await
+}
+
+/// [`start_bot`] with these timings (a hand-set clock for the weekly report, for instance).
+pub async fn start_bot_with(
+    ws: &Workspace,
+    llm: Option<&FakeOpenAi>,
+    tweak: Option<Tweak>,
+    transport: TransportOptions,
+) -> Bot {
     let mut config = config_for(ws);
     if let Some(llm) = llm {
         config.env.openai_base_url = llm.base_url();
@@ -73,9 +83,8 @@ pub async fn start_bot(ws: &Workspace, llm: Option<&FakeOpenAi>, tweak: Option<T
     if let Some(tweak) = tweak {
         tweak(&mut config);
     }
-    let bot = Bot::start(config, StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) })
-        .await
-        .expect("bot starts");
+    let http = StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+    let bot = Bot::start_with(config, http, transport).await.expect("bot starts");
     let health = bot.health.clone();
     wait_for("the bot to connect", || {
         let ready = health.is_ready();
@@ -83,6 +92,15 @@ pub async fn start_bot(ws: &Workspace, llm: Option<&FakeOpenAi>, tweak: Option<T
     })
     .await;
     bot
+}
+
+/// The value of one series in a `/metrics` page (0 when absent).
+pub fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Polls `check` every 20 ms until it yields a value, or panics naming `what` at the deadline.
@@ -125,6 +143,13 @@ impl TestApp {
         let zed = self.ws.user_id("zed");
         let ts = self.ws.post(&zed, &self.it(), "my zoom camera is not working", None);
         self.wait_bot_replies(&ts, 1).await;
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.bot.http_addr);
+        let mut response = awc::Client::default().get(url).send().await.expect("metrics");
+        String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8")
     }
 
     pub fn it(&self) -> String {

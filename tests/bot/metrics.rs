@@ -1,14 +1,6 @@
 //! `GET /metrics` counts what happened, in Prometheus text, with nothing but kinds and counts.
 
-use crate::helpers::{spawn, Setup};
-
-fn value(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+use crate::helpers::{metric_value as value, spawn, Setup};
 
 #[actix_rt::test]
 async fn metrics_count_tickets_replies_escalations_and_calls_without_any_text() {

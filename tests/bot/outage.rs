@@ -79,10 +79,8 @@ async fn a_burst_from_different_people_pings_it_once_and_later_reporters_hear_it
         .filter(|c| c.method == "conversations.history" && !c.params.contains_key("include_all_metadata"))
         .count();
     assert_eq!(reads, 1, "recent posts read {reads} times");
-    let url = format!("http://{}/metrics", app.bot.http_addr);
-    let mut response = awc::Client::default().get(url).send().await.expect("metrics");
-    let page = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8");
-    assert!(page.lines().any(|l| l == "itbot_outages_total 1"), "{page}");
+    let page = app.metrics().await;
+    assert_eq!(crate::helpers::metric_value(&page, "itbot_outages_total"), 1.0, "{page}");
     assert_eq!(ping.thread_ts.as_deref(), Some(first.as_str()), "the ping is not in the first thread");
     assert!(ping.text.starts_with(IT_GROUP), "IT was not mentioned: {}", ping.text);
     assert!(ping.text.contains("Possible outage"), "{}", ping.text);

@@ -1,16 +1,15 @@
 //! The team report in the channel: `@itbot report` answered in its thread from the channel's
 //! history, and the weekly report posted once per slot by a schedule on a hand-set clock.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use itbot::actors::report::ScheduleOptions;
 use itbot::clock::Clock;
 use itbot::sandbox::workspace::{Fault, Posted, Workspace};
-use itbot::startup::{Bot, StartOptions, TransportOptions};
+use itbot::startup::{Bot, TransportOptions};
 use serde_json::json;
 
-use crate::helpers::{config_for, spawn, wait_for, Setup, TestApp};
+use crate::helpers::{spawn, start_bot_with, wait_for, Setup, TestApp, Tweak};
 
 fn state(category: &str, phase: &str, article: Option<&str>) -> serde_json::Value {
     json!({
@@ -122,25 +121,16 @@ fn weekly_reports(ws: &Workspace) -> Vec<Posted> {
         .collect()
 }
 
-async fn start_scheduled(ws: &Workspace, clock: &Clock) -> Bot {
-    let mut config = config_for(ws);
-    config.settings.report.weekly_day = "mon".into();
-    config.settings.report.weekly_hour = 9;
-    config.settings.report.timezone = "Europe/Berlin".into();
-    config.settings.history.backfill_pace_ms = 10;
+async fn start_scheduled(ws: &Workspace, clock: &Clock, weekly_day: &str) -> Bot {
+    let weekly_day = weekly_day.to_string();
+    let tweak: Tweak = Box::new(move |config| {
+        config.settings.report.weekly_day = weekly_day;
+        config.settings.report.weekly_hour = 9;
+        config.settings.report.timezone = "Europe/Berlin".into();
+        config.settings.history.backfill_pace_ms = 10;
+    });
     let schedule = ScheduleOptions { clock: clock.clone(), tick: Duration::from_millis(20) };
-    let transport = TransportOptions { schedule, ..TransportOptions::default() };
-    let bot =
-        Bot::start_with(config, StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) }, transport)
-            .await
-            .expect("bot starts");
-    let health = bot.health.clone();
-    wait_for("the bot to connect", || {
-        let ready = health.is_ready();
-        async move { ready.then_some(()) }
-    })
-    .await;
-    bot
+    start_bot_with(ws, None, Some(tweak), TransportOptions { schedule, ..TransportOptions::default() }).await
 }
 
 #[actix_rt::test]
@@ -152,7 +142,7 @@ async fn the_weekly_report_is_posted_once_at_its_hour_also_across_a_restart() {
     let slot = itbot::schedule::next_weekly(now, "mon", 9, "Europe/Berlin").expect("a slot");
     let clock = Clock::manual(slot - 120);
     ws.advance_clock(Duration::from_secs((slot - 120 - now) as u64));
-    let mut bot = start_scheduled(&ws, &clock).await;
+    let mut bot = start_scheduled(&ws, &clock, "mon").await;
     let alice = ws.user_id("alice");
     let app_ticket = ws.post(&alice, ws.it_channel(), "my zoom camera is not working", None);
     wait_for("the ticket's answer", || {
@@ -191,7 +181,7 @@ async fn the_weekly_report_is_posted_once_at_its_hour_also_across_a_restart() {
         async move { (open == 0).then_some(()) }
     })
     .await;
-    bot = start_scheduled(&ws, &clock).await;
+    bot = start_scheduled(&ws, &clock, "mon").await;
     wait_for("the restarted bot to look for this week's report", || {
         let n = weekly_checks();
         async move { (n > checks).then_some(()) }
@@ -221,14 +211,7 @@ async fn the_weekly_report_is_posted_once_at_its_hour_also_across_a_restart() {
 async fn without_a_weekly_day_no_report_is_ever_posted() {
     let ws = Workspace::start(Default::default()).await.expect("workspace");
     let clock = Clock::manual(Clock::System.now());
-    let mut config = config_for(&ws);
-    config.settings.report.weekly_day = String::new();
-    let schedule = ScheduleOptions { clock: clock.clone(), tick: Duration::from_millis(20) };
-    let transport = TransportOptions { schedule, ..TransportOptions::default() };
-    let bot =
-        Bot::start_with(config, StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) }, transport)
-            .await
-            .expect("bot starts");
+    let bot = start_scheduled(&ws, &clock, "").await;
 
     for _ in 0..8 {
         clock.advance(86_400);
@@ -253,7 +236,7 @@ async fn a_weekly_report_slack_refused_is_tried_again_minutes_later() {
     let slot = itbot::schedule::next_weekly(now, "mon", 9, "Europe/Berlin").expect("a slot");
     let clock = Clock::manual(slot - 10);
     ws.advance_clock(Duration::from_secs((slot - 10 - now) as u64));
-    let bot = start_scheduled(&ws, &clock).await;
+    let bot = start_scheduled(&ws, &clock, "mon").await;
     let pass = |secs: u64| {
         clock.advance(secs as i64);
         ws.advance_clock(Duration::from_secs(secs));
