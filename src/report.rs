@@ -664,7 +664,7 @@ fn dollars(usd: f64) -> String {
     }
 }
 
-/// What [`collect_counted`] read.
+/// What [`collect`] read.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
     pub tickets: Vec<TicketSummary>,
@@ -677,27 +677,11 @@ pub struct Collected {
 /// Reads the channel's root messages from `since_unix` (conversations.history with
 /// include_all_metadata=true, paged with cursors until next_cursor is "" or absent) and each
 /// thread with replies (conversations.replies via SlackApi::thread_messages), pausing `pace`
-/// between thread reads; at most `max_messages` roots.
-#[allow(clippy::too_many_arguments)]
-pub async fn collect(
-    slack: &SlackApi,
-    channel: &ChannelId,
-    bot: &UserId,
-    rules: &Rules,
-    staff: &[String],
-    since_unix: i64,
-    pace: Duration,
-    max_messages: usize,
-) -> Result<Vec<TicketSummary>, SlackError> {
-    collect_counted(slack, channel, bot, rules, staff, since_unix, pace, max_messages)
-        .await
-        .map(|c| c.tickets)
-}
-
-/// [`collect`], also saying how much was read and whether the period was read to its start.
+/// between thread reads; at most `max_messages` roots. Says how much was read and whether the
+/// period was read to its start.
 #[allow(clippy::too_many_arguments)]
 #[tracing::instrument(skip_all, fields(channel = %channel, since_unix, max_messages))]
-pub async fn collect_counted(
+pub async fn collect(
     slack: &SlackApi,
     channel: &ChannelId,
     bot: &UserId,

@@ -203,7 +203,7 @@ pub async fn read_report(config: &Config, days: u32) -> Result<ReadReport, Start
         .unwrap_or(0);
     let since = until - i64::from(days) * 86_400;
     let history = &config.settings.history;
-    let collected = crate::report::collect_counted(
+    let collected = crate::report::collect(
         &reader.slack,
         &reader.channel,
         &reader.bot,

@@ -85,12 +85,18 @@ impl ReportActor {
     }
 
     /// Reads the channel and builds the report of the `days` before `until`.
-    fn build(&self, days: u32, until: i64) -> impl std::future::Future<Output = Result<Report, SlackError>> {
+    /// The report of the `days` before `until`, as a Slack message (with a note when the read
+    /// stopped at `history.backfill_messages` before the period's start).
+    fn build(
+        &self,
+        days: u32,
+        until: i64,
+    ) -> impl std::future::Future<Output = Result<(Report, String), SlackError>> {
         let s = self.s.clone();
         async move {
             let since = until - i64::from(days) * 86_400;
             let h = &s.settings.history;
-            let tickets = crate::report::collect(
+            let read = crate::report::collect(
                 &s.slack,
                 &s.channel,
                 &s.identity.user_id,
@@ -101,7 +107,15 @@ impl ReportActor {
                 h.backfill_messages,
             )
             .await?;
-            Ok(Report::build(&tickets, since, until, &s.settings.report.timezone, &s.kb))
+            let report = Report::build(&read.tickets, since, until, &s.settings.report.timezone, &s.kb);
+            let mut text = report.to_mrkdwn();
+            if !read.complete {
+                text.push_str(&format!(
+                    "_Only the latest {} posts were read (`history.backfill_messages`): older tickets of the period are missing._\n",
+                    read.messages_read
+                ));
+            }
+            Ok((report, text))
         }
     }
 
@@ -118,12 +132,12 @@ impl ReportActor {
             if weekly_posted(&s, due).await? {
                 return Ok(false);
             }
-            let report = build.await?;
+            let (report, text) = build.await?;
             let metadata = json!({
                 "event_type": REPORT_EVENT_TYPE,
                 "event_payload": {"slot": due, "days": WEEKLY_DAYS, "tickets": report.tickets},
             });
-            s.slack.post_message(&s.channel, None, &report.to_mrkdwn(), Some(metadata)).await?;
+            s.slack.post_message(&s.channel, None, &text, Some(metadata)).await?;
             Ok::<_, SlackError>(true)
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
@@ -243,7 +257,7 @@ impl Handler<ReportRequest> for ReportActor {
                 let _ = s.slack.set_status(&s.channel, &r.thread, "is putting the report together...").await;
             }
             let text = match build.await {
-                Ok(report) => report.to_mrkdwn(),
+                Ok((_, text)) => text,
                 Err(e) => {
                     tracing::error!(error = %e, "report could not be read from the channel");
                     format!(

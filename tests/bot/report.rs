@@ -263,3 +263,20 @@ async fn a_weekly_report_slack_refused_is_tried_again_minutes_later() {
     .await;
     bot.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_report_cut_short_by_the_read_limit_says_so() {
+    let app = spawn(Setup {
+        seed: Some(Box::new(seed)),
+        tweak: Some(Box::new(|c| {
+            c.settings.history.backfill_pace_ms = 10;
+            c.settings.history.backfill_messages = 2;
+        })),
+        ..Setup::default()
+    })
+    .await;
+
+    let report = ask_report(&app, "erin", "report 30").await;
+
+    assert!(report.text.contains("Only the latest 2 posts were read"), "{}", report.text);
+}
