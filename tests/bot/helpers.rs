@@ -1,17 +1,14 @@
 //! Spawning the real bot against the simulated workspace, and waiting with deadlines.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use itbot::config::Config;
 use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
 use itbot::sandbox::workspace::{Posted, Workspace, WorkspaceOptions};
 use itbot::startup::{Bot, StartOptions, TransportOptions};
 
-/// The longest any test waits for something to happen.
-pub const DEADLINE: Duration = Duration::from_secs(15);
+pub use crate::common::wait_for;
 
 pub struct TestApp {
     pub ws: Workspace,
@@ -103,22 +100,6 @@ pub fn metric_value(page: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Polls `check` every 20 ms until it yields a value, or panics naming `what` at the deadline.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 impl TestApp {
     /// Stops the bot and starts a new one on the same workspace, as a redeploy would: the new
     /// one knows nothing but what Slack holds.
@@ -158,11 +139,7 @@ impl TestApp {
 
     /// The bot's messages in a thread (excluding the root).
     pub fn bot_replies(&self, thread: &str) -> Vec<Posted> {
-        self.ws
-            .thread(&self.it(), thread)
-            .into_iter()
-            .filter(|p| p.ts != thread && p.user.as_deref() == Some(self.ws.bot_user_id()))
-            .collect()
+        crate::common::bot_replies(&self.ws, thread)
     }
 
     /// Waits until the bot has posted `n` replies in `thread`, then returns them.

@@ -1,5 +1,7 @@
 //! The bot end to end against the simulated workspace (and the fake LLM where noted).
 
+#[path = "../common/mod.rs"]
+mod common;
 mod feedback;
 mod helpers;
 mod history;

@@ -2,7 +2,6 @@
 //! its own, waits with deadlines, and log capture.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,8 +15,7 @@ use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
 use itbot::sandbox::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
 use itbot::startup::{Bot, StartOptions};
 
-/// The longest any test waits for something to happen.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub use crate::common::{wait_for, DEADLINE};
 
 pub struct TestApp {
     pub ws: Workspace,
@@ -69,22 +67,6 @@ pub async fn spawn(setup: Setup) -> TestApp {
     TestApp { ws, bot, llm }
 }
 
-/// Polls `check` every 20 ms until it yields a value, or panics naming `what` at the deadline.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 impl TestApp {
     pub fn it(&self) -> String {
         self.ws.it_channel().to_string()
@@ -92,11 +74,7 @@ impl TestApp {
 
     /// The bot's messages in a thread (excluding the root).
     pub fn bot_replies(&self, thread: &str) -> Vec<Posted> {
-        self.ws
-            .thread(&self.it(), thread)
-            .into_iter()
-            .filter(|p| p.ts != thread && p.user.as_deref() == Some(self.ws.bot_user_id()))
-            .collect()
+        crate::common::bot_replies(&self.ws, thread)
     }
 
     /// Waits until the bot has posted `n` finished replies in `thread`: replies that carry the

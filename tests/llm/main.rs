@@ -4,5 +4,7 @@
 
 mod answers;
 mod client;
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 mod privacy;

@@ -2,7 +2,6 @@
 //! waiting with deadlines. (Started from `tests/bot/helpers.rs`.)
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,8 +11,7 @@ use itbot::config::Config;
 use itbot::sandbox::workspace::{Posted, Workspace, WorkspaceOptions};
 use itbot::startup::{Bot, StartOptions, TransportOptions};
 
-/// The longest any single wait lasts.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub use crate::common::{wait_for, DEADLINE};
 
 pub struct TestApp {
     pub ws: Workspace,
@@ -115,22 +113,6 @@ pub async fn spawn(setup: Setup) -> TestApp {
     TestApp { ws, bot }
 }
 
-/// Polls `check` every 20 ms until it yields a value, or panics naming `what` at the deadline.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// [`wait_for`] on a plain condition.
 pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     wait_for(what, || {
@@ -147,11 +129,7 @@ impl TestApp {
 
     /// The bot's messages in a thread (excluding the root).
     pub fn bot_replies(&self, thread: &str) -> Vec<Posted> {
-        self.ws
-            .thread(&self.it(), thread)
-            .into_iter()
-            .filter(|p| p.ts != thread && p.user.as_deref() == Some(self.ws.bot_user_id()))
-            .collect()
+        crate::common::bot_replies(&self.ws, thread)
     }
 
     /// Waits until the bot has posted `n` replies in `thread`, then returns them.

@@ -1,6 +1,8 @@
 //! The Slack transport under every fault Slack produces, as a user sees it: the reply is there,
 //! once. Each test runs the real bot against the simulated workspace with short timings.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 mod soak;
 
