@@ -13,6 +13,7 @@ use itbot::knowledge::KnowledgeBase;
 use itbot::outage::OutageTracker;
 use itbot::redact::redact;
 use itbot::report::{Report, TicketSummary};
+use itbot::slack::events::HistoryMessage;
 use itbot::slack::format::markdown_to_mrkdwn;
 use itbot::slack::socket::{parse_frame, Frame};
 use itbot::slack::UserId;
@@ -245,7 +246,10 @@ fn bench(c: &mut Criterion) {
     });
 
     let bot = UserId::from("UBOT");
-    let threads: Vec<Vec<serde_json::Value>> = (0..10_000).map(thread_json).collect();
+    let channel = itbot::slack::ChannelId::from("C0IT");
+    let threads: Vec<Vec<HistoryMessage>> = (0..10_000)
+        .map(|i| thread_json(i).iter().filter_map(|m| HistoryMessage::parse(m, &channel)).collect())
+        .collect();
     c.bench_function("report: TicketSummary::from_thread (a 4-message thread)", |b| {
         let mut i = 0;
         b.iter(|| {

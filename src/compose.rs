@@ -6,7 +6,8 @@
 
 use crate::knowledge::{Article, KnowledgeBase};
 use crate::slack::format::markdown_to_mrkdwn;
-use crate::slack::UserId;
+use crate::slack::{Blocks, UserId};
+use crate::state::Trigger;
 
 /// How to continue, at the end of every troubleshooting answer.
 pub const HOW_TO_CONTINUE: &str = "_Reply in this thread to tell me how it went. \
@@ -19,15 +20,13 @@ pub const GET_HUMAN_ACTION: &str = "itbot_get_human";
 const SECTION_CHARS: usize = 2_900;
 
 /// Blocks for a troubleshooting answer: the text in sections, then the "Get a human" button.
-pub fn answer_blocks(mrkdwn: &str, thread: &crate::slack::Ts) -> serde_json::Value {
+pub fn answer_blocks(mrkdwn: &str, thread: &crate::slack::Ts) -> Blocks {
     let mut blocks: Vec<serde_json::Value> = crate::slack::format::split_message(mrkdwn, SECTION_CHARS)
         .into_iter()
         .map(|part| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": part}}))
         .collect();
-    if let serde_json::Value::Array(actions) = answer_actions(thread) {
-        blocks.extend(actions);
-    }
-    serde_json::Value::Array(blocks)
+    blocks.extend(answer_actions(thread).items());
+    Blocks::new(serde_json::Value::Array(blocks))
 }
 
 /// The action id of the 👍/👎 feedback buttons under troubleshooting answers.
@@ -35,13 +34,13 @@ pub const FEEDBACK_ACTION: &str = "itbot_feedback";
 
 /// What goes under every troubleshooting answer: the "Get a human" button and the feedback
 /// buttons.
-pub fn answer_actions(thread: &crate::slack::Ts) -> serde_json::Value {
-    serde_json::Value::Array(vec![get_human_button(thread), feedback_buttons(thread)])
+pub fn answer_actions(thread: &crate::slack::Ts) -> Blocks {
+    Blocks::new(serde_json::Value::Array(vec![get_human_button(thread), feedback_buttons(thread)]))
 }
 
 /// Slack's feedback buttons (a `context_actions` block). Each value names the vote and the
 /// thread, so a click finds its thread even after a restart.
-pub fn feedback_buttons(thread: &crate::slack::Ts) -> serde_json::Value {
+fn feedback_buttons(thread: &crate::slack::Ts) -> serde_json::Value {
     let button = |emoji: &str, label: &str, vote: &str| {
         serde_json::json!({
             "text": {"type": "plain_text", "text": emoji},
@@ -78,7 +77,7 @@ pub const FEEDBACK_THANKS: &str = "Thanks for the feedback: it helps IT see whic
 
 /// The "Get a human" button, whose value is the thread so a click finds it even after a
 /// restart.
-pub fn get_human_button(thread: &crate::slack::Ts) -> serde_json::Value {
+fn get_human_button(thread: &crate::slack::Ts) -> serde_json::Value {
     serde_json::json!({
         "type": "actions",
         "block_id": "itbot_actions",
@@ -289,8 +288,8 @@ pub struct Brief<'a> {
     /// What the bot suggested, in order, as mrkdwn the bot wrote (article titles in `*bold*`).
     pub tried: &'a [String],
     pub failed_attempts: u32,
-    /// `request`, `thumbs_down` or `attempts`.
-    pub trigger: &'a str,
+    /// What handed it over.
+    pub trigger: Trigger,
 }
 
 /// Longest symptom quoted in the brief.
@@ -312,9 +311,9 @@ pub fn escalation(mention: Option<&str>, brief: &Brief<'_>) -> String {
     }
     let tried = if brief.tried.is_empty() { "nothing yet".to_string() } else { brief.tried.join("; ") };
     let result = match brief.trigger {
-        "thumbs_down" => "the requester reacted :-1: to my answer".to_string(),
-        "feedback" => "the requester said my answer did not help (:-1:)".to_string(),
-        "attempts" => format!("still not working after {} attempts", brief.failed_attempts),
+        Trigger::ThumbsDown => "the requester reacted :-1: to my answer".to_string(),
+        Trigger::Feedback => "the requester said my answer did not help (:-1:)".to_string(),
+        Trigger::Attempts => format!("still not working after {} attempts", brief.failed_attempts),
         _ if brief.failed_attempts > 0 => {
             format!("the requester asked for a person after {} failed attempt(s)", brief.failed_attempts)
         }
@@ -421,7 +420,7 @@ mod tests {
 
     #[test]
     fn answers_carry_a_get_a_human_button_for_their_thread() {
-        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0"));
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0")).items();
         let button = &blocks[1]["elements"][0];
         assert_eq!(button["action_id"], GET_HUMAN_ACTION);
         assert_eq!(button["value"], "1.0");
@@ -430,8 +429,8 @@ mod tests {
 
     #[test]
     fn answers_carry_feedback_buttons_whose_values_name_the_vote_and_thread() {
-        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100"));
-        let block = blocks.as_array().unwrap().iter().find(|b| b["type"] == "context_actions").unwrap();
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100")).items();
+        let block = blocks.iter().find(|b| b["type"] == "context_actions").unwrap();
         let e = &block["elements"][0];
         assert_eq!(e["type"], "feedback_buttons");
         assert_eq!(e["action_id"], FEEDBACK_ACTION);
@@ -495,7 +494,7 @@ mod tests {
             question: "VPN down <!channel>, urgent: demo in 10 min",
             tried: &tried,
             failed_attempts: 2,
-            trigger: "attempts",
+            trigger: Trigger::Attempts,
         };
         let text = escalation(Some("<@U0DANA>"), &brief);
         assert_eq!(text.matches("<@U0DANA>").count(), 1);

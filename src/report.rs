@@ -29,12 +29,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::actors::slack_api::SlackApi;
 use crate::knowledge::KnowledgeBase;
-use crate::slack::events::{history_message, Message};
+use crate::slack::events::HistoryMessage;
 use crate::slack::{ChannelId, SlackError, Ts, UserId};
+use crate::state::{Metadata, OutagePing, Phase, ThreadState};
 use crate::tickets::Ending;
 use crate::triage::{Category, Rules};
 
@@ -43,10 +43,6 @@ pub const DEFAULT_DAYS: u32 = 7;
 /// …and at most this many: beyond it the read of the history takes minutes at Slack's pace.
 pub const MAX_DAYS: u32 = 90;
 
-/// The metadata event type of the bot's thread state.
-const STATE_EVENT: &str = "itbot_thread_state";
-/// The metadata event type of the bot's outage notice.
-const OUTAGE_EVENT: &str = "itbot_outage";
 /// Reactions that count as feedback on a bot message.
 const UP_REACTIONS: [&str; 2] = ["+1", "thumbsup"];
 const DOWN_REACTIONS: [&str; 2] = ["-1", "thumbsdown"];
@@ -123,19 +119,18 @@ pub struct TicketSummary {
 }
 
 impl TicketSummary {
-    /// `messages`: the raw JSON of a thread as conversations.replies returns it (root first,
-    /// replies oldest first, each with optional "metadata" and "reactions"). `None` when the
-    /// root is not a ticket (a bot's or app's post, a join or other subtype, no text).
-    /// `staff` are the user ids of IT staff (`escalation.it_staff`).
+    /// `messages`: a thread as conversations.replies returns it (root first, replies oldest
+    /// first, with metadata and reactions). `None` when the root is not a ticket (a bot's or
+    /// app's post, a join or other subtype, no text). `staff` are the user ids of IT staff
+    /// (`escalation.it_staff`).
     pub fn from_thread(
-        messages: &[Value],
+        messages: &[HistoryMessage],
         bot: &UserId,
         rules: &Rules,
         staff: &[String],
     ) -> Option<TicketSummary> {
-        // The parsed messages carry a channel, which nothing here reads.
-        let channel = ChannelId::from("");
-        let (root, _) = history_message(messages.first()?, &channel)?;
+        let (first, replies) = messages.split_first()?;
+        let root = &first.message;
         if root.subtype.is_some() || root.thread_ts.as_ref().is_some_and(|t| *t != root.ts) {
             return None;
         }
@@ -143,56 +138,55 @@ impl TicketSummary {
         if crate::compose::is_bot_command(root.text.expose(), bot) {
             return None;
         }
-        let replies: Vec<(Message, Option<Value>)> =
-            messages[1..].iter().filter_map(|m| history_message(m, &channel)).collect();
         // Who counts as a ticket, and how it ended, is the past-ticket index's reading.
-        let past = crate::tickets::from_thread(&root, &replies, bot, rules)?;
+        let past = crate::tickets::from_thread(root, replies, bot, rules)?;
         let requester = root.user.as_ref()?;
         let asked_micros = ts_micros(&root.ts)?;
 
-        let by_bot: Vec<&Value> =
-            messages[1..].iter().filter(|m| m["user"].as_str() == Some(bot.as_str())).collect();
-        let states: Vec<&Value> = by_bot.iter().filter_map(|m| payload(m, STATE_EVENT)).collect();
+        let by_bot: Vec<&HistoryMessage> =
+            replies.iter().filter(|m| m.message.user.as_ref() == Some(bot)).collect();
+        let states: Vec<&ThreadState> = by_bot.iter().filter_map(|m| m.thread_state()).collect();
         let latest = states.last();
 
-        let category = latest
-            .and_then(|s| s["category"].as_str())
-            .and_then(Category::parse)
-            .unwrap_or_else(|| rules.classify(root.text.expose()).category);
+        let category =
+            latest.and_then(|s| s.category).unwrap_or_else(|| rules.classify(root.text.expose()).category);
         let first_response = by_bot
             .iter()
-            .filter_map(|m| m["ts"].as_str().and_then(|ts| ts_micros(&Ts::from(ts))))
+            .filter_map(|m| ts_micros(&m.message.ts))
             .min()
             .map(|first| Duration::from_micros(first.saturating_sub(asked_micros).max(0) as u64));
 
-        let assignees: HashSet<&str> = states.iter().filter_map(|s| s["assignee"].as_str()).collect();
-        let it_person_wrote = replies.iter().any(|(m, _)| {
+        let assignees: HashSet<&UserId> = states.iter().filter_map(|s| s.assignee.as_ref()).collect();
+        let it_person_wrote = replies.iter().map(|r| &r.message).any(|m| {
             let Some(author) = m.user.as_ref() else { return false };
             author != requester
                 && author != bot
                 && m.bot_id.is_none()
-                && (staff.iter().any(|s| s == author.as_str()) || assignees.contains(author.as_str()))
+                && (staff.iter().any(|s| s == author.as_str()) || assignees.contains(author))
         });
-        let human_took_over = it_person_wrote || states.iter().any(|s| s["phase"] == "human_took_over");
+        let human_took_over = it_person_wrote || states.iter().any(|s| s.phase == Phase::HumanTookOver);
 
         let mut feedback = Votes::default();
         let mut llm = LlmUsage::default();
         for m in &by_bot {
             feedback.add(votes_of(m, bot));
-            if let Some(usage) = m.pointer("/metadata/event_payload/llm").filter(|u| u.is_object()) {
-                let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+            if let Some(usage) = m.thread_state().and_then(|s| s.llm.as_ref()) {
                 llm.add(&LlmUsage {
                     calls: 1,
-                    prompt_tokens: n("prompt_tokens"),
-                    cached_tokens: n("cached_tokens"),
-                    completion_tokens: n("completion_tokens"),
-                    cost_usd: usage["cost_usd"]
-                        .as_f64()
-                        .filter(|c| c.is_finite() && *c >= 0.0)
-                        .unwrap_or(0.0),
+                    prompt_tokens: usage.prompt_tokens,
+                    cached_tokens: usage.cached_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    cost_usd: Some(usage.cost_usd).filter(|c| c.is_finite() && *c >= 0.0).unwrap_or(0.0),
                 });
             }
         }
+        let pings: Vec<&OutagePing> = by_bot
+            .iter()
+            .filter_map(|m| match &m.metadata {
+                Some(Metadata::OutagePing(p)) => Some(p),
+                _ => None,
+            })
+            .collect();
 
         Some(TicketSummary {
             thread: root.ts.clone(),
@@ -200,37 +194,26 @@ impl TicketSummary {
             category,
             first_response,
             ending: past.ending,
-            escalated: past.ending == Ending::Escalated || states.iter().any(|s| s["escalated"] == true),
+            escalated: past.ending == Ending::Escalated || states.iter().any(|s| s.escalated),
             human_took_over,
-            article: latest.and_then(|s| s["article"].as_str()).filter(|a| !a.is_empty()).map(str::to_string),
+            article: latest.and_then(|s| s.article.clone()).filter(|a| !a.is_empty()),
             feedback,
             llm,
-            in_outage: states.iter().any(|s| s["outage"].is_object()),
-            outages_started: by_bot.iter().filter(|m| payload(m, OUTAGE_EVENT).is_some()).count() as u64,
-            outage_threads: by_bot.iter().filter_map(|m| payload(m, OUTAGE_EVENT)?["threads"].as_u64()).sum(),
+            in_outage: states.iter().any(|s| s.outage.is_some()),
+            outages_started: pings.len() as u64,
+            outage_threads: pings.iter().map(|p| p.threads).sum(),
         })
     }
 }
 
-/// The `event_payload` of a message's metadata of this event type.
-fn payload<'a>(m: &'a Value, event_type: &str) -> Option<&'a Value> {
-    let metadata = m.get("metadata")?;
-    (metadata["event_type"] == event_type).then(|| &metadata["event_payload"])
-}
-
 /// Button votes recorded on a bot message plus 👍/👎 reactions on it, the bot's own left out.
-fn votes_of(m: &Value, bot: &UserId) -> Votes {
-    let recorded = m.pointer("/metadata/event_payload/feedback");
-    let n = |k: &str| recorded.and_then(|f| f[k].as_u64()).unwrap_or(0);
-    let mut votes = Votes { up: n("up"), down: n("down") };
-    for r in m["reactions"].as_array().into_iter().flatten() {
-        let name = r["name"].as_str().unwrap_or("");
+fn votes_of(m: &HistoryMessage, bot: &UserId) -> Votes {
+    let recorded = m.thread_state().and_then(|s| s.feedback).unwrap_or_default();
+    let mut votes = Votes { up: recorded.up, down: recorded.down };
+    for r in &m.reactions {
         // Skin tones arrive as `+1::skin-tone-2`.
-        let base = name.split("::").next().unwrap_or(name);
-        let users = r["users"].as_array();
-        let count = r["count"].as_u64().or_else(|| users.map(|u| u.len() as u64)).unwrap_or(0);
-        let by_bot = users.is_some_and(|u| u.iter().any(|u| u.as_str() == Some(bot.as_str())));
-        let count = count.saturating_sub(u64::from(by_bot));
+        let base = r.name.split("::").next().unwrap_or(&r.name);
+        let count = r.count.saturating_sub(u64::from(r.users.contains(bot)));
         if UP_REACTIONS.contains(&base) {
             votes.up += count;
         } else if DOWN_REACTIONS.contains(&base) {
@@ -713,6 +696,11 @@ mod tests {
     use crate::config::Settings;
     use serde_json::json;
 
+    /// Messages as conversations.replies returns them.
+    fn parsed(raw: &[serde_json::Value]) -> Vec<HistoryMessage> {
+        raw.iter().filter_map(|m| HistoryMessage::parse(m, &ChannelId::from("C1"))).collect()
+    }
+
     fn rules() -> Rules {
         let s = Settings::shipped();
         Rules::new(&s.triage, &s.followup).expect("the shipped rules compile")
@@ -799,6 +787,7 @@ mod tests {
     fn reactions_by_others_count_as_feedback_and_the_bots_own_do_not() {
         let bot = UserId::from("UBOT");
         let m = json!({
+            "ts": "5.0",
             "metadata": {"event_type": "itbot_thread_state", "event_payload": {"feedback": {"up": 2, "down": 1}}},
             "reactions": [
                 {"name": "+1", "users": ["U1", "UBOT"], "count": 2},
@@ -807,13 +796,14 @@ mod tests {
                 {"name": "eyes", "users": ["U4"], "count": 1},
             ],
         });
-        assert_eq!(votes_of(&m, &bot), Votes { up: 4, down: 2 });
+        assert_eq!(votes_of(&parsed(&[m])[0], &bot), Votes { up: 4, down: 2 });
     }
 
     #[test]
     fn a_ticket_the_bot_never_answered_takes_its_category_from_the_rules() {
         let root = json!({"type": "message", "user": "U1", "ts": "100.000000", "text": "I need access to Snowflake please"});
-        let t = TicketSummary::from_thread(&[root], &UserId::from("UBOT"), &rules(), &[]).expect("a ticket");
+        let t = TicketSummary::from_thread(&parsed(&[root]), &UserId::from("UBOT"), &rules(), &[])
+            .expect("a ticket");
         assert_eq!(t.category, Category::Access);
         assert_eq!(t.first_response, None);
         assert_eq!(t.ending, Ending::Unknown);
@@ -824,8 +814,8 @@ mod tests {
         let (bot, rules) = (UserId::from("UBOT"), rules());
         let by_bot = json!({"user": "UBOT", "bot_id": "B1", "ts": "1.0", "text": "weekly report"});
         let join = json!({"user": "U1", "subtype": "channel_join", "ts": "2.0", "text": "joined"});
-        assert!(TicketSummary::from_thread(&[by_bot], &bot, &rules, &[]).is_none());
-        assert!(TicketSummary::from_thread(&[join], &bot, &rules, &[]).is_none());
+        assert!(TicketSummary::from_thread(&parsed(&[by_bot]), &bot, &rules, &[]).is_none());
+        assert!(TicketSummary::from_thread(&parsed(&[join]), &bot, &rules, &[]).is_none());
         assert!(TicketSummary::from_thread(&[], &bot, &rules, &[]).is_none());
     }
 

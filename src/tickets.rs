@@ -7,10 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
-
 use crate::retrieval::{Bm25, Field};
-use crate::slack::events::Message;
+use crate::slack::events::{HistoryMessage, Message};
 use crate::slack::{Ts, UserId};
 use crate::telemetry::UserText;
 use crate::triage::{Outcome, Rules};
@@ -53,7 +51,7 @@ pub struct PastTicket {
 }
 
 /// A ticket found for a question.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Similar {
     pub thread: Ts,
     pub question: UserText,
@@ -173,7 +171,7 @@ impl TicketIndex {
 /// ended, from the bot's state when it has one, else from what people wrote; and what fixed it.
 pub fn from_thread(
     root: &Message,
-    replies: &[(Message, Option<Value>)],
+    replies: &[HistoryMessage],
     bot: &UserId,
     rules: &Rules,
 ) -> Option<PastTicket> {
@@ -184,16 +182,15 @@ pub fn from_thread(
     let state = replies
         .iter()
         .rev()
-        .filter(|(m, _)| m.user.as_ref() == Some(bot))
-        .find_map(|(_, meta)| meta.as_ref().filter(|m| m["event_type"] == "itbot_thread_state"))
-        .map(|m| &m["event_payload"]);
+        .filter(|m| m.message.user.as_ref() == Some(bot))
+        .find_map(HistoryMessage::thread_state);
 
     // Who wrote what, skipping apps (Assist) other than the bot.
     let mut last_bot_answer: Option<&str> = None;
     let mut answer_that_worked: Option<&str> = None;
     let mut last_person: Option<&str> = None;
     let mut person_then_worked: Option<&str> = None;
-    for (m, _) in replies {
+    for m in replies.iter().map(|r| &r.message) {
         let text = m.text.expose();
         match m.user.as_ref() {
             Some(u) if u == bot => last_bot_answer = Some(text),
@@ -208,17 +205,16 @@ pub fn from_thread(
             _ => {}
         }
     }
-    let flag = |k: &str| state.and_then(|s| s.get(k)).and_then(Value::as_bool).unwrap_or(false);
-    let (ending, resolution) =
-        if let Some(fix) = person_then_worked.or(last_person.filter(|_| !flag("resolved"))) {
-            (Ending::PersonResolved, Some(fix))
-        } else if flag("resolved") || answer_that_worked.is_some() {
-            (Ending::BotResolved, answer_that_worked.or(last_bot_answer))
-        } else if flag("escalated") {
-            (Ending::Escalated, None)
-        } else {
-            (Ending::Unknown, None)
-        };
+    let resolved = state.is_some_and(|s| s.resolved);
+    let (ending, resolution) = if let Some(fix) = person_then_worked.or(last_person.filter(|_| !resolved)) {
+        (Ending::PersonResolved, Some(fix))
+    } else if resolved || answer_that_worked.is_some() {
+        (Ending::BotResolved, answer_that_worked.or(last_bot_answer))
+    } else if state.is_some_and(|s| s.escalated) {
+        (Ending::Escalated, None)
+    } else {
+        (Ending::Unknown, None)
+    };
     Some(PastTicket {
         thread: root.ts.clone(),
         question: root.text.clone(),
@@ -231,6 +227,19 @@ pub fn from_thread(
 fn strip_bot_footer(text: &str) -> String {
     let text = text.replace(crate::compose::HOW_TO_CONTINUE, "");
     text.trim().to_string()
+}
+
+/// "today", "yesterday", "3 days ago", "5 weeks ago": how long before `now` (unix seconds) the
+/// message `ts` was written.
+pub fn age(ts: &Ts, now: f64) -> String {
+    let then: f64 = ts.as_str().parse().unwrap_or(now);
+    let days = ((now - then) / 86_400.0).floor().max(0.0) as u64;
+    match days {
+        0 => "today".into(),
+        1 => "yesterday".into(),
+        2..=13 => format!("{days} days ago"),
+        _ => format!("{} weeks ago", days / 7),
+    }
 }
 
 /// At most `max` characters, cut at a word boundary, with an ellipsis when cut.
@@ -249,6 +258,7 @@ mod tests {
     use super::*;
     use crate::config::Settings;
     use crate::slack::{ChannelId, Ts};
+    use crate::state::ThreadState;
 
     fn ticket(thread: &str, question: &str, ending: Ending, resolution: Option<&str>) -> PastTicket {
         PastTicket {
@@ -309,8 +319,8 @@ mod tests {
         let rules = Rules::new(&s.triage, &s.followup).unwrap();
         let root = Message { thread_ts: None, ..msg("1.0", "U1", "okta says my account is locked") };
         let replies = vec![
-            (msg("2.0", "UBOT", "Here's what usually fixes this"), None),
-            (
+            HistoryMessage::new(msg("2.0", "UBOT", "Here's what usually fixes this"), None),
+            HistoryMessage::new(
                 msg(
                     "3.0",
                     "U2",
@@ -318,7 +328,7 @@ mod tests {
                 ),
                 None,
             ),
-            (msg("4.0", "U1", "that worked, thanks!"), None),
+            HistoryMessage::new(msg("4.0", "U1", "that worked, thanks!"), None),
         ];
         let t = from_thread(&root, &replies, &UserId::from("UBOT"), &rules).unwrap();
         assert_eq!(t.ending, Ending::PersonResolved);
@@ -330,12 +340,11 @@ mod tests {
         let s = Settings::shipped();
         let rules = Rules::new(&s.triage, &s.followup).unwrap();
         let root = Message { thread_ts: None, ..msg("1.0", "U1", "vpn broken") };
-        let state =
-            serde_json::json!({"event_type": "itbot_thread_state", "event_payload": {"resolved": true}});
+        let state = ThreadState { resolved: true, ..ThreadState::default() };
         let replies = vec![
-            (msg("2.0", "UBOT", "1. Reimport the VPN profile from Self Service"), None),
-            (msg("3.0", "U1", "yes that fixed it"), None),
-            (msg("4.0", "UBOT", "Great, glad that sorted it!"), Some(state)),
+            HistoryMessage::new(msg("2.0", "UBOT", "1. Reimport the VPN profile from Self Service"), None),
+            HistoryMessage::new(msg("3.0", "U1", "yes that fixed it"), None),
+            HistoryMessage::new(msg("4.0", "UBOT", "Great, glad that sorted it!"), Some(state.into())),
         ];
         let t = from_thread(&root, &replies, &UserId::from("UBOT"), &rules).unwrap();
         assert_eq!(t.ending, Ending::BotResolved);

@@ -7,12 +7,12 @@
 //! while "my laptop won't boot" is a problem even though it names a device.
 
 use regex::{Regex, RegexSet};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{FollowUpSettings, TriageSettings};
 
 /// What kind of ticket a new post is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     /// Asks to be given access to an app, system or data.

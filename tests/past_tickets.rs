@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use itbot::config::Settings;
-use itbot::slack::events::Message;
+use itbot::slack::events::{HistoryMessage, Message};
 use itbot::slack::{ChannelId, Ts, UserId};
 use itbot::telemetry::UserText;
 use itbot::tickets::{from_thread, TicketIndex};
@@ -48,7 +48,7 @@ fn fixture_index() -> (TicketIndex, HashMap<String, String>) {
     for (i, t) in lines("past_tickets.jsonl").iter().enumerate() {
         let root_ts = format!("{}.000100", 1_700_000_000 + i * 1000);
         let root = message(root_ts.clone(), None, "U0REQ", t["question"].as_str().unwrap_or_default());
-        let replies: Vec<(Message, Option<Value>)> = t["replies"]
+        let replies: Vec<HistoryMessage> = t["replies"]
             .as_array()
             .into_iter()
             .flatten()
@@ -60,7 +60,10 @@ fn fixture_index() -> (TicketIndex, HashMap<String, String>) {
                     _ => "U0ITSTAFF",
                 };
                 let ts = format!("{}.{:06}", 1_700_000_000 + i * 1000 + j + 1, 100);
-                (message(ts, Some(&root_ts), who, r["text"].as_str().unwrap_or_default()), None)
+                HistoryMessage::new(
+                    message(ts, Some(&root_ts), who, r["text"].as_str().unwrap_or_default()),
+                    None,
+                )
             })
             .collect();
         if let Some(ticket) = from_thread(&root, &replies, &bot, &rules) {

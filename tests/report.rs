@@ -9,7 +9,8 @@ use std::time::Duration;
 use itbot::config::Settings;
 use itbot::knowledge::KnowledgeBase;
 use itbot::report::{Report, TicketSummary, Votes};
-use itbot::slack::UserId;
+use itbot::slack::events::HistoryMessage;
+use itbot::slack::{ChannelId, UserId};
 use itbot::tickets::Ending;
 use itbot::triage::{Category, Rules};
 
@@ -18,11 +19,19 @@ const SINCE: i64 = 1_709_874_000;
 const UNTIL: i64 = SINCE + 7 * 86_400;
 const TZ: &str = "America/New_York";
 
-fn fixture() -> Vec<Vec<serde_json::Value>> {
+fn fixture() -> Vec<Vec<HistoryMessage>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/report_history.json");
     let text = std::fs::read_to_string(path).expect("the fixture is readable");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("the fixture is JSON");
-    serde_json::from_value(doc["threads"].clone()).expect("threads are lists of messages")
+    let threads: Vec<Vec<serde_json::Value>> =
+        serde_json::from_value(doc["threads"].clone()).expect("threads are lists of messages");
+    let channel = ChannelId::from("C0IT");
+    threads
+        .iter()
+        .map(|t| {
+            t.iter().map(|m| HistoryMessage::parse(m, &channel).expect("every message has a ts")).collect()
+        })
+        .collect()
 }
 
 fn summaries() -> Vec<TicketSummary> {
@@ -189,9 +198,8 @@ fn no_rendering_shows_message_text_or_user_ids() {
 
     for thread in fixture() {
         for m in thread {
-            let text = m["text"].as_str().unwrap_or_default();
-            let fragment: String = text.chars().take(20).collect();
-            let user = m["user"].as_str().unwrap_or_default();
+            let fragment: String = m.message.text.expose().chars().take(20).collect();
+            let user = m.message.user.as_ref().map(|u| u.as_str()).unwrap_or_default();
             for out in &outputs {
                 assert!(!out.contains(&fragment), "message text `{fragment}` appears in:\n{out}");
                 assert!(!out.contains(user), "user id {user} appears in:\n{out}");

@@ -13,20 +13,16 @@
 use std::collections::HashMap;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
 
-use super::slack_api::{SlackApi, TokenKind};
+use super::slack_api::{HistoryQuery, SlackApi};
 use crate::config::Settings;
 use crate::http::Health;
 use crate::knowledge::KnowledgeBase;
 use crate::outage::{self, Outage, OutageTracker, Verdict};
-use crate::slack::api::Body;
 use crate::slack::SlackError;
 use crate::slack::{ChannelId, Ts, UserId};
+use crate::state::{Metadata, OutagePing};
 use crate::triage::Rules;
-
-/// The metadata event type of the bot's outage ping.
-pub const OUTAGE_EVENT_TYPE: &str = "itbot_outage";
 
 /// What the asking thread hears: the verdict, and what to tell its requester when the report
 /// is part of an outage declared in another thread.
@@ -129,21 +125,18 @@ impl OutageActor {
     fn recent_posts(&self, oldest: f64) -> impl std::future::Future<Output = Result<Vec<Post>, SlackError>> {
         let (slack, channel) = (self.slack.clone(), self.channel.clone());
         async move {
-            let mut a = serde_json::Map::new();
-            a.insert("channel".into(), json!(channel));
-            a.insert("oldest".into(), json!(format!("{oldest:.6}")));
-            a.insert("limit".into(), json!(200));
-            let page = slack.call("conversations.history", a, Body::Form, TokenKind::Bot).await?;
-            let posts = page.body["messages"].as_array().into_iter().flatten().filter_map(|m| {
-                if m.get("bot_id").is_some() || m.get("subtype").is_some() {
+            let query =
+                HistoryQuery { oldest: Some(format!("{oldest:.6}")), limit: 200, ..HistoryQuery::default() };
+            let page = slack.history(&channel, &query).await?;
+            let posts = page.messages.into_iter().map(|m| m.message).filter_map(|m| {
+                if m.bot_id.is_some() || m.subtype.is_some() {
                     return None;
                 }
-                let ts = m["ts"].as_str()?;
                 Some(Post {
-                    ts: Ts::from(ts),
-                    user: UserId::from(m["user"].as_str()?),
-                    text: m["text"].as_str()?.to_string(),
-                    at: ts.parse().ok()?,
+                    at: m.ts.as_str().parse().ok()?,
+                    user: m.user?,
+                    text: m.text.into_inner(),
+                    ts: m.ts,
                 })
             });
             Ok(posts.collect())
@@ -224,22 +217,21 @@ impl OutageActor {
                 None => {
                     // Pinged already (before a restart, or by another replica)? Then update that one.
                     let messages = slack.thread_messages(&channel, &thread).await?;
-                    let earlier = messages.iter().find(|m| {
-                        m["user"].as_str() == Some(bot.as_str())
-                            && m.pointer("/metadata/event_type").and_then(Value::as_str)
-                                == Some(OUTAGE_EVENT_TYPE)
+                    let earlier = messages.into_iter().find(|m| {
+                        m.message.user.as_ref() == Some(&bot)
+                            && matches!(m.metadata, Some(Metadata::OutagePing(_)))
                     });
-                    match earlier.and_then(|m| m["ts"].as_str()) {
-                        Some(ts) => Ts::from(ts),
+                    match earlier {
+                        Some(m) => m.message.ts,
                         None => {
                             let ts =
-                                slack.post_message(&channel, Some(&thread), &text, Some(metadata)).await?;
+                                slack.post_message(&channel, Some(&thread), &text, Some(&metadata)).await?;
                             return Ok((ts, true));
                         }
                     }
                 }
             };
-            slack.update_message(&channel, &ts, &text, None, Some(metadata)).await?;
+            slack.update_message(&channel, &ts, &text, None, Some(&metadata)).await?;
             Ok::<_, crate::slack::SlackError>((ts, false))
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
@@ -279,15 +271,12 @@ impl OutageActor {
 }
 
 /// What the ping carries for `itbot report`: the symptom and how many threads and people.
-fn ping_metadata(o: &Outage) -> Value {
-    json!({
-        "event_type": OUTAGE_EVENT_TYPE,
-        "event_payload": {
-            "symptom": o.symptom,
-            "threads": o.threads.len(),
-            "reporters": o.reporters,
-            "started": o.started,
-        }
+fn ping_metadata(o: &Outage) -> Metadata {
+    Metadata::OutagePing(OutagePing {
+        symptom: o.symptom.clone(),
+        threads: o.threads.len() as u64,
+        reporters: o.reporters as u64,
+        started: o.started,
     })
 }
 

@@ -24,10 +24,12 @@ use tokio::sync::mpsc;
 use super::openai::{worst_case, Complete};
 use super::slack_api::TokenKind;
 use super::SharedServices;
+use crate::conversation::ReplyOutcome;
 use crate::openai::{ChatMessage, Completion, OpenAiError};
 use crate::slack::api::Body;
 use crate::slack::format::{markdown_to_mrkdwn, neutralise_markdown, split_message, MAX_MESSAGE_CHARS};
-use crate::slack::{ChannelId, SlackError, Ts, UserId};
+use crate::slack::{Blocks, ChannelId, SlackError, Ts, UserId};
+use crate::state::{AnswerUsage, Metadata, ThreadState};
 
 /// Shortest gap between two `chat.appendStream` calls of one stream (the method is Tier 4,
 /// ~100 per minute per workspace, shared by every live stream).
@@ -68,9 +70,9 @@ pub struct Release {
     /// mrkdwn shown under the answer (how to continue).
     pub footer: String,
     /// Blocks attached under the answer (buttons), if any.
-    pub actions: Option<Value>,
+    pub actions: Option<Blocks>,
     /// The thread state, written as message metadata on the reply.
-    pub metadata: Value,
+    pub metadata: ThreadState,
     /// mrkdwn posted instead when the LLM fails.
     pub fallback: String,
 }
@@ -91,14 +93,6 @@ pub struct ReplyFinished {
     /// The id the thread gave this answer.
     pub id: u64,
     pub outcome: ReplyOutcome,
-}
-
-#[derive(Debug)]
-pub enum ReplyOutcome {
-    /// The LLM answered: its Markdown (for the conversation) and the messages posted.
-    Answered { markdown: String, posted: Vec<Ts> },
-    /// The LLM failed: the fallback (mrkdwn) and the messages posted.
-    FellBack { mrkdwn: String, posted: Vec<Ts> },
 }
 
 /// What to ask and whom to tell.
@@ -275,9 +269,7 @@ impl ReplyActor {
         let mut r = r;
         if let Llm::Done(c) = &self.llm {
             let cost_usd = self.s.settings.openai.prices.cost_usd(&c.model, &c.usage);
-            if let Some(payload) = r.metadata.get_mut("event_payload").and_then(Value::as_object_mut) {
-                payload.insert("llm".into(), usage_metadata(c, cost_usd));
-            }
+            r.metadata.llm = Some(answer_usage(c, cost_usd));
         }
         let fut = async move {
             let outcome = match answered {
@@ -401,7 +393,8 @@ async fn stop_stream(slack: &super::slack_api::SlackApi, r: &Release, ts: &Ts, r
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": r.footer}]}));
     }
     blocks.extend(actions(r));
-    let mut args = obj(json!({"channel": r.channel, "ts": ts, "metadata": r.metadata}));
+    let metadata = Metadata::from(r.metadata.clone()).to_json();
+    let mut args = obj(json!({"channel": r.channel, "ts": ts, "metadata": metadata}));
     let tail = floor_char_boundary(rest, MAX_MARKDOWN_CHARS);
     if !rest.trim().is_empty() {
         args.insert("markdown_text".into(), json!(neutralise_markdown(&rest[..tail])));
@@ -439,10 +432,13 @@ async fn post_whole(slack: &super::slack_api::SlackApi, r: &Release, mrkdwn: &st
     for (i, part) in parts.iter().enumerate() {
         let is_last = i == last;
         let buttons = if is_last { actions(r) } else { Vec::new() };
-        let blocks = (!buttons.is_empty()).then(|| Value::Array(blocks_for(part, buttons)));
-        let metadata = is_last.then(|| r.metadata.clone());
+        let blocks = (!buttons.is_empty()).then(|| Blocks::new(Value::Array(blocks_for(part, buttons))));
+        let metadata = is_last.then(|| Metadata::from(r.metadata.clone()));
         // `post_blocks` tags the post so a retried call cannot post it twice.
-        match slack.post_blocks(&r.channel, Some(&r.thread_ts), part, blocks, metadata).await {
+        match slack
+            .post_blocks(&r.channel, Some(&r.thread_ts), part, blocks.as_ref(), metadata.as_ref())
+            .await
+        {
             Ok(ts) => posted.push(ts),
             Err(e) => {
                 tracing::error!(thread = %r.thread_ts, error = %e, part = i, "reply not posted");
@@ -454,22 +450,18 @@ async fn post_whole(slack: &super::slack_api::SlackApi, r: &Release, mrkdwn: &st
 }
 
 /// What one answer cost, as written in the thread state of the message holding it.
-pub fn usage_metadata(c: &Completion, cost_usd: f64) -> Value {
-    json!({
-        "model": c.model,
-        "prompt_tokens": c.usage.prompt_tokens,
-        "cached_tokens": c.usage.cached_tokens,
-        "completion_tokens": c.usage.completion_tokens,
-        "cost_usd": (cost_usd * 1e6).round() / 1e6,
-    })
+pub fn answer_usage(c: &Completion, cost_usd: f64) -> AnswerUsage {
+    AnswerUsage {
+        model: c.model.clone(),
+        prompt_tokens: c.usage.prompt_tokens,
+        cached_tokens: c.usage.cached_tokens,
+        completion_tokens: c.usage.completion_tokens,
+        cost_usd: (cost_usd * 1e6).round() / 1e6,
+    }
 }
 
 fn actions(r: &Release) -> Vec<Value> {
-    match &r.actions {
-        Some(Value::Array(blocks)) => blocks.clone(),
-        Some(block @ Value::Object(_)) => vec![block.clone()],
-        _ => Vec::new(),
-    }
+    r.actions.as_ref().map(Blocks::items).unwrap_or_default()
 }
 
 /// Blocks for a message with buttons: the text in sections (each within Slack's limit), then

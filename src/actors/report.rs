@@ -13,18 +13,14 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
 
-use super::slack_api::TokenKind;
+use super::slack_api::HistoryQuery;
 use super::SharedServices;
 use crate::clock::Clock;
 use crate::report::Report;
 use crate::schedule;
-use crate::slack::api::Body;
 use crate::slack::{SlackError, Ts};
-
-/// The metadata event type of a posted report.
-pub const REPORT_EVENT_TYPE: &str = "itbot_report";
+use crate::state::{Metadata, ReportPost};
 /// How late a missed weekly slot is still posted.
 pub const CATCH_UP: i64 = 3600;
 /// How long a failed weekly report waits before the next attempt.
@@ -133,11 +129,12 @@ impl ReportActor {
                 return Ok(false);
             }
             let (report, text) = build.await?;
-            let metadata = json!({
-                "event_type": REPORT_EVENT_TYPE,
-                "event_payload": {"slot": due, "days": WEEKLY_DAYS, "tickets": report.tickets},
+            let metadata = Metadata::ReportPost(ReportPost {
+                slot: Some(due),
+                days: WEEKLY_DAYS,
+                tickets: Some(report.tickets),
             });
-            s.slack.post_message(&s.channel, None, &text, Some(metadata)).await?;
+            s.slack.post_message(&s.channel, None, &text, Some(&metadata)).await?;
             Ok::<_, SlackError>(true)
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
@@ -177,25 +174,22 @@ fn trigger(name: &str) -> crate::metrics::TriggerLabel {
 async fn weekly_posted(s: &SharedServices, slot: i64) -> Result<bool, SlackError> {
     let mut cursor: Option<String> = None;
     for _ in 0..20 {
-        let mut a = serde_json::Map::new();
-        a.insert("channel".into(), json!(s.channel));
-        a.insert("oldest".into(), json!(format!("{}.000000", slot - 1)));
-        a.insert("latest".into(), json!(format!("{}.000000", slot + CATCH_UP + 600)));
-        a.insert("include_all_metadata".into(), json!(true));
-        a.insert("limit".into(), json!(200));
-        if let Some(c) = &cursor {
-            a.insert("cursor".into(), json!(c));
-        }
-        let page = s.slack.call("conversations.history", a, Body::Form, TokenKind::Bot).await?;
-        let found = page.body["messages"].as_array().into_iter().flatten().any(|m| {
-            m["user"].as_str() == Some(s.identity.user_id.as_str())
-                && m.pointer("/metadata/event_type").and_then(Value::as_str) == Some(REPORT_EVENT_TYPE)
-                && m.pointer("/metadata/event_payload/slot").and_then(Value::as_i64) == Some(slot)
+        let query = HistoryQuery {
+            oldest: Some(format!("{}.000000", slot - 1)),
+            latest: Some(format!("{}.000000", slot + CATCH_UP + 600)),
+            limit: 200,
+            cursor: cursor.take(),
+            with_metadata: true,
+        };
+        let page = s.slack.history(&s.channel, &query).await?;
+        let found = page.messages.iter().any(|m| {
+            m.message.user.as_ref() == Some(&s.identity.user_id)
+                && matches!(&m.metadata, Some(Metadata::ReportPost(r)) if r.slot == Some(slot))
         });
         if found {
             return Ok(true);
         }
-        match crate::slack::api::next_cursor(&page.body) {
+        match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => return Ok(false),
         }
@@ -266,8 +260,8 @@ impl Handler<ReportRequest> for ReportActor {
                     )
                 }
             };
-            let metadata = json!({"event_type": REPORT_EVENT_TYPE, "event_payload": {"days": r.days}});
-            s.slack.post_message(&s.channel, Some(&r.thread), &text, Some(metadata)).await
+            let metadata = Metadata::ReportPost(ReportPost { slot: None, days: r.days, tickets: None });
+            s.slack.post_message(&s.channel, Some(&r.thread), &text, Some(&metadata)).await
         };
         ctx.spawn(fut.into_actor(self).map(|result, act, _| {
             act.requests -= 1;

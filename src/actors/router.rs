@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::report::{ReportActor, ReportRequest};
-use super::thread::{self, ThreadActor, ThreadEvent};
+use super::thread::{self, LoadedThread, ThreadActor, ThreadEvent, ThreadStopped};
 use super::SharedServices;
 use crate::compose;
-use crate::slack::events::{history_message, Event, Message as SlackMessage};
+use crate::slack::events::{Event, Message as SlackMessage};
 use crate::slack::{ChannelId, EventId, SlackError, Ts};
 
 /// An event from a socket, already acked.
@@ -28,15 +28,6 @@ pub struct Deliver {
     pub event_id: EventId,
     pub event: Event,
     pub retry_attempt: u32,
-}
-
-/// A ThreadActor stopped (idle, deleted root, or evicted).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ThreadStopped {
-    pub thread: Ts,
-    /// Which actor stopped: a newer actor may already hold the same thread.
-    pub actor: u64,
 }
 
 /// How many ids the de-duplication remembers, and for how long.
@@ -87,13 +78,6 @@ impl<T: Eq + Hash + Clone> Seen<T> {
         self.expire();
         self.set.contains(item)
     }
-}
-
-/// A thread read back from Slack for a ThreadActor to resume.
-pub struct LoadedThread {
-    pub root: SlackMessage,
-    /// Every message after the root, oldest first, with its metadata.
-    pub replies: Vec<(SlackMessage, Option<serde_json::Value>)>,
 }
 
 /// The result of reading a thread from Slack.
@@ -219,9 +203,9 @@ impl RouterActor {
         let fut = async move {
             let messages = slack.thread_messages(&channel, &key).await;
             let result = messages.map(|all| {
-                let mut parsed = all.iter().filter_map(|m| history_message(m, &channel));
-                let (root, _) = parsed.next()?;
-                Some(LoadedThread { root, replies: parsed.collect() })
+                let mut all = all.into_iter();
+                let root = all.next()?.message;
+                Some(LoadedThread { root, replies: all.collect() })
             });
             ThreadLoaded { key, result }
         };
@@ -292,7 +276,7 @@ impl RouterActor {
         let pending = self.pending_assist.remove(&thread);
         let card = pending.map(|c| self.services.assist.read(&c));
         let services = self.services.clone();
-        self.spawn_thread(thread.clone(), ctx, |router, id| ThreadActor::new(services, router, id, m));
+        self.spawn_thread(thread.clone(), ctx, |stopped, id| ThreadActor::new(services, stopped, id, m));
         tracing::info!(thread = %thread, live = self.threads.len(), "new ticket");
         if let Some(card) = card {
             self.send(&thread, ThreadEvent::Assist(card), ctx);
@@ -303,12 +287,12 @@ impl RouterActor {
         &mut self,
         thread: Ts,
         ctx: &mut Context<Self>,
-        make: impl FnOnce(Addr<RouterActor>, u64) -> ThreadActor,
+        make: impl FnOnce(Recipient<ThreadStopped>, u64) -> ThreadActor,
     ) {
         self.evict_if_full();
         let actor = self.next_actor;
         self.next_actor += 1;
-        let addr = make(ctx.address(), actor).start();
+        let addr = make(ctx.address().recipient(), actor).start();
         self.threads.insert(thread.clone(), addr);
         self.thread_actor.insert(thread.clone(), actor);
         self.services.health.metrics.live_threads.set(self.threads.len() as i64);

@@ -27,7 +27,9 @@ use tokio::sync::oneshot;
 
 use crate::http::{Health, TransportStats};
 use crate::slack::api::{args, next_cursor, ApiResponse, Body};
-use crate::slack::{BotId, ChannelId, SlackError, Ts, UserId, WebClient};
+use crate::slack::events::HistoryMessage;
+use crate::slack::{Blocks, BotId, ChannelId, SlackError, Ts, UserId, WebClient};
+use crate::state::Metadata;
 
 /// Which token a call uses: the bot token for everything except `apps.connections.open`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -583,6 +585,29 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64(base * (1.0 - 0.25 * fastrand::f64()))
 }
 
+/// Which page of `conversations.history` to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only messages after this ts (`"1700000000.000000"`).
+    pub oldest: Option<String>,
+    /// Only messages before this ts.
+    pub latest: Option<String>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+    /// Ask for the messages' metadata (`include_all_metadata`); only what needs it does.
+    pub with_metadata: bool,
+}
+
+/// One page of `conversations.history`.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    pub messages: Vec<HistoryMessage>,
+    /// Elements on the page, readable or not.
+    pub read: usize,
+    /// The next page, if any.
+    pub next_cursor: Option<String>,
+}
+
 /// Who the bot is, from `auth.test`.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -685,7 +710,7 @@ impl SlackApi {
         channel: &ChannelId,
         thread_ts: Option<&Ts>,
         text: &str,
-        metadata: Option<Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Ts, SlackError> {
         self.post_blocks(channel, thread_ts, text, None, metadata).await
     }
@@ -696,8 +721,8 @@ impl SlackApi {
         channel: &ChannelId,
         thread_ts: Option<&Ts>,
         text: &str,
-        blocks: Option<Value>,
-        metadata: Option<Value>,
+        blocks: Option<&Blocks>,
+        metadata: Option<&Metadata>,
     ) -> Result<Ts, SlackError> {
         let mut a = args([
             ("channel", json!(channel)),
@@ -709,6 +734,7 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             a.insert("thread_ts".into(), json!(ts));
         }
+        let metadata = metadata.map(Metadata::to_json);
         let metadata = match (metadata, thread_ts) {
             (m, Some(_)) => Some(with_post_id(m)),
             (m, None) => m,
@@ -717,7 +743,7 @@ impl SlackApi {
             a.insert("metadata".into(), m);
         }
         if let Some(b) = blocks {
-            a.insert("blocks".into(), b);
+            a.insert("blocks".into(), b.to_json());
         }
         let r = self.call("chat.postMessage", a, Body::Json, TokenKind::Bot).await?;
         r.body.get("ts").and_then(Value::as_str).map(Ts::from).ok_or_else(|| decode("chat.postMessage", "ts"))
@@ -725,9 +751,13 @@ impl SlackApi {
 
     /// Every message of the thread that `ts` belongs to (its root or any reply), root first,
     /// with message metadata, following every page.
-    pub async fn thread_messages(&self, channel: &ChannelId, ts: &Ts) -> Result<Vec<Value>, SlackError> {
+    pub async fn thread_messages(
+        &self,
+        channel: &ChannelId,
+        ts: &Ts,
+    ) -> Result<Vec<HistoryMessage>, SlackError> {
         let mut cursor: Option<String> = None;
-        let mut messages = Vec::new();
+        let mut messages: Vec<HistoryMessage> = Vec::new();
         loop {
             let mut a = args([
                 ("channel", json!(channel)),
@@ -740,9 +770,10 @@ impl SlackApi {
             }
             let r = self.call("conversations.replies", a, Body::Form, TokenKind::Bot).await?;
             for m in r.body["messages"].as_array().into_iter().flatten() {
+                let Some(m) = HistoryMessage::parse(m, channel) else { continue };
                 // The root comes first on every page; keep it once.
-                if messages.iter().all(|seen: &Value| seen["ts"] != m["ts"]) {
-                    messages.push(m.clone());
+                if messages.iter().all(|seen| seen.message.ts != m.message.ts) {
+                    messages.push(m);
                 }
             }
             match next_cursor(&r.body) {
@@ -752,6 +783,35 @@ impl SlackApi {
         }
     }
 
+    /// One page of the channel's top-level messages (newest first), with metadata.
+    pub async fn history(
+        &self,
+        channel: &ChannelId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, SlackError> {
+        let mut a = args([("channel", json!(channel)), ("limit", json!(query.limit.clamp(1, 999)))]);
+        if query.with_metadata {
+            a.insert("include_all_metadata".into(), json!(true));
+        }
+        if let Some(oldest) = &query.oldest {
+            a.insert("oldest".into(), json!(oldest));
+        }
+        if let Some(latest) = &query.latest {
+            a.insert("latest".into(), json!(latest));
+        }
+        if let Some(c) = &query.cursor {
+            a.insert("cursor".into(), json!(c));
+        }
+        let r = self.call("conversations.history", a, Body::Form, TokenKind::Bot).await?;
+        let raw = r.body["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+        Ok(HistoryPage {
+            // An element without a ts is counted as read but cannot be used.
+            read: raw.len(),
+            messages: raw.iter().filter_map(|m| HistoryMessage::parse(m, channel)).collect(),
+            next_cursor: next_cursor(&r.body),
+        })
+    }
+
     /// Replaces a bot message's content and, with `metadata`, its metadata (without it, the
     /// metadata stays). With `blocks`, Slack shows no "edited" mark.
     pub async fn update_message(
@@ -759,15 +819,15 @@ impl SlackApi {
         channel: &ChannelId,
         ts: &Ts,
         text: &str,
-        blocks: Option<Value>,
-        metadata: Option<Value>,
+        blocks: Option<&Blocks>,
+        metadata: Option<&Metadata>,
     ) -> Result<(), SlackError> {
         let mut a = args([("channel", json!(channel)), ("ts", json!(ts)), ("text", json!(text))]);
         if let Some(b) = blocks {
-            a.insert("blocks".into(), b);
+            a.insert("blocks".into(), b.to_json());
         }
         if let Some(m) = metadata {
-            a.insert("metadata".into(), m);
+            a.insert("metadata".into(), m.to_json());
         }
         self.call("chat.update", a, Body::Json, TokenKind::Bot).await.map(drop)
     }

@@ -6,11 +6,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use serde_json::{json, Value};
 
-use super::slack_api::{SlackApi, TokenKind};
-use crate::slack::api::{args, next_cursor, Body};
-use crate::slack::events::history_message;
+use super::slack_api::{HistoryQuery, SlackApi};
+use crate::slack::events::HistoryMessage;
 use crate::slack::{ChannelId, SlackError, Ts, UserId};
 use crate::tickets::{from_thread, PastTicket, Similar, TicketIndex};
 use crate::triage::Rules;
@@ -156,12 +154,8 @@ pub async fn backfill(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let oldest = now.saturating_sub(plan.max_age_days * 86_400);
     read_threads(slack, &plan.channel, oldest, plan.max_messages, plan.pace, |thread| {
-        let Some((root, _)) = thread.first().and_then(|m| history_message(m, &plan.channel)) else {
-            return;
-        };
-        let replies: Vec<_> =
-            thread.iter().skip(1).filter_map(|r| history_message(r, &plan.channel)).collect();
-        if let Some(t) = from_thread(&root, &replies, &plan.bot, rules) {
+        let Some((root, replies)) = thread.split_first() else { return };
+        if let Some(t) = from_thread(&root.message, replies, &plan.bot, rules) {
             sink(t);
         }
     })
@@ -170,65 +164,51 @@ pub async fn backfill(
 
 /// Reads the channel's root messages from `oldest_unix` on, newest first, at most
 /// `max_messages` of them, and hands each person's root (a `user`, no `bot_id`, no `subtype`)
-/// to `sink` as its whole thread: the raw messages as `conversations.replies` returns them, root
-/// first, with metadata and reactions. A root without replies is handed over alone. History is
-/// paged with cursors (ends on an empty or missing `next_cursor`); `pace` is waited before each
-/// thread read (`conversations.replies` is Tier 3). Returns how many root messages were read.
+/// to `sink` as its whole thread: root first, then the replies with metadata and reactions. A
+/// root without replies is handed over alone. History is paged with cursors (ends on an empty
+/// page or no `next_cursor`); `pace` is waited before each thread read (`conversations.replies`
+/// is Tier 3). Returns how many root messages were read.
 pub async fn read_threads(
     slack: &SlackApi,
     channel: &ChannelId,
     oldest_unix: u64,
     max_messages: usize,
     pace: Duration,
-    mut sink: impl FnMut(&[Value]),
+    mut sink: impl FnMut(&[HistoryMessage]),
 ) -> Result<usize, SlackError> {
     let mut cursor: Option<String> = None;
     let mut read = 0;
     while read < max_messages {
-        let mut a = args([
-            ("channel", json!(channel)),
-            ("limit", json!((max_messages - read).min(200))),
-            ("oldest", json!(format!("{oldest_unix}.000000"))),
-            ("include_all_metadata", json!(true)),
-        ]);
-        if let Some(c) = &cursor {
-            a.insert("cursor".into(), json!(c));
-        }
-        let page = slack.call("conversations.history", a, Body::Form, TokenKind::Bot).await?;
-        let messages = page.body["messages"].as_array().cloned().unwrap_or_default();
-        for m in &messages {
+        let query = HistoryQuery {
+            oldest: Some(format!("{oldest_unix}.000000")),
+            latest: None,
+            limit: (max_messages - read).min(200),
+            cursor: cursor.take(),
+            with_metadata: true,
+        };
+        let page = slack.history(channel, &query).await?;
+        let unreadable = page.read - page.messages.len();
+        read += unreadable;
+        for m in page.messages {
             read += 1;
             if read > max_messages {
                 break;
             }
-            let Some((root, _)) = history_message(m, channel) else { continue };
+            let root = &m.message;
             if root.user.is_none() || root.bot_id.is_some() || root.subtype.is_some() {
                 continue;
             }
-            if m["reply_count"].as_u64().unwrap_or(0) > 0 {
+            if m.reply_count > 0 {
                 actix_rt::time::sleep(pace).await;
                 sink(&slack.thread_messages(channel, &root.ts).await?);
             } else {
-                sink(std::slice::from_ref(m));
+                sink(std::slice::from_ref(&m));
             }
         }
-        match next_cursor(&page.body) {
-            Some(c) if !messages.is_empty() => cursor = Some(c),
+        match page.next_cursor {
+            Some(c) if page.read > 0 => cursor = Some(c),
             _ => break,
         }
     }
     Ok(read.min(max_messages))
-}
-
-/// "today", "yesterday", "3 days ago", "5 weeks ago", from a message ts.
-pub fn age(ts: &Ts) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let then: f64 = ts.as_str().parse().unwrap_or(now);
-    let days = ((now - then) / 86_400.0).floor().max(0.0) as u64;
-    match days {
-        0 => "today".into(),
-        1 => "yesterday".into(),
-        2..=13 => format!("{days} days ago"),
-        _ => format!("{} weeks ago", days / 7),
-    }
 }

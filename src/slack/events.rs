@@ -3,7 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BotId, ChannelId, EventId, Ts, UserId};
+use super::{Blocks, BotId, ChannelId, EventId, Ts, UserId};
+use crate::state::{Metadata, ThreadState};
 use crate::telemetry::UserText;
 
 /// The `event_callback` wrapper.
@@ -200,13 +201,69 @@ pub fn parse_interactive(payload: &Value) -> Result<Event, EventError> {
     })
 }
 
-/// A message as `conversations.history`/`conversations.replies` return it (no `channel` field;
-/// the caller knows it), with its `metadata` when asked for.
-pub fn history_message(m: &Value, channel: &ChannelId) -> Option<(Message, Option<Value>)> {
-    let mut with_channel = m.clone();
-    with_channel["channel"] = Value::String(channel.0.clone());
-    let message = message_fields(&with_channel, &with_channel, "history").ok()?;
-    Some((message, m.get("metadata").cloned()))
+/// A message as `conversations.history`/`conversations.replies` return it: the message, the
+/// bot's typed metadata (when asked for with `include_all_metadata`), its reactions, how many
+/// replies it has, and its blocks as they are (so a `chat.update` can keep them).
+#[derive(Debug, Clone)]
+pub struct HistoryMessage {
+    pub message: Message,
+    pub metadata: Option<Metadata>,
+    pub reactions: Vec<Reaction>,
+    /// Replies in its thread (roots only; 0 otherwise).
+    pub reply_count: u64,
+    pub blocks: Option<Blocks>,
+}
+
+/// One reaction on a message: its name (skin tones included, `+1::skin-tone-2`), how many, by whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub name: String,
+    pub count: u64,
+    pub users: Vec<UserId>,
+}
+
+impl HistoryMessage {
+    /// Reads one element of a history or replies page (which has no `channel` field: the
+    /// caller knows it). `None` when it lacks a `ts`.
+    pub fn parse(m: &Value, channel: &ChannelId) -> Option<HistoryMessage> {
+        let message = message_fields(m, &serde_json::json!({ "channel": channel }), "history").ok()?;
+        let reactions = m
+            .get("reactions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let users: Vec<UserId> = r["users"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str().map(UserId::from))
+                    .collect();
+                Reaction {
+                    name: s(r, "name").unwrap_or_default(),
+                    count: r["count"].as_u64().unwrap_or(users.len() as u64),
+                    users,
+                }
+            })
+            .collect();
+        Some(HistoryMessage {
+            message,
+            metadata: m.get("metadata").filter(|v| v.is_object()).map(Metadata::from_json),
+            reactions,
+            reply_count: m["reply_count"].as_u64().unwrap_or(0),
+            blocks: m.get("blocks").filter(|b| b.is_array()).cloned().map(Blocks::new),
+        })
+    }
+
+    /// A message with `metadata` and nothing else (no reactions, replies or blocks).
+    pub fn new(message: Message, metadata: Option<Metadata>) -> HistoryMessage {
+        HistoryMessage { message, metadata, reactions: Vec::new(), reply_count: 0, blocks: None }
+    }
+
+    /// The thread state written on this message, if it is one this build reads.
+    pub fn thread_state(&self) -> Option<&ThreadState> {
+        self.metadata.as_ref().and_then(Metadata::thread_state)
+    }
 }
 
 /// Reads a message's fields from `m`; the channel may sit on the outer event instead.

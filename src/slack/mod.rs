@@ -61,6 +61,37 @@ slack_id!(
     EnvelopeId
 );
 
+/// Block Kit blocks (an array), as `compose` builds them or Slack returned them: sent on as
+/// they are, and read only by the Slack client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blocks(serde_json::Value);
+
+impl Blocks {
+    /// `blocks` must be a JSON array of blocks.
+    pub fn new(blocks: serde_json::Value) -> Blocks {
+        Blocks(blocks)
+    }
+
+    /// The blocks as JSON, for the request body.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.0.clone()
+    }
+
+    /// The blocks one by one (a single block object counts as one).
+    pub fn items(&self) -> Vec<serde_json::Value> {
+        match &self.0 {
+            serde_json::Value::Array(items) => items.clone(),
+            block @ serde_json::Value::Object(_) => vec![block.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The readable text inside the blocks.
+    pub fn text(&self) -> String {
+        events::blocks_text(&self.0)
+    }
+}
+
 impl ChannelId {
     /// A channel id, if `s` looks like one (not a `#name`).
     pub fn parse(s: &str) -> Option<ChannelId> {
