@@ -1,5 +1,5 @@
 //! Triage and follow-up accuracy on labelled, hand-written `#it` messages
-//! (`tests/data/triage.tsv`, `tests/data/outcomes.tsv`). Fails below the floors the README states.
+//! (`tests/data/*.tsv`). Fails below the floors the README states.
 
 use itbot::config::Settings;
 use itbot::triage::{Category, Outcome, Rules};
@@ -7,11 +7,12 @@ use itbot::triage::{Category, Outcome, Rules};
 /// The floors on the sets the rules were tuned on (the issue asks for at least 90%).
 const TRIAGE_FLOOR: f64 = 0.90;
 const OUTCOME_FLOOR: f64 = 0.90;
-/// The floors on the held-out sets, written by someone who never saw the rules: the figure
-/// rounded down when each set was added. The first triage set (83.3% then) has been tuned on
-/// since; the second (`triage_holdout2.tsv`) has not, and is the honest figure.
-const TRIAGE_HOLDOUT_FLOOR: f64 = 0.93;
-const TRIAGE_HOLDOUT2_FLOOR: f64 = 0.90;
+/// Both later triage sets were written as held-out sets by someone who never saw the rules, and
+/// both were then used to change the rules (`triage_tuned_2.tsv` scored 83.3% when written,
+/// `triage_tuned_3.tsv` 90.0%), so they are tuning sets now: their floors guard against
+/// regressions, not measure unseen posts. The follow-up held-out set has not been tuned on.
+const TRIAGE_TUNED_2_FLOOR: f64 = 0.93;
+const TRIAGE_TUNED_3_FLOOR: f64 = 0.90;
 const OUTCOME_HOLDOUT_FLOOR: f64 = 0.90;
 
 fn rules() -> Rules {
@@ -97,13 +98,13 @@ fn triage_reads_at_least_ninety_percent_of_posts_right() {
 }
 
 #[test]
-fn triage_holds_up_on_posts_it_was_not_tuned_on() {
-    triage_accuracy("triage_holdout.tsv", 100, TRIAGE_HOLDOUT_FLOOR);
+fn triage_holds_up_on_a_set_it_was_tuned_on_later() {
+    triage_accuracy("triage_tuned_2.tsv", 100, TRIAGE_TUNED_2_FLOOR);
 }
 
 #[test]
-fn triage_holds_up_on_a_second_set_it_was_never_tuned_on() {
-    triage_accuracy("triage_holdout2.tsv", 150, TRIAGE_HOLDOUT2_FLOOR);
+fn triage_holds_up_on_a_third_set_that_one_phrase_was_narrowed_for() {
+    triage_accuracy("triage_tuned_3.tsv", 150, TRIAGE_TUNED_3_FLOOR);
 }
 
 #[test]

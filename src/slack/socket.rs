@@ -85,11 +85,12 @@ pub fn ack_text(id: &EnvelopeId) -> String {
 mod tests {
     use super::*;
 
-    const FIXTURES: &str =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/protocol/fixtures/slack/socket_mode/");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/slack/socket_mode/");
 
-    fn fixture(name: &str) -> Option<String> {
-        std::fs::read_to_string(format!("{FIXTURES}{name}")).ok()
+    /// A fixture in the repository; a missing one fails the test instead of skipping it.
+    fn fixture(name: &str) -> String {
+        let path = format!("{FIXTURES}{name}");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
     }
 
     #[test]
@@ -109,8 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn the_official_sample_envelopes_parse() {
-        // The fixtures live in shared/ beside the repository; skip quietly if it is absent.
+    fn every_sample_frame_parses_to_its_type() {
         for (name, want) in [
             ("envelope_events_api_app_mention.json", "events_api"),
             ("envelope_events_api_message.json", "events_api"),
@@ -120,7 +120,7 @@ mod tests {
             ("hello.json", "hello"),
             ("disconnect_too_many_websockets.json", "disconnect"),
         ] {
-            let Some(text) = fixture(name) else { continue };
+            let text = fixture(name);
             let frame = parse_frame(&text).unwrap_or_else(|e| panic!("{name}: {}", e.0));
             let got = match frame {
                 Frame::EventsApi(_) => "events_api",

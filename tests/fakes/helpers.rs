@@ -1,6 +1,5 @@
 //! Shared helpers: raw Web API calls, a bare Socket Mode client, waits with deadlines.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use awc::error::WsProtocolError;
@@ -186,17 +185,10 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     assert!(r.is_ok(), "timed out waiting until {what}");
 }
 
-/// `protocol/fixtures` in the nearest ancestor directory that has `shared/`.
+/// A file under the repository's `tests/fixtures/`; a missing one fails the test, naming the path.
 pub fn fixture(rel: &str) -> String {
-    let mut dir = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    while let Some(d) = dir {
-        let p = d.join("shared/protocol/fixtures").join(rel);
-        if p.exists() {
-            return std::fs::read_to_string(p).expect("fixture readable");
-        }
-        dir = d.parent().map(PathBuf::from);
-    }
-    panic!("fixture {rel} not found above {}", env!("CARGO_MANIFEST_DIR"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + rel;
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
 /// Same keys (recursively) and the same JSON kinds as `expected`; arrays compare first items.

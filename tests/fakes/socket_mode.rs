@@ -74,7 +74,7 @@ async fn a_human_post_arrives_as_an_envelope_and_acks_with_and_without_payload_c
     assert_eq!(event["channel_type"], "channel");
     assert!(event.get("subtype").is_none());
     assert_eq!(event["blocks"][0]["type"], "rich_text");
-    let fixture: Value = serde_json::from_str(&fixture("slack/events/bolt/message_user.json")).unwrap();
+    let fixture: Value = serde_json::from_str(&fixture("slack/events/message_user.json")).unwrap();
     let mut expected_event = fixture["event"].clone();
     expected_event["channel_type"] = json!("channel");
     assert_same_shape(event, &expected_event, "event");
@@ -297,7 +297,7 @@ async fn assist_posts_in_the_thread_after_the_delay_with_ticket_key_and_assignee
     assert_eq!(thread.len(), 2);
     assert_eq!(thread[1].bot_id.as_deref(), Some(ws.assist_bot_id()));
     let fixture: Value =
-        serde_json::from_str(&fixture("slack/events/bolt/message_from_app_bot_no_subtype.json")).unwrap();
+        serde_json::from_str(&fixture("slack/events/message_from_app_no_subtype.json")).unwrap();
     let ev_keys: Vec<&String> = event.as_object().unwrap().keys().collect();
     for k in fixture["event"].as_object().unwrap().keys() {
         assert!(ev_keys.contains(&k), "assist event lacks {k}");
