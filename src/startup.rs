@@ -91,9 +91,6 @@ pub struct Bot {
 /// How long a stop waits for the sockets to close before ending their thread.
 const SOCKET_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// How often the drain asks whether turns are still in flight.
-const DRAIN_POLL: Duration = Duration::from_millis(100);
-
 /// The knowledge base beside the config file (`<dir>/knowledge/*.md`), or the shipped one.
 pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> {
     let dir = config.env.config_path.parent().unwrap_or_else(|| Path::new(".")).join("knowledge");
@@ -364,8 +361,9 @@ impl Bot {
         self.tickets.send(IndexStats).await.unwrap_or((0, false))
     }
 
-    /// Threads with a turn in flight (asking them also makes them stop waiting for Assist, so
-    /// only call it when shutting down or when that does not matter).
+    /// Waits until no thread has a turn in flight; returns how many had one when asked (asking
+    /// also makes threads stop waiting for Assist, so only call it when shutting down or when
+    /// that does not matter).
     pub async fn in_flight_turns(&self) -> usize {
         self.router.send(DrainThreads).await.unwrap_or(0)
     }
@@ -402,28 +400,29 @@ impl Bot {
         self.socket_thread.stop();
     }
 
-    /// Waits until no turn is in flight, or the grace period ends.
+    /// Waits until no turn is in flight, or the grace period ends. Each round waits for the
+    /// threads to say they are done; a round that waited for none ends the drain.
     async fn drain(&self) {
         let started = tokio::time::Instant::now();
         let end = started + self.grace;
         loop {
-            let busy = self.in_flight_turns().await;
-            if busy == 0 {
-                tracing::info!(
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    "drained: no turn in flight"
-                );
-                return;
+            match tokio::time::timeout_at(end, self.in_flight_turns()).await {
+                Ok(0) => {
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "drained: no turn in flight"
+                    );
+                    return;
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    tracing::warn!(
+                        grace_secs = self.grace.as_secs(),
+                        "grace period over; stopping with turns in flight"
+                    );
+                    return;
+                }
             }
-            if tokio::time::Instant::now() >= end {
-                tracing::warn!(
-                    in_flight = busy,
-                    grace_secs = self.grace.as_secs(),
-                    "grace period over; stopping with turns in flight"
-                );
-                return;
-            }
-            tokio::time::sleep(DRAIN_POLL).await;
         }
     }
 

@@ -13,6 +13,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use super::report::{ReportActor, ReportRequest};
 use super::thread::{self, LoadedThread, ThreadActor, ThreadEvent, ThreadStopped};
@@ -110,6 +111,8 @@ pub struct RouterActor {
     not_ours: Seen<Ts>,
     seen_events: Seen<EventId>,
     seen_messages: Seen<(ChannelId, Ts)>,
+    /// Drains waiting for the reads in `loading` to end.
+    loaded_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl RouterActor {
@@ -129,6 +132,7 @@ impl RouterActor {
             not_ours: Seen::new(),
             seen_events: Seen::new(),
             seen_messages: Seen::new(),
+            loaded_waiters: Vec::new(),
         }
     }
 
@@ -410,6 +414,11 @@ impl Handler<ThreadLoaded> for RouterActor {
 
     fn handle(&mut self, loaded: ThreadLoaded, ctx: &mut Self::Context) {
         let held = self.loading.remove(&loaded.key).unwrap_or_default();
+        if self.loading.is_empty() {
+            for done in self.loaded_waiters.drain(..) {
+                let _ = done.send(());
+            }
+        }
         let thread = match loaded.result {
             Err(e) => {
                 // Not remembered as "not ours": a later event may try again.
@@ -479,28 +488,35 @@ impl Handler<LiveThreads> for RouterActor {
     }
 }
 
-/// Shutdown: threads answer what they prepare; the reply is how many still have a turn in
-/// flight or are being read back from Slack (asked again until it is 0 or the grace ends).
+/// Shutdown: threads answer what they prepare. The reply comes once every thread has no turn in
+/// flight and no thread is being read back from Slack: how many had to be waited for (0: all
+/// was quiet already). Asked again until 0, within the grace period; nothing polls.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct DrainThreads;
-
-/// How long one thread may take to say whether it is busy.
-const DRAIN_ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Handler<DrainThreads> for RouterActor {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, _: DrainThreads, _: &mut Self::Context) -> Self::Result {
-        let asks: Vec<_> =
-            self.threads.values().map(|t| t.send(thread::Drain).timeout(DRAIN_ASK_TIMEOUT)).collect();
-        // A thread still being read back from Slack has events to act on.
-        let loading = self.loading.len();
+        let asks: Vec<_> = self.threads.values().map(|t| t.send(thread::Drain)).collect();
+        // A thread still being read back from Slack has events to act on: wait for the reads.
+        let loads = (!self.loading.is_empty()).then(|| {
+            let (done, wait) = oneshot::channel();
+            self.loaded_waiters.push(done);
+            wait
+        });
         Box::pin(async move {
             let answers = futures_util::future::join_all(asks).await;
-            // A thread that stopped meanwhile is not in flight; one that did not answer is.
-            let busy = answers.into_iter().filter(|a| !matches!(a, Ok(false) | Err(MailboxError::Closed)));
-            loading + busy.count()
+            // A thread that stopped meanwhile is not in flight.
+            let busy = answers.into_iter().filter(|a| matches!(a, Ok(true))).count();
+            match loads {
+                Some(wait) => {
+                    let _ = wait.await;
+                    busy + 1
+                }
+                None => busy,
+            }
         })
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use super::openai::Complete;
 use super::outage::{Answer, Reported};
@@ -89,8 +90,8 @@ pub struct LoadedThread {
     pub replies: Vec<HistoryMessage>,
 }
 
-/// Shutdown: answer what is being prepared now (without waiting longer for Assist) and say
-/// whether a turn is still in flight.
+/// Shutdown: answer what is being prepared now (without waiting longer for Assist). The reply
+/// comes once no turn is in flight (or the thread stopped): whether one was when asked.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Drain;
@@ -113,6 +114,8 @@ pub struct ThreadActor {
     idle: Option<SpawnHandle>,
     /// Feedback counts written into the bot's messages, by message.
     votes: HashMap<Ts, VoteWrite>,
+    /// Drains waiting for the turn in flight to end.
+    drained: Vec<oneshot::Sender<()>>,
 }
 
 /// Writing one message's feedback counts into its metadata. Slack keeps no count, so the bot
@@ -140,6 +143,16 @@ impl ThreadActor {
     ) -> ThreadActor {
         let channel = root.channel.clone();
         let conversation = Conversation::new(&world(&s), root);
+        ThreadActor::shell(s, stopped, actor_id, channel, conversation)
+    }
+
+    fn shell(
+        s: SharedServices,
+        stopped: Recipient<ThreadStopped>,
+        actor_id: u64,
+        channel: ChannelId,
+        conversation: Conversation,
+    ) -> ThreadActor {
         ThreadActor {
             s,
             stopped,
@@ -149,6 +162,7 @@ impl ThreadActor {
             reply: None,
             idle: None,
             votes: HashMap::new(),
+            drained: Vec::new(),
         }
     }
 
@@ -160,16 +174,7 @@ impl ThreadActor {
     ) -> Option<impl FnOnce(Recipient<ThreadStopped>, u64) -> ThreadActor> {
         let channel = loaded.root.channel.clone();
         let conversation = Conversation::resume(&world(&s), loaded.root, &loaded.replies)?;
-        Some(move |stopped, actor_id| ThreadActor {
-            s,
-            stopped,
-            actor_id,
-            channel,
-            conversation,
-            reply: None,
-            idle: None,
-            votes: HashMap::new(),
-        })
+        Some(move |stopped, actor_id| ThreadActor::shell(s, stopped, actor_id, channel, conversation))
     }
 
     fn root(&self) -> &Ts {
@@ -184,6 +189,16 @@ impl ThreadActor {
             self.carry(effect, ctx);
         }
         self.reset_idle(ctx);
+        if !self.drained.is_empty() && !self.draining() {
+            for done in self.drained.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Shutdown must still wait for this thread: a turn, a first answer or a vote write.
+    fn draining(&self) -> bool {
+        self.conversation.draining() || self.votes.values().any(|v| v.writing)
     }
 
     fn carry(&mut self, effect: Effect, ctx: &mut Context<Self>) {
@@ -570,11 +585,20 @@ impl Handler<ThreadEvent> for ThreadActor {
 }
 
 impl Handler<Drain> for ThreadActor {
-    type Result = bool;
+    type Result = ResponseFuture<bool>;
 
-    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
         self.feed(Input::Drain, ctx);
-        self.conversation.draining()
+        if !self.draining() {
+            return Box::pin(std::future::ready(false));
+        }
+        let (done, wait) = oneshot::channel();
+        self.drained.push(done);
+        // Dropped without a word when the actor stops: that also means drained.
+        Box::pin(async move {
+            let _ = wait.await;
+            true
+        })
     }
 }
 
