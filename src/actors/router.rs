@@ -205,7 +205,16 @@ impl RouterActor {
         let channel = self.services.channel.clone();
         tracing::info!(ts = %key, "reading an unknown thread from slack");
         let fut = async move {
-            let messages = slack.thread_messages(&channel, &key).await;
+            let mut messages = slack.thread_messages(&channel, &key).await;
+            // Slack answers a reply's ts (a reaction's or a click's message) with that reply
+            // alone; its `thread_ts` names the thread to read.
+            let parent = match messages.as_deref() {
+                Ok([only]) => only.message.thread_ts.clone().filter(|t| *t != only.message.ts),
+                _ => None,
+            };
+            if let Some(parent) = parent {
+                messages = slack.thread_messages(&channel, &parent).await;
+            }
             let result = messages.map(|all| {
                 let mut all = all.into_iter();
                 let root = all.next()?.message;
