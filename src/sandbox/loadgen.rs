@@ -27,8 +27,9 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-use super::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
+
 use crate::actors::slack_api::ApiOptions;
 use crate::config::Config;
 use crate::startup::{Bot, StartOptions, TransportOptions};
