@@ -1,5 +1,4 @@
-//! The `itbot sandbox` terminal driver and the `itbot loadgen` load generator, both against the
-//! simulated workspace and fake LLM of `itbot-fakes`.
+//! `itbot sandbox`: the terminal driver of the real bot against the simulated workspace and fake
+//! LLM of `itbot-fakes`.
 
 pub mod cli;
-pub mod loadgen;
