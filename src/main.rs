@@ -25,6 +25,8 @@ enum Command {
     /// Reads the conversation from stdin: a plain line posts a new ticket, `> text` replies in
     /// the current thread, `/react -1` puts a thumbs-down on the bot's last message,
     /// `/human` presses its "Get a human" button, `/as NAME` speaks as someone else, `/quit` ends.
+    // A build without the `sandbox` feature (production) has no fakes: hidden, and says so.
+    #[command(hide = cfg!(not(feature = "sandbox")))]
     Sandbox {
         /// Play a built-in script instead of reading stdin.
         #[arg(long)]
@@ -187,6 +189,7 @@ fn report_command(config: &Config, days: u32, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+#[cfg(feature = "sandbox")]
 fn sandbox_command(config: Config, demo: bool, fake_llm: bool) -> ExitCode {
     // The conversation goes to stdout; logs stay quiet on stderr unless asked for.
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
@@ -200,6 +203,15 @@ fn sandbox_command(config: Config, demo: bool, fake_llm: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_command(_: Config, _: bool, _: bool) -> ExitCode {
+    eprintln!(
+        "itbot sandbox: this build has no sandbox (built without the `sandbox` feature); \
+         `cargo run --release -- sandbox` builds one"
+    );
+    ExitCode::from(2)
 }
 
 fn run(config: Config) -> ExitCode {
