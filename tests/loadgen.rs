@@ -1,7 +1,7 @@
-//! A short run of the load generator (`itbot-loadgen`'s library) through the real binary (the
-//! debug build here, at Slack's real pacing): every ticket, follow-up and 👎 is answered exactly
-//! once and the bot exits cleanly. No timing or call count is asserted: the targets live in
-//! BENCHMARKS.md.
+//! Short runs of the load generator (`itbot-loadgen`'s library): through the real binary (the
+//! debug build here, at Slack's real pacing) and in process (with relaxed pacing), every ticket,
+//! follow-up and 👎 is answered exactly once, and the binary exits cleanly. No timing or call
+//! count is asserted: the targets live in BENCHMARKS.md.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,6 +46,31 @@ async fn a_short_load_through_the_real_binary_answers_every_step_exactly_once() 
     let log = report.bot_log.as_ref().expect("the child's log was read");
     assert_eq!(log.errors, 0, "{report}");
     assert_eq!(report.bot_exit_code, Some(0), "the bot drained and exited cleanly: {report}");
+}
+
+#[actix_rt::test]
+async fn a_short_load_in_process_with_relaxed_pacing_answers_every_step_exactly_once() {
+    let options = LoadOptions {
+        bot: BotProcess::InProcess { pace_factor: 1000 },
+        load: Load::Rate(15.0),
+        duration: Duration::from_secs(4),
+        max_tickets: Some(40),
+        llm_latency: Some(Duration::from_millis(20)),
+        assist_delay: Duration::from_millis(50),
+        drain: Duration::from_secs(15),
+        seed: 8,
+        ..LoadOptions::default()
+    };
+
+    let report = tokio::time::timeout(Duration::from_secs(45), loadgen::run(config(), options))
+        .await
+        .expect("the run ends within its deadline")
+        .expect("the run starts");
+
+    assert_eq!(report.tickets, 40, "{report}");
+    assert!(report.follow_ups > 0 && report.reactions > 0, "the mix has follow-ups and 👎: {report}");
+    assert_eq!(report.pace_factor, 1000, "{report}");
+    assert_every_step_answered_once(&report);
 }
 
 fn assert_every_step_answered_once(report: &loadgen::Report) {

@@ -712,6 +712,9 @@ impl RunningBot {
                 config.settings.assist.bot_ids = vec![ws.assist_bot_id().to_string()];
                 config.settings.threads.max_live = MAX_LIVE;
                 config.settings.openai.max_concurrency = MAX_CONCURRENCY;
+                // As for the child (`child_env`): the load is an outage by design, measured
+                // without outage detection.
+                config.settings.outage.min_reporters = 0;
                 match llm {
                     Some(l) => {
                         config.env.openai_base_url = l.base_url();
