@@ -1,17 +1,25 @@
 # syntax=docker/dockerfile:1
 # Build: dependencies are compiled in their own layer, so a code change rebuilds only itbot.
+# The production build: the bot alone, without the `sandbox` feature, so no fake is in it.
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 # Benchmarks are declared in Cargo.toml, so their files must exist for cargo to read it.
 COPY benches ./benches
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --release --locked \
+# The workspace's other members (test tooling) must resolve, not build: manifests and
+# placeholder sources are enough.
+COPY crates/itbot-fakes/Cargo.toml ./crates/itbot-fakes/
+COPY crates/itbot-loadgen/Cargo.toml ./crates/itbot-loadgen/
+RUN mkdir -p src crates/itbot-fakes/src crates/itbot-loadgen/src \
+    && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
+    && touch crates/itbot-fakes/src/lib.rs crates/itbot-loadgen/src/lib.rs \
+    && echo 'fn main() {}' > crates/itbot-loadgen/src/main.rs \
+    && cargo build --release --locked -p itbot --no-default-features \
     && rm -rf src
 COPY src ./src
 COPY config ./config
 # Make sure cargo sees the real sources as newer than the placeholder build.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p itbot --no-default-features
 
 # Run: a small image with CA certificates, the binary and config/, as a non-root user.
 FROM debian:bookworm-slim

@@ -21,6 +21,7 @@ pub mod prompt;
 pub mod redact;
 pub mod report;
 pub mod retrieval;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schedule;
 pub mod slack;

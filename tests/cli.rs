@@ -164,7 +164,7 @@ fn explain_shows_category_redaction_and_articles() {
 
 #[actix_rt::test]
 async fn explain_with_history_shows_the_past_tickets_it_would_use() {
-    use itbot::sandbox::workspace::{Workspace, WorkspaceOptions};
+    use itbot_fakes::workspace::{Workspace, WorkspaceOptions};
     let ws = Workspace::start(WorkspaceOptions::default()).await.expect("workspace");
     let (alice, dana) = (ws.user_id("alice"), ws.user_id("dana"));
     let root = ws.seed(Some(&alice), "it", "AWS VPN client stuck on connecting from home", None, 3.0, None);
@@ -202,8 +202,8 @@ async fn explain_with_history_shows_the_past_tickets_it_would_use() {
 /// A workspace whose #it holds three tickets from the last week and one older: a VPN ticket the
 /// bot resolved (with a 👍), an Okta ticket IT staff fixed, and an unanswered access request.
 /// Returns it with the environment `itbot report` needs.
-async fn workspace_with_a_week_of_tickets() -> (itbot::sandbox::workspace::Workspace, Vec<(String, String)>) {
-    use itbot::sandbox::workspace::{Workspace, WorkspaceOptions};
+async fn workspace_with_a_week_of_tickets() -> (itbot_fakes::workspace::Workspace, Vec<(String, String)>) {
+    use itbot_fakes::workspace::{Workspace, WorkspaceOptions};
     use serde_json::json;
     let ws = Workspace::start(WorkspaceOptions::default()).await.expect("workspace");
     let (alice, bob, dana, erin) =
@@ -375,11 +375,11 @@ async fn report_refuses_a_period_out_of_range_and_a_bad_token_clearly() {
 
 /// Runs `itbot doctor` against a simulated workspace (and a fake LLM) set up as given.
 async fn doctor(
-    options: itbot::sandbox::workspace::WorkspaceOptions,
+    options: itbot_fakes::workspace::WorkspaceOptions,
     env: &[(&str, &str)],
 ) -> (Option<i32>, String) {
-    use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-    use itbot::sandbox::workspace::Workspace;
+    use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+    use itbot_fakes::workspace::Workspace;
     let ws = Workspace::start(options).await.expect("workspace");
     let llm = FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm");
     let mut vars: Vec<(String, String)> = vec![
@@ -421,7 +421,7 @@ async fn doctor_passes_a_good_set_up_and_says_so() {
 
 #[actix_rt::test]
 async fn doctor_names_what_to_fix_in_a_broken_set_up() {
-    let options = itbot::sandbox::workspace::WorkspaceOptions {
+    let options = itbot_fakes::workspace::WorkspaceOptions {
         bot_in_channel: false,
         scopes: "chat:write,channels:history,channels:read".into(),
         ..Default::default()

@@ -1,13 +1,14 @@
-//! A short run of the load generator through the real binary (the debug build here): every
-//! ticket, follow-up and 👎 is answered exactly once and the bot exits cleanly. No timing or
-//! call count is asserted: the targets live in BENCHMARKS.md.
+//! Short runs of the load generator (`itbot-loadgen`'s library): through the real binary (the
+//! debug build here, at Slack's real pacing) and in process (with relaxed pacing), every ticket,
+//! follow-up and 👎 is answered exactly once, and the binary exits cleanly. No timing or call
+//! count is asserted: the targets live in BENCHMARKS.md.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use itbot::config::Config;
-use itbot::sandbox::loadgen::{self, BotProcess, Load, LoadOptions};
+use itbot_loadgen::{self as loadgen, BotProcess, Load, LoadOptions};
 
 fn config() -> Config {
     let env: HashMap<&str, String> = HashMap::from([(
@@ -19,8 +20,38 @@ fn config() -> Config {
 
 #[actix_rt::test]
 async fn a_short_load_through_the_real_binary_answers_every_step_exactly_once() {
+    // The binary paces its Web API calls at Slack's real limits (startStream: 20 a minute after
+    // a burst of 4), so the load is a few tickets, not tens.
     let options = LoadOptions {
         bot: BotProcess::Child(PathBuf::from(env!("CARGO_BIN_EXE_itbot"))),
+        load: Load::Rate(1.0),
+        duration: Duration::from_secs(10),
+        max_tickets: Some(6),
+        llm_latency: Some(Duration::from_millis(20)),
+        assist_delay: Duration::from_millis(50),
+        drain: Duration::from_secs(30),
+        seed: 8,
+        ..LoadOptions::default()
+    };
+
+    let report = tokio::time::timeout(Duration::from_secs(60), loadgen::run(config(), options))
+        .await
+        .expect("the run ends within its deadline")
+        .expect("the run starts");
+
+    assert_eq!(report.tickets, 6, "{report}");
+    assert!(report.follow_ups > 0 && report.reactions > 0, "the mix has follow-ups and 👎: {report}");
+    assert_eq!(report.pace_factor, 1, "{report}");
+    assert_every_step_answered_once(&report);
+    let log = report.bot_log.as_ref().expect("the child's log was read");
+    assert_eq!(log.errors, 0, "{report}");
+    assert_eq!(report.bot_exit_code, Some(0), "the bot drained and exited cleanly: {report}");
+}
+
+#[actix_rt::test]
+async fn a_short_load_in_process_with_relaxed_pacing_answers_every_step_exactly_once() {
+    let options = LoadOptions {
+        bot: BotProcess::InProcess { pace_factor: 1000 },
         load: Load::Rate(15.0),
         duration: Duration::from_secs(4),
         max_tickets: Some(40),
@@ -38,12 +69,14 @@ async fn a_short_load_through_the_real_binary_answers_every_step_exactly_once() 
 
     assert_eq!(report.tickets, 40, "{report}");
     assert!(report.follow_ups > 0 && report.reactions > 0, "the mix has follow-ups and 👎: {report}");
+    assert_eq!(report.pace_factor, 1000, "{report}");
+    assert_every_step_answered_once(&report);
+}
+
+fn assert_every_step_answered_once(report: &loadgen::Report) {
     assert_eq!(report.unanswered, 0, "{report}");
     assert_eq!(report.duplicates, 0, "{report}");
     assert_eq!(report.stray_replies, 0, "{report}");
     assert_eq!(report.replies, report.tickets + report.follow_ups + report.reactions);
     assert!(report.llm.as_ref().is_some_and(|l| l.first_answers > 0), "{report}");
-    let log = report.bot_log.as_ref().expect("the child's log was read");
-    assert_eq!(log.errors, 0, "{report}");
-    assert_eq!(report.bot_exit_code, Some(0), "the bot drained and exited cleanly: {report}");
 }

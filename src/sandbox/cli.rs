@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-use super::workspace::{Posted, Workspace, WorkspaceOptions};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::workspace::{Posted, Workspace, WorkspaceOptions};
+
 use crate::config::Config;
 use crate::startup::{Bot, StartOptions};
 

@@ -1,8 +1,5 @@
-//! The simulated Slack workspace (Web API + Socket Mode, with a simulated Assist), a fake
-//! OpenAI server, the `itbot sandbox` terminal driver and the `itbot loadgen` load generator.
-//! Used by tests too.
+//! `itbot sandbox`: the terminal driver of the real bot against the simulated workspace and fake
+//! LLM of `itbot-fakes`. Behind the `sandbox` feature (on by default), so a production build
+//! (`--no-default-features`) carries no fake.
 
 pub mod cli;
-pub mod fake_openai;
-pub mod loadgen;
-pub mod workspace;

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use itbot::config::Config;
-use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-use itbot::sandbox::workspace::{Posted, Workspace, WorkspaceOptions};
 use itbot::startup::{Bot, StartOptions, TransportOptions};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::workspace::{Posted, Workspace, WorkspaceOptions};
 
 pub use crate::common::wait_for;
 

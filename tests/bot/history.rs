@@ -1,6 +1,6 @@
 //! Learning from past tickets: the startup read of the channel and its use in answers.
 
-use itbot::sandbox::workspace::{Fault, Workspace};
+use itbot_fakes::workspace::{Fault, Workspace};
 
 use crate::helpers::{spawn, wait_for, Setup};
 

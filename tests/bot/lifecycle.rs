@@ -1,7 +1,7 @@
 //! The ticket lifecycle as the requester, the assignee and the channel see it (DESIGN §2).
 
 use itbot::compose::GET_HUMAN_ACTION;
-use itbot::sandbox::workspace::{Fault, Posted};
+use itbot_fakes::workspace::{Fault, Posted};
 
 use crate::helpers::{spawn, wait_for, Setup, TestApp};
 
@@ -113,7 +113,7 @@ async fn the_get_a_human_button_escalates_once_and_only_for_the_requester() {
 #[actix_rt::test]
 async fn without_an_assignee_the_fallback_mention_is_pinged() {
     let app = spawn(Setup {
-        workspace: Some(itbot::sandbox::workspace::WorkspaceOptions {
+        workspace: Some(itbot_fakes::workspace::WorkspaceOptions {
             assist_enabled: false,
             ..Default::default()
         }),

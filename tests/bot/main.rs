@@ -14,7 +14,7 @@ mod report;
 use std::time::Duration;
 
 use helpers::{spawn, wait_for, Setup, TestApp};
-use itbot::sandbox::workspace::WorkspaceOptions;
+use itbot_fakes::workspace::WorkspaceOptions;
 
 fn position(app: &TestApp, thread: &str, ts: &str) -> usize {
     app.ws.thread(&app.it(), thread).iter().position(|p| p.ts == ts).expect("message is in the thread")

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use itbot::sandbox::workspace::Posted;
+use itbot_fakes::workspace::Posted;
 
 use crate::helpers::{spawn, wait_for, Setup, TestApp};
 

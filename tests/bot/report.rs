@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use itbot::actors::report::ScheduleOptions;
 use itbot::clock::Clock;
-use itbot::sandbox::workspace::{Fault, Posted, Workspace};
 use itbot::startup::{Bot, TransportOptions};
+use itbot_fakes::workspace::{Fault, Posted, Workspace};
 use serde_json::json;
 
 use crate::helpers::{spawn, start_bot_with, wait_for, Setup, TestApp, Tweak};

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use itbot::sandbox::workspace::{Posted, Workspace};
+use itbot_fakes::workspace::{Posted, Workspace};
 
 /// The longest any test waits for something to happen.
 pub const DEADLINE: Duration = Duration::from_secs(20);

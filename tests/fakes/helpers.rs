@@ -5,7 +5,7 @@ use std::time::Duration;
 use awc::error::WsProtocolError;
 use awc::ws::{Frame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use itbot::sandbox::workspace::{Workspace, WorkspaceOptions};
+use itbot_fakes::workspace::{Workspace, WorkspaceOptions};
 use serde_json::Value;
 
 /// Deadline for any single wait in these tests.

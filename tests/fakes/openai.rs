@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_same_shape, client, fixture};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use awc::ws::{Frame, Message};
-use itbot::sandbox::workspace::WorkspaceOptions;
+use itbot_fakes::workspace::WorkspaceOptions;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -1,13 +1,13 @@
 //! The simulated workspace's streaming methods: `chat.startStream`, `chat.appendStream`,
 //! `chat.stopStream`.
 
-use itbot::sandbox::workspace::WorkspaceOptions;
+use itbot_fakes::workspace::WorkspaceOptions;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
 /// A root message in #it and the ts of the stream started in its thread.
-async fn started(ws: &itbot::sandbox::workspace::Workspace) -> (String, String, String) {
+async fn started(ws: &itbot_fakes::workspace::Workspace) -> (String, String, String) {
     let alice = ws.user_id("alice");
     let root = ws.post(&alice, ws.it_channel(), "my vpn is down", None);
     let r = call_json(

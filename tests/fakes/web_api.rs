@@ -1,6 +1,6 @@
 //! The Web API half of the simulated workspace.
 
-use itbot::sandbox::workspace::{Fault, WorkspaceOptions};
+use itbot_fakes::workspace::{Fault, WorkspaceOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use itbot::compose::{AI_UNAVAILABLE_NOTE, HOW_TO_CONTINUE};
 use itbot::config::Settings;
 use itbot::prompt::{PromptBuilder, SHIPPED_PROMPT};
-use itbot::sandbox::workspace::WorkspaceOptions;
+use itbot_fakes::workspace::WorkspaceOptions;
 use serde_json::Value;
 
 use crate::helpers::{spawn, wait_for, Setup};

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use itbot::actors::openai::Complete;
 use itbot::openai::{ChatMessage, OpenAiError, Role};
-use itbot::sandbox::fake_openai::{FakeFailure, FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::fake_openai::{FakeFailure, FakeOpenAi, FakeOpenAiOptions};
 use tokio::sync::mpsc;
 
 use crate::helpers::{openai_actor, DEADLINE};

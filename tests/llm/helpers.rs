@@ -11,9 +11,9 @@ use actix::{Actor, Addr};
 use itbot::actors::openai::{OpenAiActor, OpenAiParams};
 use itbot::config::{Config, Settings};
 use itbot::openai::meter::LlmMeter;
-use itbot::sandbox::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-use itbot::sandbox::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
 use itbot::startup::{Bot, StartOptions};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
 
 pub use crate::common::{wait_for, DEADLINE};
 

@@ -1,6 +1,6 @@
 //! Nothing that identifies a person, and no secret, reaches the LLM or the logs.
 
-use itbot::sandbox::workspace::Posted;
+use itbot_fakes::workspace::Posted;
 
 use crate::helpers::{capture_logs, spawn, wait_for, Setup};
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use itbot::actors::slack_api::ApiOptions;
 use itbot::actors::socket::SocketOptions;
 use itbot::config::Config;
-use itbot::sandbox::workspace::{Posted, Workspace, WorkspaceOptions};
 use itbot::startup::{Bot, StartOptions, TransportOptions};
+use itbot_fakes::workspace::{Posted, Workspace, WorkspaceOptions};
 
 pub use crate::common::{wait_for, DEADLINE};
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use helpers::{counter, fast_transport, fast_workspace, spawn, wait_until, Setup, TestApp};
 use itbot::actors::slack_api::{ApiOptions, Backlog, SlackApi, SlackApiActor};
 use itbot::http::{Health, TransportStats};
-use itbot::sandbox::workspace::{Fault, Workspace, WorkspaceOptions};
 use itbot::slack::{ChannelId, SlackError, WebClient};
+use itbot_fakes::workspace::{Fault, Workspace, WorkspaceOptions};
 
 use actix::Actor;
 

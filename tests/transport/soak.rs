@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use itbot::http::TransportStats;
-use itbot::sandbox::workspace::Fault;
+use itbot_fakes::workspace::Fault;
 
 use crate::helpers::{spawn, wait_for, Setup, TestApp};
 

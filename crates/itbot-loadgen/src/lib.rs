@@ -1,8 +1,8 @@
-//! `itbot loadgen`: the real bot under load, measured the same way every time.
+//! `itbot-loadgen`: the real bot under load, measured the same way every time.
 //!
 //! It starts the simulated workspace (with its Assist) and a fake OpenAI in this process, runs
-//! the bot against them — as a child process of this binary (`itbot run`, the default, so the
-//! bot's memory and CPU are its own) or in this process — and plays the employees: new tickets
+//! the bot against them — as a child process of the `itbot` binary (`itbot run`, the default, so
+//! the bot's memory and CPU are its own) or in this process — and plays the employees: new tickets
 //! at a chosen rate (or a chosen number of conversations at once), each followed by the
 //! follow-ups or 👎 of its script as soon as the bot has answered the step before.
 //!
@@ -27,20 +27,35 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-use super::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
-use crate::actors::slack_api::ApiOptions;
-use crate::config::Config;
-use crate::startup::{Bot, StartOptions, TransportOptions};
-use crate::triage::{Category, Outcome, Rules};
+use itbot::actors::slack_api::ApiOptions;
+use itbot::config::Config;
+use itbot::startup::{Bot, StartOptions, TransportOptions};
+use itbot::triage::{Category, Outcome, Rules};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
+use itbot_fakes::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
 
 /// How the bot runs.
 #[derive(Debug, Clone)]
 pub enum BotProcess {
-    /// `EXE run` as a child process: its memory and CPU are measured on their own.
+    /// `EXE run` as a child process: its memory and CPU are measured on their own. It paces its
+    /// Web API calls at Slack's real limits, as in production: the binary has no other pacing.
     Child(PathBuf),
     /// `Bot::start_with` in this process: memory and CPU are shared with the driver.
-    InProcess,
+    InProcess {
+        /// Slack's rate limits multiplied by this (1 = Slack's real limits): one channel at
+        /// 100 tickets/s needs far more than Slack allows.
+        pace_factor: u32,
+    },
+}
+
+impl BotProcess {
+    /// Slack's rate limits multiplied by this in the bot under load.
+    pub fn pace_factor(&self) -> u32 {
+        match self {
+            BotProcess::Child(_) => 1,
+            BotProcess::InProcess { pace_factor } => (*pace_factor).max(1),
+        }
+    }
 }
 
 /// How hard the employees push.
@@ -81,8 +96,6 @@ pub struct LoadOptions {
     pub assist_delay: Duration,
     /// Pause between the bot's reply and the employee's next step.
     pub think: Duration,
-    /// Slack's rate limits multiplied by this (1 = Slack's real limits).
-    pub pace_factor: u32,
     /// How long to wait for the last answers once no new ticket starts.
     pub drain: Duration,
     /// Seed of the ticket mix, so a run can be repeated.
@@ -95,14 +108,13 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            bot: BotProcess::InProcess,
+            bot: BotProcess::InProcess { pace_factor: 1000 },
             load: Load::Rate(100.0),
             duration: Duration::from_secs(30),
             max_tickets: None,
             llm_latency: Some(Duration::ZERO),
             assist_delay: Duration::ZERO,
             think: Duration::ZERO,
-            pace_factor: 1000,
             drain: Duration::from_secs(60),
             seed: 1,
             price: Price::default(),
@@ -295,7 +307,7 @@ impl std::fmt::Display for Report {
         };
         writeln!(
             f,
-            "itbot loadgen: bot {}, {}, {llm}, Assist after {} ms, think {} ms, Slack pacing x{}",
+            "itbot-loadgen: bot {}, {}, {llm}, Assist after {} ms, think {} ms, Slack pacing x{}",
             self.bot, self.load, self.assist_delay_ms, self.think_ms, self.pace_factor
         )?;
         writeln!(
@@ -602,7 +614,7 @@ async fn measure(
     let mut report = driver.report(elapsed);
     report.bot = match &options.bot {
         BotProcess::Child(exe) => format!("child process ({})", exe.display()),
-        BotProcess::InProcess => "in process".into(),
+        BotProcess::InProcess { .. } => "in process".into(),
     };
     report.envelopes = envelopes;
     report.envelopes_per_sec = envelopes as f64 / elapsed.max(1e-9);
@@ -655,7 +667,7 @@ impl RunningBot {
         match &options.bot {
             BotProcess::Child(exe) => {
                 let mut cmd = Command::new(exe);
-                cmd.arg("run").arg("--slack-pace-factor").arg(options.pace_factor.to_string());
+                cmd.arg("run");
                 cmd.env_clear();
                 // The operator's overrides (they win over the load generator's) and allocator
                 // tuning, then the workspace's settings.
@@ -690,7 +702,7 @@ impl RunningBot {
                 });
                 Ok(RunningBot::Child { process: ChildGuard(Some(child)), pid, log, reader })
             }
-            BotProcess::InProcess => {
+            BotProcess::InProcess { pace_factor } => {
                 let mut config = config.clone();
                 config.env.slack_api_url = ws.api_url();
                 config.env.slack_bot_token = Some(ws.bot_token().to_string().into());
@@ -700,6 +712,9 @@ impl RunningBot {
                 config.settings.assist.bot_ids = vec![ws.assist_bot_id().to_string()];
                 config.settings.threads.max_live = MAX_LIVE;
                 config.settings.openai.max_concurrency = MAX_CONCURRENCY;
+                // As for the child (`child_env`): the load is an outage by design, measured
+                // without outage detection.
+                config.settings.outage.min_reporters = 0;
                 match llm {
                     Some(l) => {
                         config.env.openai_base_url = l.base_url();
@@ -708,7 +723,7 @@ impl RunningBot {
                     None => config.env.openai_api_key = None,
                 }
                 let transport = TransportOptions {
-                    api: ApiOptions { pace_factor: options.pace_factor, ..ApiOptions::default() },
+                    api: ApiOptions { pace_factor: *pace_factor, ..ApiOptions::default() },
                     ..TransportOptions::default()
                 };
                 let http = StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
@@ -1160,7 +1175,7 @@ impl<'a> Driver<'a> {
             llm_latency_ms: o.llm_latency.map(|d| d.as_millis() as u64),
             assist_delay_ms: o.assist_delay.as_millis() as u64,
             think_ms: o.think.as_millis() as u64,
-            pace_factor: o.pace_factor,
+            pace_factor: o.bot.pace_factor(),
             elapsed_secs: elapsed,
             tickets,
             follow_ups,
@@ -1258,7 +1273,7 @@ fn llm_use(llm: &FakeOpenAi, config: &Config, price: Price, tickets: usize) -> L
         let Some(messages) = r.get("messages").and_then(Value::as_array) else { return false };
         let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or("").to_string();
         let classify = messages.first().and_then(|m| m.get("content")).and_then(Value::as_str)
-            == Some(crate::compose::CLASSIFY_PROMPT);
+            == Some(itbot::compose::CLASSIFY_PROMPT);
         !classify
             && messages.iter().filter(|m| role(m) == "user").count() == 1
             && !messages.iter().any(|m| role(m) == "assistant")
@@ -1268,7 +1283,7 @@ fn llm_use(llm: &FakeOpenAi, config: &Config, price: Price, tickets: usize) -> L
     let n = first.len().max(1) as f64;
     let approx = first.iter().map(|u| u.prompt_tokens).sum::<u64>() as f64 / n;
     let tokenizer =
-        crate::prompt::PromptBuilder::new("", &config.settings.company, &config.env.openai_model, 0);
+        itbot::prompt::PromptBuilder::new("", &config.settings.company, &config.env.openai_model, 0);
     let counted: Vec<u64> = first
         .iter()
         .filter_map(|u| requests.get(u.request)?.get("messages")?.as_array().cloned())
@@ -1305,12 +1320,11 @@ fn llm_use(llm: &FakeOpenAi, config: &Config, price: Price, tickets: usize) -> L
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn shipped_rules() -> (Config, Rules) {
         let config = Config::load(|k| {
             (k == "ITBOT_CONFIG")
-                .then(|| concat!(env!("CARGO_MANIFEST_DIR"), "/config/itbot.toml").to_string())
+                .then(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/itbot.toml").to_string())
         })
         .expect("shipped config loads");
         let rules = Rules::new(&config.settings.triage, &config.settings.followup).expect("rules compile");
