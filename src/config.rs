@@ -2,13 +2,16 @@
 //! shipped defaults → the operator's file → `ITBOT__SECTION__KEY` overrides, plus the
 //! environment (`Env`) for tokens and endpoints.
 //!
-//! Every error names where the value came from (file or variable), the key and the reason.
+//! Every error names where the value came from (file or variable), the key and the reason:
+//! each layer is a figment provider named after its file or variable, and figment remembers
+//! which one every value came from.
 //! The shipped file is embedded in the binary and is the single source of defaults: a file that
 //! leaves a key out gets the shipped value.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use figment::providers::Serialized;
+use figment::{Figment, Metadata, Profile, Provider};
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -372,35 +375,31 @@ impl Settings {
         file: Option<&(String, String)>,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let mut table: toml::Table = toml::from_str(SHIPPED_CONFIG).map_err(|e| ConfigError::Syntax {
+        let shipped: toml::Table = toml::from_str(SHIPPED_CONFIG).map_err(|e| ConfigError::Syntax {
             path: "(shipped config/itbot.toml)".into(),
             reason: e.to_string(),
         })?;
-        // Which file or variable each key last came from, for error messages.
-        let mut origin: BTreeMap<String, String> = BTreeMap::new();
+        // A value nobody overrode is reported as the operator's file: that is where to change it.
         let file_name = file.map(|(n, _)| n.clone()).unwrap_or_else(|| DEFAULT_CONFIG_PATH.into());
-
+        let overrides = env_overrides(&shipped, lookup)?;
+        let mut figment = Figment::from(Named::new(&file_name, Serialized::defaults(shipped)));
         if let Some((name, text)) = file {
+            // Parsed here rather than by figment's TOML provider: this parser's spans give the
+            // line of a syntax error, and it is the TOML version the rest of the crate uses.
             let theirs: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
                 path: name.clone(),
                 reason: e.message().to_string() + &line_of(text, e.span()),
             })?;
-            merge_file(&mut table, theirs, name, &mut origin)?;
+            figment = figment.merge(Named::new(name, Serialized::defaults(theirs)));
         }
-        apply_env_overrides(&mut table, lookup, &mut origin)?;
+        for (var, key, value) in overrides {
+            figment = figment.merge(Named::new(&var, Serialized::default(&key, value)));
+        }
 
-        let value = toml::Value::Table(table);
-        let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let key = key_label(&path);
-            ConfigError::Invalid {
-                source_name: origin.get(&path).cloned().unwrap_or_else(|| file_name.clone()),
-                key,
-                // The TOML error repeats the key on a second line; the first line is the reason.
-                reason: e.into_inner().to_string().lines().next().unwrap_or_default().trim().to_string(),
-            }
-        })?;
-        settings.validate(&|key: &str| origin.get(key).cloned().unwrap_or_else(|| file_name.clone()))?;
+        let settings: Settings = figment.extract().map_err(|e| invalid(e, &file_name))?;
+        let origin =
+            |key: &str| figment.find_metadata(key).map_or_else(|| file_name.clone(), |m| m.name.to_string());
+        settings.validate(&origin)?;
         Ok(settings)
     }
 
@@ -432,7 +431,9 @@ impl Settings {
                 .flatten()
                 .all(|v| v.is_finite() && v >= 0.0);
             if !ok {
-                return Err(bad("openai.prices", format!("prices of `{model}` must be zero or more")));
+                // The model's own key, so the error names the layer that priced it.
+                let key = format!("openai.prices.{model}");
+                return Err(bad(&key, format!("prices of `{model}` must be zero or more")));
             }
         }
         range("history.backfill_messages", self.history.backfill_messages as f64, 0.0, 5000.0)?;
@@ -541,58 +542,69 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     }
 }
 
-/// Merges the operator's file over the shipped table, section by section. Unknown sections and
-/// keys are rejected here so the error names the file.
-fn merge_file(
-    base: &mut toml::Table,
-    theirs: toml::Table,
-    name: &str,
-    origin: &mut BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    for (section, value) in theirs {
-        let Some(toml::Value::Table(base_section)) = base.get_mut(&section) else {
-            return Err(ConfigError::Invalid {
-                source_name: name.into(),
-                key: format!("[{section}]"),
-                reason: format!("unknown section; known sections: {}", known_keys(base)),
-            });
-        };
-        let toml::Value::Table(their_section) = value else {
-            return Err(ConfigError::Invalid {
-                source_name: name.into(),
-                key: format!("[{section}]"),
-                reason: "must be a table ([section] followed by keys)".into(),
-            });
-        };
-        for (key, v) in their_section {
-            if !base_section.contains_key(&key) {
-                return Err(ConfigError::Invalid {
-                    source_name: name.into(),
-                    key: format!("[{section}] {key}"),
-                    reason: format!("unknown key; keys of [{section}]: {}", known_keys(base_section)),
-                });
-            }
-            origin.insert(format!("{section}.{key}"), name.into());
-            base_section.insert(key, v);
-        }
+/// A provider under the name operators know it by (the file's path or the variable), so that
+/// figment's record of where each value came from names it.
+struct Named<P> {
+    name: String,
+    provider: P,
+}
+
+impl<P: Provider> Named<P> {
+    fn new(name: &str, provider: P) -> Named<P> {
+        Named { name: name.to_string(), provider }
     }
-    Ok(())
 }
 
-fn known_keys(t: &toml::Table) -> String {
-    t.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, figment::value::Dict>, figment::Error> {
+        self.provider.data()
+    }
 }
 
-/// Applies `ITBOT__SECTION__KEY` variables. Each key of the table is looked up by name, so no
-/// scan of the whole environment is needed; the value is parsed as the type the key has.
-fn apply_env_overrides(
-    table: &mut toml::Table,
+/// A figment error as "source: [section] key: reason", the source taken from the value's
+/// provenance (`fallback` when figment does not know it).
+fn invalid(e: figment::Error, fallback: &str) -> ConfigError {
+    use figment::error::Kind;
+    let source_name = e.metadata.as_ref().map_or_else(|| fallback.to_string(), |m| m.name.to_string());
+    let path = e.path.join(".");
+    let (key, reason) = match &e.kind {
+        // `deny_unknown_fields`: the path ends with the stray key; before it, its table.
+        Kind::UnknownField(field, known) => {
+            let table = match e.path.split_last() {
+                Some((last, table)) if last == field => table.join("."),
+                _ => path.clone(),
+            };
+            let known = known.join(", ");
+            if table.is_empty() {
+                (format!("[{field}]"), format!("unknown section; known sections: {known}"))
+            } else {
+                (format!("[{table}] {field}"), format!("unknown key; keys of [{table}]: {known}"))
+            }
+        }
+        // Worded as serde words it, which operators may know from other tools.
+        Kind::InvalidType(actual, expected) => {
+            (key_label(&path), format!("invalid type: {actual}, expected {expected}"))
+        }
+        kind => (key_label(&path), kind.to_string()),
+    };
+    ConfigError::Invalid { source_name, key, reason }
+}
+
+/// The `ITBOT__SECTION__KEY` variables that are set, as (variable, `section.key`, value). Each
+/// key of the shipped table is looked up by name, so no scan of the whole environment is
+/// needed; the value is parsed as the type the key has (lists are comma-separated).
+fn env_overrides(
+    shipped: &toml::Table,
     lookup: &dyn Fn(&str) -> Option<String>,
-    origin: &mut BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    for (section, value) in table.iter_mut() {
+) -> Result<Vec<(String, String, toml::Value)>, ConfigError> {
+    let mut found = Vec::new();
+    for (section, value) in shipped {
         let toml::Value::Table(keys) = value else { continue };
-        for (key, current) in keys.iter_mut() {
+        for (key, current) in keys {
             let var = format!("ITBOT__{}__{}", section.to_uppercase(), key.to_uppercase());
             let Some(raw) = lookup(&var) else { continue };
             let parsed = parse_like(current, raw.trim()).map_err(|reason| ConfigError::Invalid {
@@ -600,11 +612,10 @@ fn apply_env_overrides(
                 key: format!("[{section}] {key}"),
                 reason,
             })?;
-            *current = parsed;
-            origin.insert(format!("{section}.{key}"), var);
+            found.push((var, format!("{section}.{key}"), parsed));
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 fn parse_like(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
@@ -687,6 +698,42 @@ mod tests {
         let file = ("my.toml".to_string(), "[asist]\nwait_secs = 3\n".to_string());
         let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
         assert!(err.starts_with("my.toml: [asist]: unknown section"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_file_names_the_file_and_key_though_the_environment_sets_others() {
+        let file = ("my.toml".to_string(), "[slack]\nconnections = 50\n".to_string());
+        let lookup = env(&[("ITBOT__ASSIST__WAIT_SECS", "3")]);
+        let err = Settings::layered(Some(&file), &lookup).unwrap_err().to_string();
+        assert_eq!(err, "my.toml: [slack] connections: 50 is out of range (1-10)");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable_though_the_file_sets_the_key_too() {
+        let file = ("my.toml".to_string(), "[slack]\nconnections = 3\n".to_string());
+        let lookup = env(&[("ITBOT__SLACK__CONNECTIONS", "50")]);
+        let err = Settings::layered(Some(&file), &lookup).unwrap_err().to_string();
+        assert_eq!(err, "ITBOT__SLACK__CONNECTIONS: [slack] connections: 50 is out of range (1-10)");
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_the_file_over_the_shipped_defaults() {
+        let file =
+            ("my.toml".to_string(), "[slack]\nconnections = 50\n[assist]\nwait_secs = 7\n".to_string());
+        let lookup = env(&[("ITBOT__SLACK__CONNECTIONS", "4")]);
+        let s = Settings::layered(Some(&file), &lookup).unwrap();
+        assert_eq!((s.slack.connections, s.assist.wait_secs), (4, 7));
+        assert_eq!(s.escalation.max_failed_attempts, Settings::shipped().escalation.max_failed_attempts);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_the_keys_its_section_has() {
+        let file = ("my.toml".to_string(), "[report]\nweekly_days = \"mon\"\n".to_string());
+        let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "my.toml: [report] weekly_days: unknown key; keys of [report]: weekly_day, weekly_hour, timezone"
+        );
     }
 
     #[test]

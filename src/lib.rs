@@ -5,6 +5,7 @@
 
 pub mod actors;
 pub mod assist;
+pub mod backoff;
 pub mod clock;
 pub mod compose;
 pub mod config;

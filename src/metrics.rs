@@ -72,6 +72,9 @@ pub struct Metrics {
     pub outages: Counter,
     /// Reports posted in the channel, by trigger (`mention`, `weekly`).
     pub reports: Family<TriggerLabel, Counter>,
+    /// Times the weekly schedule compared the clock with its next slot: shows the schedule is
+    /// alive, and lets tests see that it has looked.
+    pub schedule_looks: Counter,
     /// Web API calls by method and outcome (`ok`, or the Slack error code / `http` / `network`).
     pub slack_calls: Family<CallLabel, Counter>,
 }
@@ -92,6 +95,7 @@ impl Default for Metrics {
             feedback: Family::default(),
             outages: Counter::default(),
             reports: Family::default(),
+            schedule_looks: Counter::default(),
             slack_calls: Family::default(),
         }
     }
@@ -250,6 +254,11 @@ pub fn render(health: &Arc<Health>) -> String {
     );
     registry.register("itbot_outages", "Outages detected", m.outages.clone());
     registry.register("itbot_reports", "Reports posted in the channel, by trigger", m.reports.clone());
+    registry.register(
+        "itbot_schedule_looks",
+        "Times the weekly report schedule looked at the clock",
+        m.schedule_looks.clone(),
+    );
     registry.register(
         "itbot_slack_calls",
         "Slack Web API calls, by method and outcome",

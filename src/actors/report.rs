@@ -117,8 +117,13 @@ impl ReportActor {
 
     fn check_schedule(&mut self, ctx: &mut Context<Self>) {
         let Some(due) = self.due else { return };
+        if self.weekly_busy {
+            return;
+        }
+        // Counted before the clock is read: a look counted after a test moved the clock saw it.
+        self.s.health.metrics.schedule_looks.inc();
         let now = self.options.clock.now();
-        if self.weekly_busy || now < due || now < self.retry_at {
+        if now < due || now < self.retry_at {
             return;
         }
         self.weekly_busy = true;

@@ -581,8 +581,12 @@ impl Handler<GetBacklog> for SlackApiActor {
 
 /// 0.5 s, 1 s, 2 s … capped at 8 s, less up to a quarter at random.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = (0.5 * 2f64.powi(attempt.saturating_sub(1).min(8) as i32)).min(8.0);
-    Duration::from_secs_f64(base * (1.0 - 0.25 * fastrand::f64()))
+    crate::backoff::jittered(
+        Duration::from_millis(500),
+        Duration::from_secs(8),
+        attempt.saturating_sub(1),
+        0.25,
+    )
 }
 
 /// Which page of `conversations.history` to read.

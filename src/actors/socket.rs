@@ -172,8 +172,7 @@ impl SocketActor {
         if self.failures == 0 {
             return o.backoff_base.mul_f64(0.5 * fastrand::f64());
         }
-        let base = o.backoff_base.saturating_mul(1 << (self.failures - 1).min(16)).min(o.backoff_max);
-        base.mul_f64(0.5 + 0.5 * fastrand::f64())
+        crate::backoff::jittered(o.backoff_base, o.backoff_max, self.failures - 1, 0.5)
     }
 
     fn send(&mut self, generation: u64, message: ws::Message) {

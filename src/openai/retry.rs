@@ -39,8 +39,7 @@ pub fn decide(err: &OpenAiError, retries_taken: u32, max_retries: u32, jitter: f
 
 /// `min(0.5 s × 2^n, 8 s) × (1 − 0.25 × jitter)`, where `n` retries were already taken.
 pub fn backoff(retries_taken: u32, jitter: f64) -> Duration {
-    let base = (0.5 * 2f64.powi(retries_taken.min(8) as i32)).min(8.0);
-    Duration::from_secs_f64(base * (1.0 - 0.25 * jitter.clamp(0.0, 1.0)))
+    crate::backoff::delay(Duration::from_millis(500), Duration::from_secs(8), retries_taken, 0.25, jitter)
 }
 
 /// `retry-after-ms` first, then `retry-after` as seconds (float) or as an HTTP date.

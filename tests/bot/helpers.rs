@@ -9,6 +9,7 @@ use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
 use itbot_fakes::workspace::{Posted, Workspace, WorkspaceOptions};
 
 pub use crate::common::wait_for;
+use crate::common::{wait_on, watch};
 
 pub struct TestApp {
     pub ws: Workspace,
@@ -81,10 +82,13 @@ pub async fn start_bot_with(
         tweak(&mut config);
     }
     let http = StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+    let sockets = config.settings.slack.connections as u32;
     let bot = Bot::start_with(config, http, transport).await.expect("bot starts");
+    watch(ws);
     let health = bot.health.clone();
-    wait_for("the bot to connect", || {
-        let ready = health.is_ready();
+    // Every socket, not just the first: tests reason about where Slack sends the events.
+    wait_for("the bot to connect all its sockets", || {
+        let ready = health.is_ready() && health.connected_sockets() == sockets;
         async move { ready.then_some(()) }
     })
     .await;
@@ -105,7 +109,7 @@ impl TestApp {
     /// one knows nothing but what Slack holds.
     pub async fn restart(&mut self, tweak: Option<Tweak>) {
         self.bot.stop().await;
-        wait_for("the old sockets to close", || {
+        wait_on(&self.ws, "the old sockets to close", || {
             let open = self.ws.open_connections();
             async move { (open == 0).then_some(()) }
         })
@@ -142,11 +146,13 @@ impl TestApp {
         crate::common::bot_replies(&self.ws, thread)
     }
 
-    /// Waits until the bot has posted `n` replies in `thread`, then returns them.
+    /// Waits until the bot has posted `n` replies in `thread`, streamed ones finished, then
+    /// returns them.
     pub async fn wait_bot_replies(&self, thread: &str, n: usize) -> Vec<Posted> {
-        wait_for(&format!("{n} bot replies in {thread}"), || {
+        wait_on(&self.ws, &format!("{n} bot replies in {thread}"), || {
             let replies = self.bot_replies(thread);
-            async move { (replies.len() >= n).then_some(replies) }
+            let done = replies.len() >= n && !replies.iter().any(|p| self.ws.is_streaming(&p.ts));
+            async move { done.then_some(replies) }
         })
         .await
     }

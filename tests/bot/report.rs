@@ -121,6 +121,19 @@ fn weekly_reports(ws: &Workspace) -> Vec<Posted> {
         .collect()
 }
 
+/// Waits until the schedule has looked at the clock twice from now. The first look saw the
+/// clock as it is now, and whatever it decided is done by the second: the schedule does not look
+/// while a weekly report is being checked or posted.
+async fn schedule_looked_twice(bot: &Bot) {
+    let looks = || bot.health.metrics.schedule_looks.get();
+    let target = looks() + 2;
+    wait_for("the schedule to look at the clock twice", || {
+        let n = looks();
+        async move { (n >= target).then_some(()) }
+    })
+    .await;
+}
+
 async fn start_scheduled(ws: &Workspace, clock: &Clock, weekly_day: &str) -> Bot {
     let weekly_day = weekly_day.to_string();
     let tweak: Tweak = Box::new(move |config| {
@@ -155,9 +168,9 @@ async fn the_weekly_report_is_posted_once_at_its_hour_also_across_a_restart() {
         clock.advance(secs as i64);
         ws.advance_clock(Duration::from_secs(secs));
     };
-    // A minute before the hour: nothing yet (the schedule has looked many times by now).
+    // A minute before the hour: nothing yet.
     pass(60);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    schedule_looked_twice(&bot).await;
     assert!(weekly_reports(&ws).is_empty(), "posted before its hour");
 
     pass(61);
@@ -187,7 +200,7 @@ async fn the_weekly_report_is_posted_once_at_its_hour_also_across_a_restart() {
         async move { (n > checks).then_some(()) }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    schedule_looked_twice(&bot).await;
     assert_eq!(weekly_reports(&ws).len(), 1, "posted twice for one week");
 
     // The next Monday at 09:00 brings the next one.
@@ -212,13 +225,11 @@ async fn without_a_weekly_day_no_report_is_ever_posted() {
     let ws = Workspace::start(Default::default()).await.expect("workspace");
     let clock = Clock::manual(Clock::System.now());
     let bot = start_scheduled(&ws, &clock, "").await;
-
-    for _ in 0..8 {
-        clock.advance(86_400);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // A running schedule looks at the clock as soon as it starts; this one never did.
+    let looks = bot.health.metrics.schedule_looks.get();
     bot.stop().await;
 
+    assert_eq!(looks, 0, "the schedule runs without a weekly day");
     assert!(weekly_reports(&ws).is_empty());
     // Not even looked for: the weekly check is the only history read bounded by `latest`.
     let weekly_checks = ws
@@ -243,7 +254,9 @@ async fn a_weekly_report_slack_refused_is_tried_again_minutes_later() {
     };
     let posts = || ws.api_calls().iter().filter(|c| c.method == "chat.postMessage").count();
 
-    ws.inject("chat.postMessage", Fault::Error("fatal_error".into()));
+    // A refusal the Web API client does not retry by itself (it would retry `fatal_error` within
+    // a second), so the next attempt is the schedule's.
+    ws.inject("chat.postMessage", Fault::Error("restricted_action".into()));
     pass(11);
     wait_for("the refused attempt", || {
         let n = posts();
@@ -252,7 +265,7 @@ async fn a_weekly_report_slack_refused_is_tried_again_minutes_later() {
     .await;
     // Not hammered: a minute later nothing new was tried.
     pass(60);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    schedule_looked_twice(&bot).await;
     assert_eq!(posts(), 1, "tried again at once");
     assert!(weekly_reports(&ws).is_empty());
     pass(300);

@@ -1,5 +1,7 @@
 //! Shared helpers: raw Web API calls, a bare Socket Mode client, waits with deadlines.
 
+use std::cell::RefCell;
+use std::pin::pin;
 use std::time::Duration;
 
 use awc::error::WsProtocolError;
@@ -24,8 +26,16 @@ pub fn fast_options() -> WorkspaceOptions {
     }
 }
 
+thread_local! {
+    /// The workspace this thread's test started (each actix test has a thread of its own), so
+    /// [`wait_until`] wakes when it changes.
+    static STARTED: RefCell<Option<Workspace>> = const { RefCell::new(None) };
+}
+
 pub async fn start(opts: WorkspaceOptions) -> Workspace {
-    Workspace::start(opts).await.expect("workspace starts")
+    let ws = Workspace::start(opts).await.expect("workspace starts");
+    STARTED.with(|s| *s.borrow_mut() = Some(ws.clone()));
+    ws
 }
 
 pub fn client() -> awc::Client {
@@ -174,11 +184,19 @@ impl Socket {
     }
 }
 
-/// Polls `cond` until it holds, failing the test after the deadline.
+/// Waits until `cond` on the started workspace holds, checking again at each of its changes;
+/// fails the test after the deadline.
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let ws = STARTED.with(|s| s.borrow().clone()).expect("a workspace was started");
     let r = tokio::time::timeout(DEADLINE, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        loop {
+            // Listen before checking, so that a change made meanwhile still wakes us.
+            let mut changed = pin!(ws.changed());
+            changed.as_mut().enable();
+            if cond() {
+                return;
+            }
+            changed.await;
         }
     })
     .await;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::time::Duration;
 
 use itbot::actors::slack_api::ApiOptions;
@@ -12,6 +13,7 @@ use itbot::startup::{Bot, StartOptions, TransportOptions};
 use itbot_fakes::workspace::{Posted, Workspace, WorkspaceOptions};
 
 pub use crate::common::{wait_for, DEADLINE};
+use crate::common::{wait_on, watch, RECHECK};
 
 pub struct TestApp {
     pub ws: Workspace,
@@ -93,6 +95,7 @@ pub fn config_for(ws: &Workspace) -> Config {
 pub async fn spawn(setup: Setup) -> TestApp {
     let ws =
         Workspace::start(setup.workspace.unwrap_or_else(fast_workspace)).await.expect("workspace starts");
+    watch(&ws);
     let mut config = config_for(&ws);
     if let Some(tweak) = setup.tweak {
         tweak(&mut config);
@@ -134,7 +137,7 @@ impl TestApp {
 
     /// Waits until the bot has posted `n` replies in `thread`, then returns them.
     pub async fn wait_bot_replies(&self, thread: &str, n: usize) -> Vec<Posted> {
-        wait_for(&format!("{n} bot replies in {thread}"), || {
+        wait_on(&self.ws, &format!("{n} bot replies in {thread}"), || {
             let replies = self.bot_replies(thread);
             async move { (replies.len() >= n).then_some(replies) }
         })
@@ -148,22 +151,41 @@ impl TestApp {
     }
 
     /// Waits until nothing is in flight anywhere: every event acked, no Web API call waiting or
-    /// running, no thread mid-turn (seen three polls in a row), then answers one control ticket,
-    /// which proves everything routed before it is done.
+    /// running, no thread mid-turn (seen twice, with the workspace unchanged in between), then
+    /// answers one control ticket, which proves everything routed before it is done.
     pub async fn settle(&self) {
+        // One idle look can fall in a gap between two steps (an event acked, its turn not yet
+        // begun); a step that follows would change the workspace within this long.
+        const QUIET: Duration = Duration::from_millis(150);
         let end = tokio::time::Instant::now() + DEADLINE;
-        let mut quiet = 0;
-        while quiet < 3 {
-            assert!(tokio::time::Instant::now() < end, "timed out waiting for the bot to settle");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let ws_idle = self.ws.pending_deliveries() == 0 && self.ws.queued_events() == 0;
-            let backlog = self.bot.api_backlog().await;
-            let idle = ws_idle && backlog.queued == 0 && backlog.active == 0;
-            let idle = idle && self.bot.in_flight_turns().await == 0;
-            quiet = if idle { quiet + 1 } else { 0 };
+        let mut idle_before = false;
+        loop {
+            // Listen before looking, so that a change made meanwhile still counts.
+            let mut changed = pin!(self.ws.changed());
+            changed.as_mut().enable();
+            let idle = self.is_idle().await;
+            if idle && idle_before {
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            assert!(now < end, "timed out waiting for the bot to settle");
+            // Busy: the bot's own queues are not the workspace's, so look again now and then too.
+            let wait = if idle { QUIET } else { RECHECK };
+            let quiet = tokio::time::timeout_at((now + wait).min(end), changed).await.is_err();
+            idle_before = idle && quiet;
         }
         let control = self.ticket("control", "my zoom camera is not working");
         self.wait_bot_replies(&control, 1).await;
+    }
+
+    /// Nothing in flight: no delivery waiting for an ack, no queued event, no Web API call
+    /// queued or running, no thread mid-turn.
+    async fn is_idle(&self) -> bool {
+        if self.ws.pending_deliveries() != 0 || self.ws.queued_events() != 0 {
+            return false;
+        }
+        let backlog = self.bot.api_backlog().await;
+        backlog.queued == 0 && backlog.active == 0 && self.bot.in_flight_turns().await == 0
     }
 
     /// `GET /readyz`: status and body.

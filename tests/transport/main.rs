@@ -157,8 +157,18 @@ async fn link_disabled_stops_reconnecting_and_readiness_says_why() {
     wait_until("readiness to go false", || !app.bot.health.is_ready()).await;
     wait_until("the sockets to close", || app.ws.open_connections() == 0).await;
     let opens = app.ws.calls_of("apps.connections.open");
-    // Reconnects would come within a few 50 ms backoffs; give them twenty times that.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The sockets run on a thread of their own and show nothing when they decide not to
+    // reconnect, so this absence is bounded by time: a reconnect would come within a few 50 ms
+    // backoffs. Watch the workspace for twenty times that; a reconnect ends the wait at once.
+    let reconnect = tokio::time::timeout(
+        Duration::from_secs(1),
+        crate::common::wait_on(&app.ws, "a reconnect", || {
+            let n = app.ws.calls_of("apps.connections.open");
+            async move { (n > opens).then_some(()) }
+        }),
+    )
+    .await;
+    assert!(reconnect.is_err(), "the bot reconnected after link_disabled");
 
     assert_eq!(app.ws.calls_of("apps.connections.open"), opens, "the bot reconnected after link_disabled");
     let (status, body) = app.readyz().await;
@@ -408,8 +418,9 @@ async fn sigterm_drains_the_real_binary_which_exits_0_without_logging_text_or_to
         .spawn()
         .expect("itbot starts");
     let pid = child.id().to_string();
-    // Collects the output on a thread so the pipes never fill.
-    let output = std::thread::spawn(move || child.wait_with_output());
+    // Collects the output on a thread so the pipes never fill, and says when the process ended.
+    let (exited, output) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
     wait_until("the binary to open both sockets", || ws.open_connections() == 2).await;
     let alice = ws.user_id("alice");
     let secret = "my VPN won't connect, my password is Hunter2!x";
@@ -418,12 +429,11 @@ async fn sigterm_drains_the_real_binary_which_exits_0_without_logging_text_or_to
 
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(killed.success());
-    let end = tokio::time::Instant::now() + helpers::DEADLINE;
-    while !output.is_finished() {
-        assert!(tokio::time::Instant::now() < end, "the binary did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let output = output.join().expect("output thread").expect("output is read");
+    let output = tokio::time::timeout(helpers::DEADLINE, output)
+        .await
+        .expect("the binary did not exit after SIGTERM")
+        .expect("output thread")
+        .expect("output is read");
 
     let logs = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "exit status; logs:\n{logs}");

@@ -9,6 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::TcpListener;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +17,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Map, Value};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::futures::Notified;
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::Instant;
 
 /// Scopes the simulated bot token carries (sent as `x-oauth-scopes`).
@@ -142,6 +144,7 @@ impl Workspace {
             ids,
             port,
             state: Mutex::new(st),
+            changes: Notify::new(),
             posted_tx,
             timers: timer_tx,
             server: Mutex::new(None),
@@ -219,7 +222,11 @@ impl Workspace {
     /// Gets or creates a human user by display name.
     pub fn user_id(&self, name: &str) -> String {
         let mut st = self.inner.lock();
-        st.human(name)
+        // A lookup takes the state only for reading, so it does not count as a change.
+        match st.users.iter().find(|u| u.bot_id.is_none() && u.name == name) {
+            Some(u) => u.id.clone(),
+            None => st.human(name),
+        }
     }
 
     /// Display name of any user id or bot id (`itbot`, `Assist`, a human's name).
@@ -457,6 +464,22 @@ impl Workspace {
         true
     }
 
+    /// Completes at the next change to what the workspace records (a message, edit, reaction,
+    /// Web API call, ack, ping or connection), so tests wait for events instead of polling. Make
+    /// it and `enable` it before checking a condition, or a change in between is missed.
+    pub fn changed(&self) -> Notified<'_> {
+        self.inner.changes.notified()
+    }
+
+    /// The message `ts` is a stream the app has not stopped yet: its text is still growing.
+    pub fn is_streaming(&self, ts: &str) -> bool {
+        self.inner
+            .lock()
+            .streams
+            .get(ts)
+            .is_some_and(|(started, open)| *open && started.elapsed() < STREAM_LIFETIME)
+    }
+
     /// Every stored message and every ephemeral post, in order, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Posted> {
         self.inner.posted_tx.subscribe()
@@ -527,8 +550,8 @@ impl Workspace {
     }
 
     pub fn open_connections(&self) -> usize {
-        let mut st = self.inner.lock();
-        st.live_conns()
+        // Counted without pruning, so that reading is not a change.
+        self.inner.lock().conns.iter().filter(|c| !c.tx.is_closed()).count()
     }
 
     /// The next call of `method` gets this fault (faults queue per method).
@@ -698,6 +721,8 @@ struct Inner {
     ids: Ids,
     port: u16,
     state: Mutex<State>,
+    /// Woken whenever `state` changes ([`Workspace::changed`]).
+    changes: Notify,
     posted_tx: broadcast::Sender<Posted>,
     timers: mpsc::UnboundedSender<TimerCmd>,
     server: Mutex<Option<ServerHandle>>,
@@ -1063,9 +1088,39 @@ enum View {
     Api(bool),
 }
 
+/// The locked state; dropping it after a mutable use wakes [`Workspace::changed`], so every
+/// change is announced without each mutation having to remember to.
+struct StateGuard<'a> {
+    state: MutexGuard<'a, State>,
+    changes: &'a Notify,
+    changed: bool,
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.changed = true;
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            self.changes.notify_waiters();
+        }
+    }
+}
+
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+    fn lock(&self) -> StateGuard<'_> {
+        StateGuard { state: lock(&self.state), changes: &self.changes, changed: false }
     }
 
     fn schedule(&self, delay: Duration, job: impl FnOnce(&Arc<Inner>) + Send + 'static) {
