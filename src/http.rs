@@ -19,6 +19,8 @@ pub struct Health {
     sockets: AtomicU32,
     channel_resolved: AtomicBool,
     link_disabled: AtomicBool,
+    /// Socket slots whose actor has stopped for good (`link_disabled`): they never reconnect.
+    slots_retired: AtomicU32,
     draining: AtomicBool,
     /// Why the bot must stop (bad token, …); set once.
     fatal: Mutex<Option<String>>,
@@ -103,6 +105,15 @@ impl Health {
     /// Socket Mode was turned off for the app: no slot reconnects.
     pub fn is_link_disabled(&self) -> bool {
         self.link_disabled.load(Ordering::SeqCst)
+    }
+
+    pub fn retire_slot(&self) {
+        self.slots_retired.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Socket slots that stopped for good and will not reconnect.
+    pub fn retired_slots(&self) -> u32 {
+        self.slots_retired.load(Ordering::SeqCst)
     }
 
     pub fn set_draining(&self) {

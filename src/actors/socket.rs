@@ -338,6 +338,9 @@ impl SocketActor {
                 for g in gens {
                     self.drop_connection(g, ctx);
                 }
+                // Nothing left to do here until a restart: the slot's actor ends, and says so.
+                self.health.retire_slot();
+                ctx.stop();
             }
             "too_many_websockets" => {
                 let mattered = self.current == Some(generation) || self.pending == Some(generation);

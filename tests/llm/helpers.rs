@@ -50,6 +50,7 @@ pub fn config_for(ws: &Workspace, llm: &FakeOpenAi) -> Config {
 
 pub async fn spawn(setup: Setup) -> TestApp {
     let ws = Workspace::start(setup.workspace.unwrap_or_default()).await.expect("workspace starts");
+    crate::common::watch(&ws);
     let llm = FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm starts");
     let mut config = config_for(&ws, &llm);
     if let Some(tweak) = setup.tweak {
