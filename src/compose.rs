@@ -16,17 +16,9 @@ If you'd rather have a person from IT, press *Get a human*, react with :-1: or s
 /// The `action_id` of the "Get a human" button.
 pub const GET_HUMAN_ACTION: &str = "itbot_get_human";
 
-/// Longest text of one section block (Slack's limit is 3,000 characters).
-const SECTION_CHARS: usize = 2_900;
-
 /// Blocks for a troubleshooting answer: the text in sections, then the "Get a human" button.
 pub fn answer_blocks(mrkdwn: &str, thread: &crate::slack::Ts) -> Blocks {
-    let mut blocks: Vec<serde_json::Value> = crate::slack::format::split_message(mrkdwn, SECTION_CHARS)
-        .into_iter()
-        .map(|part| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": part}}))
-        .collect();
-    blocks.extend(answer_actions(thread).items());
-    Blocks::new(serde_json::Value::Array(blocks))
+    Blocks::sections(mrkdwn).then(&answer_actions(thread))
 }
 
 /// The action id of the 👍/👎 feedback buttons under troubleshooting answers.
@@ -420,7 +412,7 @@ mod tests {
 
     #[test]
     fn answers_carry_a_get_a_human_button_for_their_thread() {
-        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0")).items();
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0")).to_json();
         let button = &blocks[1]["elements"][0];
         assert_eq!(button["action_id"], GET_HUMAN_ACTION);
         assert_eq!(button["value"], "1.0");
@@ -429,8 +421,8 @@ mod tests {
 
     #[test]
     fn answers_carry_feedback_buttons_whose_values_name_the_vote_and_thread() {
-        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100")).items();
-        let block = blocks.iter().find(|b| b["type"] == "context_actions").unwrap();
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100")).to_json();
+        let block = blocks.as_array().unwrap().iter().find(|b| b["type"] == "context_actions").unwrap();
         let e = &block["elements"][0];
         assert_eq!(e["type"], "feedback_buttons");
         assert_eq!(e["action_id"], FEEDBACK_ACTION);

@@ -30,10 +30,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::actors::slack_api::SlackApi;
 use crate::knowledge::KnowledgeBase;
 use crate::slack::events::HistoryMessage;
-use crate::slack::{ChannelId, SlackError, Ts, UserId};
+use crate::slack::{ChannelId, SlackApi, SlackError, Ts, UserId};
 use crate::state::{Metadata, OutagePing, Phase, ThreadState};
 use crate::tickets::Ending;
 use crate::triage::{Category, Rules};
@@ -659,7 +658,7 @@ pub struct Collected {
 
 /// Reads the channel's root messages from `since_unix` (conversations.history with
 /// include_all_metadata=true, paged with cursors until next_cursor is "" or absent) and each
-/// thread with replies (conversations.replies via SlackApi::thread_messages), pausing `pace`
+/// thread with replies (conversations.replies, via `SlackApi::read_threads`), pausing `pace`
 /// between thread reads; at most `max_messages` roots. Says how much was read and whether the
 /// period was read to its start.
 #[allow(clippy::too_many_arguments)]
@@ -677,10 +676,11 @@ pub async fn collect(
     let started = std::time::Instant::now();
     let mut tickets = Vec::new();
     let oldest = u64::try_from(since_unix).unwrap_or(0);
-    let read = crate::actors::tickets::read_threads(slack, channel, oldest, max_messages, pace, |thread| {
-        tickets.extend(TicketSummary::from_thread(thread, bot, rules, staff));
-    })
-    .await?;
+    let read = slack
+        .read_threads(channel, oldest, max_messages, pace, |thread| {
+            tickets.extend(TicketSummary::from_thread(thread, bot, rules, staff));
+        })
+        .await?;
     tracing::info!(
         messages = read,
         tickets = tickets.len(),
