@@ -42,6 +42,38 @@ pub const DEFAULT_DAYS: u32 = 7;
 /// …and at most this many: beyond it the read of the history takes minutes at Slack's pace.
 pub const MAX_DAYS: u32 = 90;
 
+/// A root post that mentions the bot to ask for help or a report: the bot answers it, but it
+/// is not a ticket (and does not count as one in reports).
+pub fn is_bot_command(text: &str, bot: &UserId) -> bool {
+    text.contains(&format!("<@{bot}"))
+        && (crate::compose::is_help_request(text) || report_request(text).is_some())
+}
+
+/// `@itbot report`, `report 30`, `report 30d`, `report 30 days`: the days asked for (clamped to
+/// 1..=90), or `None` when the mention asks something else.
+pub fn report_request(text: &str) -> Option<u32> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("<@") && w.ends_with('>')))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (first, rest) = words.split_first()?;
+    if first != "report" && first != "stats" {
+        return None;
+    }
+    match rest {
+        [] => Some(DEFAULT_DAYS),
+        [n] | [n, _] => {
+            let digits = n.trim_end_matches('d');
+            let unit_ok = rest.get(1).is_none_or(|u| u == "days" || u == "day" || u == "d");
+            let days: u32 = digits.parse().ok().filter(|_| unit_ok)?;
+            Some(days.clamp(1, MAX_DAYS))
+        }
+        _ => None,
+    }
+}
+
 /// Reactions that count as feedback on a bot message.
 const UP_REACTIONS: [&str; 2] = ["+1", "thumbsup"];
 const DOWN_REACTIONS: [&str; 2] = ["-1", "thumbsdown"];
@@ -134,7 +166,7 @@ impl TicketSummary {
             return None;
         }
         // `@itbot report` and `@itbot help` are answered, but are not tickets.
-        if crate::compose::is_bot_command(root.text.expose(), bot) {
+        if is_bot_command(root.text.expose(), bot) {
             return None;
         }
         // Who counts as a ticket, and how it ended, is the past-ticket index's reading.
@@ -722,6 +754,20 @@ mod tests {
             outages_started: 0,
             outage_threads: 0,
         }
+    }
+
+    #[test]
+    fn report_requests_are_read_with_their_days() {
+        assert_eq!(report_request("<@U0BOT> report"), Some(7));
+        assert_eq!(report_request("<@U0BOT> Report!"), Some(7));
+        assert_eq!(report_request("<@U0BOT> report 30"), Some(30));
+        assert_eq!(report_request("<@U0BOT> report 30d"), Some(30));
+        assert_eq!(report_request("<@U0BOT> report 14 days"), Some(14));
+        assert_eq!(report_request("<@U0BOT> report 400"), Some(90));
+        assert_eq!(report_request("<@U0BOT> report 0"), Some(1));
+        assert_eq!(report_request("<@U0BOT> report my vpn is broken"), None);
+        assert_eq!(report_request("<@U0BOT> my report won't print"), None);
+        assert_eq!(report_request("<@U0BOT>"), None);
     }
 
     #[test]
