@@ -9,24 +9,14 @@ use crate::slack::format::markdown_to_mrkdwn;
 use crate::slack::{Blocks, UserId};
 use crate::state::Trigger;
 
-/// How to continue, at the end of every troubleshooting answer.
-pub const HOW_TO_CONTINUE: &str = "_Reply in this thread to tell me how it went. \
-If you'd rather have a person from IT, press *Get a human*, react with :-1: or say \"human\"._";
+pub use crate::text::HOW_TO_CONTINUE;
 
 /// The `action_id` of the "Get a human" button.
 pub const GET_HUMAN_ACTION: &str = "itbot_get_human";
 
-/// Longest text of one section block (Slack's limit is 3,000 characters).
-const SECTION_CHARS: usize = 2_900;
-
 /// Blocks for a troubleshooting answer: the text in sections, then the "Get a human" button.
 pub fn answer_blocks(mrkdwn: &str, thread: &crate::slack::Ts) -> Blocks {
-    let mut blocks: Vec<serde_json::Value> = crate::slack::format::split_message(mrkdwn, SECTION_CHARS)
-        .into_iter()
-        .map(|part| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": part}}))
-        .collect();
-    blocks.extend(answer_actions(thread).items());
-    Blocks::new(serde_json::Value::Array(blocks))
+    Blocks::sections(mrkdwn).then(&answer_actions(thread))
 }
 
 /// The action id of the 👍/👎 feedback buttons under troubleshooting answers.
@@ -178,7 +168,7 @@ const PAST_FIX_CHARS: usize = 280;
 
 fn past_fix_note(p: &PastFix) -> String {
     let who = if p.by_person { "IT fixed it" } else { "these steps fixed it" };
-    let quote = markdown_to_mrkdwn(&crate::tickets::clip(&p.fix, PAST_FIX_CHARS));
+    let quote = markdown_to_mrkdwn(&crate::text::clip(&p.fix, PAST_FIX_CHARS));
     format!("*A similar ticket {} was solved* ({who}):\n>{}", p.age, quote.replace('\n', "\n>"))
 }
 
@@ -338,37 +328,6 @@ pub fn help_text(channel_name: &str) -> String {
     )
 }
 
-/// A root post that mentions the bot to ask for help or a report: the bot answers it, but it
-/// is not a ticket (and does not count as one in reports).
-pub fn is_bot_command(text: &str, bot: &UserId) -> bool {
-    text.contains(&format!("<@{bot}")) && (is_help_request(text) || report_request(text).is_some())
-}
-
-/// `@itbot report`, `report 30`, `report 30d`, `report 30 days`: the days asked for (clamped to
-/// 1..=90), or `None` when the mention asks something else.
-pub fn report_request(text: &str) -> Option<u32> {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .filter(|w| !(w.starts_with("<@") && w.ends_with('>')))
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let (first, rest) = words.split_first()?;
-    if first != "report" && first != "stats" {
-        return None;
-    }
-    match rest {
-        [] => Some(crate::report::DEFAULT_DAYS),
-        [n] | [n, _] => {
-            let digits = n.trim_end_matches('d');
-            let unit_ok = rest.get(1).is_none_or(|u| u == "days" || u == "day" || u == "d");
-            let days: u32 = digits.parse().ok().filter(|_| unit_ok)?;
-            Some(days.clamp(1, crate::report::MAX_DAYS))
-        }
-        _ => None,
-    }
-}
-
 /// A past ticket as the model sees it: redacted text, fenced as an untrusted quote.
 #[derive(Debug, Clone)]
 pub struct PastTicketQuote {
@@ -398,9 +357,8 @@ pub fn past_quotes(similar: &[crate::tickets::Similar]) -> Vec<PastTicketQuote> 
                 crate::tickets::Ending::Unknown => "unknown",
             };
             // The fences must not be closable from inside the quote.
-            let clean = |t: &str| {
-                crate::tickets::clip(t, QUOTE_CHARS).replace("<ticket>", "").replace("</ticket>", "")
-            };
+            let clean =
+                |t: &str| crate::text::clip(t, QUOTE_CHARS).replace("<ticket>", "").replace("</ticket>", "");
             Some(PastTicketQuote { question: clean(&q.text), outcome, fix: clean(&f.text) })
         })
         .collect()
@@ -420,7 +378,7 @@ mod tests {
 
     #[test]
     fn answers_carry_a_get_a_human_button_for_their_thread() {
-        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0")).items();
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1.0")).to_json();
         let button = &blocks[1]["elements"][0];
         assert_eq!(button["action_id"], GET_HUMAN_ACTION);
         assert_eq!(button["value"], "1.0");
@@ -429,8 +387,8 @@ mod tests {
 
     #[test]
     fn answers_carry_feedback_buttons_whose_values_name_the_vote_and_thread() {
-        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100")).items();
-        let block = blocks.iter().find(|b| b["type"] == "context_actions").unwrap();
+        let blocks = answer_blocks("step one", &crate::slack::Ts::from("1700000000.000100")).to_json();
+        let block = blocks.as_array().unwrap().iter().find(|b| b["type"] == "context_actions").unwrap();
         let e = &block["elements"][0];
         assert_eq!(e["type"], "feedback_buttons");
         assert_eq!(e["action_id"], FEEDBACK_ACTION);
@@ -441,20 +399,6 @@ mod tests {
         for bad in ["", "up", "up:", "maybe:1.0", "down:1.0; drop", "up:<@U1>"] {
             assert_eq!(parse_feedback(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn report_requests_are_read_with_their_days() {
-        assert_eq!(report_request("<@U0BOT> report"), Some(7));
-        assert_eq!(report_request("<@U0BOT> Report!"), Some(7));
-        assert_eq!(report_request("<@U0BOT> report 30"), Some(30));
-        assert_eq!(report_request("<@U0BOT> report 30d"), Some(30));
-        assert_eq!(report_request("<@U0BOT> report 14 days"), Some(14));
-        assert_eq!(report_request("<@U0BOT> report 400"), Some(90));
-        assert_eq!(report_request("<@U0BOT> report 0"), Some(1));
-        assert_eq!(report_request("<@U0BOT> report my vpn is broken"), None);
-        assert_eq!(report_request("<@U0BOT> my report won't print"), None);
-        assert_eq!(report_request("<@U0BOT>"), None);
     }
 
     #[test]

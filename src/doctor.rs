@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use actix::Actor;
 use secrecy::ExposeSecret;
-use serde_json::{json, Value};
+use serde::Deserialize;
 
-use crate::actors::slack_api::{ApiOptions, SlackApi, SlackApiActor, TokenKind};
+use crate::actors::slack_api::{ApiOptions, SlackApiActor};
 use crate::config::Config;
 use crate::http::Health;
-use crate::slack::api::{args, Body};
-use crate::slack::WebClient;
+use crate::slack::{SlackApi, WebClient};
 
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,25 +74,22 @@ pub async fn run(config: &Config) -> Vec<Check> {
     let web =
         WebClient::new(crate::net::http_client(Duration::from_secs(15)), config.env.slack_api_url.clone());
     let options = ApiOptions { max_attempts: 2, max_wait: Duration::from_secs(30), ..ApiOptions::default() };
-    let slack = SlackApi::new(
-        SlackApiActor::new(web, tokens.bot, tokens.app, options.clone(), Health::new()).start(),
-        &options,
-    );
+    let transport = SlackApiActor::new(web, tokens.bot, tokens.app, options.clone(), Health::new()).start();
+    let slack = SlackApi::new(transport.recipient(), options.call_timeout());
 
     // The bot token and its scopes.
-    match slack.call("auth.test", args([]), Body::Form, TokenKind::Bot).await {
-        Ok(r) => {
-            let who = r.body["user"].as_str().unwrap_or("?");
-            let team = r.body["team"].as_str().unwrap_or("?");
+    match slack.auth().await {
+        Ok(auth) => {
+            let who = auth.user_name.as_deref().unwrap_or("?");
+            let team = auth.team_name.as_deref().unwrap_or("?");
             checks.push(ok("bot token", format!("works: @{who} in {team}")));
-            let granted: Vec<String> =
-                r.scopes.as_deref().unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
+            let granted = auth.scopes.as_deref().unwrap_or_default();
             let missing: Vec<String> = needed_scopes(config)
                 .into_iter()
                 .filter(|(s, _)| !granted.iter().any(|g| g == s))
                 .map(|(s, why)| format!("{s} ({why})"))
                 .collect();
-            if r.scopes.is_none() {
+            if auth.scopes.is_none() {
                 checks.push(fail("scopes", "Slack did not report the token's scopes (x-oauth-scopes)"));
             } else if missing.is_empty() {
                 checks.push(ok("scopes", "every scope the configuration needs is granted"));
@@ -147,11 +143,10 @@ async fn channel(config: &Config, slack: &SlackApi) -> Check {
             Err(e) => return fail("channel", format!("cannot list channels ({e})")),
         },
     };
-    match slack.call("conversations.info", args([("channel", json!(id))]), Body::Form, TokenKind::Bot).await {
-        Ok(r) => {
-            let member = r.body.pointer("/channel/is_member").and_then(Value::as_bool);
-            let shown = r.body.pointer("/channel/name").and_then(Value::as_str).unwrap_or(name.as_str());
-            match member {
+    match slack.channel_info(&id).await {
+        Ok(info) => {
+            let shown = info.name.as_deref().unwrap_or(name.as_str());
+            match info.is_member {
                 Some(false) => fail(
                     "channel",
                     format!("the bot is not a member of #{shown} ({id}): run /invite @itbot there"),
@@ -181,11 +176,10 @@ async fn openai(config: &Config) -> Check {
         Err(e) => return fail("llm", format!("cannot reach OPENAI_BASE_URL {base}: {e}")),
     };
     let status = response.status().as_u16();
-    let body: Value = response.json().limit(4 * 1024 * 1024).await.unwrap_or(Value::Null);
+    let body: Models = response.json().limit(4 * 1024 * 1024).await.unwrap_or_default();
     match status {
         200 => {
-            let offered =
-                body["data"].as_array().is_some_and(|d| d.iter().any(|m| m["id"].as_str() == Some(model)));
+            let offered = body.data.iter().any(|m| m.id == *model);
             if offered {
                 ok("llm", format!("{base} offers {model}"))
             } else {
@@ -198,4 +192,16 @@ async fn openai(config: &Config) -> Check {
         401 | 403 => fail("llm", format!("OPENAI_API_KEY was refused by {base} (HTTP {status})")),
         _ => fail("llm", format!("{base}/models answered HTTP {status}; check OPENAI_BASE_URL")),
     }
+}
+
+/// The part of `GET /models` read here: the ids offered.
+#[derive(Debug, Default, Deserialize)]
+struct Models {
+    #[serde(default)]
+    data: Vec<Model>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Model {
+    id: String,
 }

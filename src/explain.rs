@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::knowledge::KnowledgeBase;
 use crate::redact::redact;
-use crate::tickets::{clip, Ending, TicketIndex};
+use crate::text::clip;
+use crate::tickets::{Ending, TicketIndex};
 use crate::triage::{Category, Outcome, Rules};
 
 /// The explanation of one message.

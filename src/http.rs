@@ -172,9 +172,21 @@ async fn readyz(health: web::Data<Arc<Health>>) -> HttpResponse {
 }
 
 async fn metrics(health: web::Data<Arc<Health>>) -> HttpResponse {
+    let t = &health.transport;
+    let get = TransportStats::get;
+    let transport = crate::metrics::Transport {
+        connects: get(&t.connects),
+        reconnects: get(&t.reconnects),
+        stale: get(&t.stale),
+        rate_limited: get(&t.rate_limited),
+        retries: get(&t.retries),
+        dropped_calls: get(&t.dropped_calls),
+        sockets_connected: health.connected_sockets(),
+        ready: health.is_ready(),
+    };
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(crate::metrics::render(health.get_ref()))
+        .body(crate::metrics::render(&health.metrics, &health.llm, transport))
 }
 
 /// Binds the endpoints and starts serving on the current actix system; returns the bound

@@ -29,5 +29,6 @@ pub mod slack;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod text;
 pub mod tickets;
 pub mod triage;

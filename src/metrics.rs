@@ -1,10 +1,10 @@
 //! `GET /metrics`: Prometheus (OpenMetrics) text, from the `prometheus-client` crate. Labels
 //! hold only kinds, categories, triggers, Slack method names and outcomes — never text or ids.
 //!
-//! The counters live as long as the bot; a registry is put together at each scrape from them
-//! and from collectors that read the transport counters in [`Health`].
+//! The counters live as long as the bot; a registry is put together at each scrape from them,
+//! the LLM meter, and the transport's figures at that moment ([`Transport`], read by the
+//! handler in `http`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::http::Health;
+use crate::openai::meter::LlmMeter;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -127,13 +127,27 @@ impl Metrics {
     }
 }
 
-/// The transport counters kept in [`Health`], read at scrape time.
+/// The transport's counters and state at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transport {
+    pub connects: u64,
+    pub reconnects: u64,
+    pub stale: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+    pub dropped_calls: u64,
+    /// Socket Mode slots connected now.
+    pub sockets_connected: u32,
+    /// The bot takes events.
+    pub ready: bool,
+}
+
 #[derive(Debug)]
-struct TransportCollector(Arc<Health>);
+struct TransportCollector(Transport);
 
 impl Collector for TransportCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let t = &self.0.transport;
+        let t = &self.0;
         let counters = [
             ("itbot_socket_connects", "Socket Mode connections that said hello", &t.connects),
             (
@@ -155,11 +169,11 @@ impl Collector for TransportCollector {
             ),
         ];
         for (name, help, value) in counters {
-            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let counter = ConstCounter::new(*value);
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
-        let gauge = ConstGauge::new(i64::from(self.0.connected_sockets()));
+        let gauge = ConstGauge::new(i64::from(t.sockets_connected));
         let metric = encoder.encode_descriptor(
             "itbot_sockets_connected",
             "Socket Mode slots connected now",
@@ -167,7 +181,7 @@ impl Collector for TransportCollector {
             gauge.metric_type(),
         )?;
         gauge.encode(metric)?;
-        let ready = ConstGauge::new(i64::from(self.0.is_ready()));
+        let ready = ConstGauge::new(i64::from(t.ready));
         let metric = encoder.encode_descriptor(
             "itbot_ready",
             "1 when the bot takes events",
@@ -178,13 +192,13 @@ impl Collector for TransportCollector {
     }
 }
 
-/// The LLM counters kept in [`Health`], read at scrape time.
+/// The LLM counters, read at scrape time.
 #[derive(Debug)]
-struct LlmCollector(Arc<Health>);
+struct LlmCollector(Arc<LlmMeter>);
 
 impl Collector for LlmCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.llm.snapshot();
+        let s = self.0.snapshot();
         let counters = [
             ("itbot_llm_calls", "Chat Completions calls, retries not counted", s.calls),
             ("itbot_llm_failures", "LLM calls that failed after their retries", s.failures),
@@ -228,8 +242,7 @@ impl Collector for LlmCollector {
 }
 
 /// The whole `/metrics` page.
-pub fn render(health: &Arc<Health>) -> String {
-    let m = &health.metrics;
+pub fn render(m: &Metrics, llm: &Arc<LlmMeter>, transport: Transport) -> String {
     let mut registry = Registry::default();
     registry.register("itbot_events_received", "Slack events received, by kind", m.events.clone());
     registry.register(
@@ -264,9 +277,9 @@ pub fn render(health: &Arc<Health>) -> String {
         "Slack Web API calls, by method and outcome",
         m.slack_calls.clone(),
     );
-    registry.register("itbot_llm_seconds", "Time per LLM call, retries included", health.llm.seconds.clone());
-    registry.register_collector(Box::new(TransportCollector(health.clone())));
-    registry.register_collector(Box::new(LlmCollector(health.clone())));
+    registry.register("itbot_llm_seconds", "Time per LLM call, retries included", llm.seconds.clone());
+    registry.register_collector(Box::new(TransportCollector(transport)));
+    registry.register_collector(Box::new(LlmCollector(llm.clone())));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);

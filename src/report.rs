@@ -30,10 +30,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::actors::slack_api::SlackApi;
 use crate::knowledge::KnowledgeBase;
 use crate::slack::events::HistoryMessage;
-use crate::slack::{ChannelId, SlackError, Ts, UserId};
+use crate::slack::{ChannelId, SlackApi, SlackError, Ts, UserId};
 use crate::state::{Metadata, OutagePing, Phase, ThreadState};
 use crate::tickets::Ending;
 use crate::triage::{Category, Rules};
@@ -42,6 +41,38 @@ use crate::triage::{Category, Rules};
 pub const DEFAULT_DAYS: u32 = 7;
 /// …and at most this many: beyond it the read of the history takes minutes at Slack's pace.
 pub const MAX_DAYS: u32 = 90;
+
+/// A root post that mentions the bot to ask for help or a report: the bot answers it, but it
+/// is not a ticket (and does not count as one in reports).
+pub fn is_bot_command(text: &str, bot: &UserId) -> bool {
+    text.contains(&format!("<@{bot}"))
+        && (crate::compose::is_help_request(text) || report_request(text).is_some())
+}
+
+/// `@itbot report`, `report 30`, `report 30d`, `report 30 days`: the days asked for (clamped to
+/// 1..=90), or `None` when the mention asks something else.
+pub fn report_request(text: &str) -> Option<u32> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("<@") && w.ends_with('>')))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (first, rest) = words.split_first()?;
+    if first != "report" && first != "stats" {
+        return None;
+    }
+    match rest {
+        [] => Some(DEFAULT_DAYS),
+        [n] | [n, _] => {
+            let digits = n.trim_end_matches('d');
+            let unit_ok = rest.get(1).is_none_or(|u| u == "days" || u == "day" || u == "d");
+            let days: u32 = digits.parse().ok().filter(|_| unit_ok)?;
+            Some(days.clamp(1, MAX_DAYS))
+        }
+        _ => None,
+    }
+}
 
 /// Reactions that count as feedback on a bot message.
 const UP_REACTIONS: [&str; 2] = ["+1", "thumbsup"];
@@ -135,7 +166,7 @@ impl TicketSummary {
             return None;
         }
         // `@itbot report` and `@itbot help` are answered, but are not tickets.
-        if crate::compose::is_bot_command(root.text.expose(), bot) {
+        if is_bot_command(root.text.expose(), bot) {
             return None;
         }
         // Who counts as a ticket, and how it ended, is the past-ticket index's reading.
@@ -659,7 +690,7 @@ pub struct Collected {
 
 /// Reads the channel's root messages from `since_unix` (conversations.history with
 /// include_all_metadata=true, paged with cursors until next_cursor is "" or absent) and each
-/// thread with replies (conversations.replies via SlackApi::thread_messages), pausing `pace`
+/// thread with replies (conversations.replies, via `SlackApi::read_threads`), pausing `pace`
 /// between thread reads; at most `max_messages` roots. Says how much was read and whether the
 /// period was read to its start.
 #[allow(clippy::too_many_arguments)]
@@ -677,10 +708,11 @@ pub async fn collect(
     let started = std::time::Instant::now();
     let mut tickets = Vec::new();
     let oldest = u64::try_from(since_unix).unwrap_or(0);
-    let read = crate::actors::tickets::read_threads(slack, channel, oldest, max_messages, pace, |thread| {
-        tickets.extend(TicketSummary::from_thread(thread, bot, rules, staff));
-    })
-    .await?;
+    let read = slack
+        .read_threads(channel, oldest, max_messages, pace, |thread| {
+            tickets.extend(TicketSummary::from_thread(thread, bot, rules, staff));
+        })
+        .await?;
     tracing::info!(
         messages = read,
         tickets = tickets.len(),
@@ -722,6 +754,20 @@ mod tests {
             outages_started: 0,
             outage_threads: 0,
         }
+    }
+
+    #[test]
+    fn report_requests_are_read_with_their_days() {
+        assert_eq!(report_request("<@U0BOT> report"), Some(7));
+        assert_eq!(report_request("<@U0BOT> Report!"), Some(7));
+        assert_eq!(report_request("<@U0BOT> report 30"), Some(30));
+        assert_eq!(report_request("<@U0BOT> report 30d"), Some(30));
+        assert_eq!(report_request("<@U0BOT> report 14 days"), Some(14));
+        assert_eq!(report_request("<@U0BOT> report 400"), Some(90));
+        assert_eq!(report_request("<@U0BOT> report 0"), Some(1));
+        assert_eq!(report_request("<@U0BOT> report my vpn is broken"), None);
+        assert_eq!(report_request("<@U0BOT> my report won't print"), None);
+        assert_eq!(report_request("<@U0BOT>"), None);
     }
 
     #[test]

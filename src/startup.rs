@@ -17,7 +17,7 @@ use crate::actors::openai::{OpenAiActor, OpenAiParams};
 use crate::actors::outage::OutageActor;
 use crate::actors::report::{ReportActor, ScheduleOptions, StopSchedule};
 use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
-use crate::actors::slack_api::{ApiOptions, Backlog, Identity, SlackApi, SlackApiActor};
+use crate::actors::slack_api::{ApiOptions, Backlog, GetBacklog, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
 use crate::actors::tickets::{BackfillPlan, IndexStats, TicketIndexActor};
 use crate::actors::Services;
@@ -27,7 +27,8 @@ use crate::http::{self, Health};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::prompt::{PromptBuilder, PromptError};
 use crate::report::Report;
-use crate::slack::{ChannelId, SlackError, UserId, WebClient};
+use crate::slack::client::Identity;
+use crate::slack::{ChannelId, SlackApi, SlackError, UserId, WebClient};
 
 /// Why the bot could not start. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +83,8 @@ pub struct Bot {
     sockets: Vec<Addr<SocketActor>>,
     /// The thread the sockets run on.
     socket_thread: ArbiterHandle,
-    slack: SlackApi,
+    /// The Web API transport, asked for its backlog.
+    slack_api: Addr<SlackApiActor>,
     http: actix_web::dev::ServerHandle,
     /// How long in-flight turns may take on shutdown.
     grace: Duration,
@@ -148,10 +150,8 @@ async fn channel_reader(config: &Config) -> Result<ChannelReader, StartError> {
     let web =
         WebClient::new(crate::net::http_client(Duration::from_secs(30)), config.env.slack_api_url.clone());
     let api = ApiOptions::default();
-    let slack = SlackApi::new(
-        SlackApiActor::new(web, tokens.bot, tokens.app, api.clone(), Health::new()).start(),
-        &api,
-    );
+    let transport = SlackApiActor::new(web, tokens.bot, tokens.app, api.clone(), Health::new()).start();
+    let slack = SlackApi::new(transport.recipient(), api.call_timeout());
     let (identity, channel) = identify(config, &slack).await?;
     Ok(ChannelReader { slack, bot: identity.user_id, channel, rules })
 }
@@ -255,7 +255,8 @@ impl Bot {
             config.env.slack_api_url.clone(),
         );
         let api = SlackApiActor::new(web, tokens.bot, tokens.app, transport.api.clone(), health.clone());
-        let slack = SlackApi::new(api.start(), &transport.api);
+        let slack_api = api.start();
+        let slack = SlackApi::new(slack_api.clone().recipient(), transport.api.call_timeout());
 
         let (identity, channel) = identify(&config, &slack).await?;
         health.set_channel_resolved();
@@ -348,7 +349,7 @@ impl Bot {
                 })
             })
             .collect();
-        Ok(Bot { health, http_addr, router, tickets, report, sockets, socket_thread, slack, http, grace })
+        Ok(Bot { health, http_addr, router, tickets, report, sockets, socket_thread, slack_api, http, grace })
     }
 
     /// Live ThreadActors.
@@ -370,7 +371,7 @@ impl Bot {
 
     /// Web API calls waiting or running.
     pub async fn api_backlog(&self) -> Backlog {
-        self.slack.backlog().await
+        self.slack_api.send(GetBacklog).await.unwrap_or_default()
     }
 
     /// Serves until `shutdown` completes or an unrecoverable error occurs (returned). On

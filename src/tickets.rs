@@ -11,6 +11,7 @@ use crate::retrieval::{Bm25, Field};
 use crate::slack::events::{HistoryMessage, Message};
 use crate::slack::{Ts, UserId};
 use crate::telemetry::UserText;
+use crate::text::clip;
 use crate::triage::{Outcome, Rules};
 
 /// How a ticket ended.
@@ -225,7 +226,7 @@ pub fn from_thread(
 
 /// A bot answer without its how-to-continue footer and opening line.
 fn strip_bot_footer(text: &str) -> String {
-    let text = text.replace(crate::compose::HOW_TO_CONTINUE, "");
+    let text = text.replace(crate::text::HOW_TO_CONTINUE, "");
     text.trim().to_string()
 }
 
@@ -240,17 +241,6 @@ pub fn age(ts: &Ts, now: f64) -> String {
         2..=13 => format!("{days} days ago"),
         _ => format!("{} weeks ago", days / 7),
     }
-}
-
-/// At most `max` characters, cut at a word boundary, with an ellipsis when cut.
-pub fn clip(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let cut: String = flat.chars().take(max).collect();
-    let cut = cut.rsplit_once(' ').map(|(a, _)| a.to_string()).unwrap_or(cut);
-    format!("{cut}…")
 }
 
 #[cfg(test)]

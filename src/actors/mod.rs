@@ -26,7 +26,7 @@ use crate::slack::ChannelId;
 /// the shared actors.
 pub struct Services {
     pub settings: Settings,
-    pub slack: slack_api::SlackApi,
+    pub slack: crate::slack::SlackApi,
     /// `None` without `OPENAI_API_KEY`: answers come from the knowledge base.
     pub openai: Option<Addr<openai::OpenAiActor>>,
     pub kb: KnowledgeBase,
@@ -35,7 +35,7 @@ pub struct Services {
     pub assist: AssistParser,
     /// Triage and follow-up rules from `[triage]` and `[followup]`.
     pub rules: crate::triage::Rules,
-    pub identity: slack_api::Identity,
+    pub identity: crate::slack::client::Identity,
     pub channel: ChannelId,
     pub channel_name: String,
     /// Readiness and the operator's counters.

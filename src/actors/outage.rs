@@ -14,13 +14,13 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 
-use super::slack_api::{HistoryQuery, SlackApi};
 use crate::config::Settings;
 use crate::http::Health;
 use crate::knowledge::KnowledgeBase;
 use crate::outage::{self, Outage, OutageTracker, Verdict};
-use crate::slack::SlackError;
+use crate::slack::client::{HistoryQuery, Identity};
 use crate::slack::{ChannelId, Ts, UserId};
+use crate::slack::{SlackApi, SlackError};
 use crate::state::{Metadata, OutagePing};
 use crate::triage::Rules;
 
@@ -90,7 +90,7 @@ impl OutageActor {
         settings: &Settings,
         slack: SlackApi,
         channel: ChannelId,
-        identity: &super::slack_api::Identity,
+        identity: &Identity,
         health: std::sync::Arc<Health>,
         kb: KnowledgeBase,
         rules: Rules,

@@ -18,17 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::openai::{worst_case, Complete};
-use super::slack_api::TokenKind;
 use super::SharedServices;
 use crate::conversation::ReplyOutcome;
 use crate::openai::{ChatMessage, Completion, OpenAiError};
-use crate::slack::api::Body;
+use crate::slack::client::{StreamStart, StreamStop};
 use crate::slack::format::{markdown_to_mrkdwn, neutralise_markdown, split_message, MAX_MESSAGE_CHARS};
-use crate::slack::{Blocks, ChannelId, SlackError, Ts, UserId};
+use crate::slack::{Blocks, ChannelId, SlackApi, Ts, UserId};
 use crate::state::{AnswerUsage, Metadata, ThreadState};
 
 /// Shortest gap between two `chat.appendStream` calls of one stream (the method is Tier 4,
@@ -38,8 +36,6 @@ pub const APPEND_INTERVAL: Duration = Duration::from_secs(2);
 const MIN_APPEND_CHARS: usize = 80;
 /// `markdown_text` limit per call.
 const MAX_MARKDOWN_CHARS: usize = 12_000;
-/// Section blocks hold at most 3,000 characters.
-const MAX_SECTION_CHARS: usize = 2_900;
 /// How often a released, streaming reply checks whether to append.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -196,18 +192,23 @@ impl ReplyActor {
         let Some(r) = self.release.clone() else { return };
         self.busy = true;
         let len = text.len();
-        let args = obj(json!({
-            "channel": r.channel,
-            "thread_ts": r.thread_ts,
-            "recipient_user_id": r.recipient,
-            "recipient_team_id": self.s.identity.team_id,
-            "markdown_text": neutralise_markdown(&text),
-        }));
         let slack = self.s.slack.clone();
-        let fut = async move { slack.call("chat.startStream", args, Body::Json, TokenKind::Bot).await };
+        let team = self.s.identity.team_id.clone();
+        let start = r.clone();
+        let fut = async move {
+            slack
+                .start_stream(StreamStart {
+                    channel: &start.channel,
+                    thread_ts: &start.thread_ts,
+                    recipient_user: &start.recipient,
+                    recipient_team: &team,
+                    markdown_text: &neutralise_markdown(&text),
+                })
+                .await
+        };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.busy = false;
-            match result.and_then(|r| ts_of(&r.body, "chat.startStream")) {
+            match result {
                 Ok(ts) => {
                     tracing::debug!(thread = %r.thread_ts, ts = %ts, len, "stream started");
                     act.published += len;
@@ -230,9 +231,9 @@ impl ReplyActor {
         let Some(r) = self.release.clone() else { return };
         self.busy = true;
         let len = text.len();
-        let args = obj(json!({"channel": r.channel, "ts": ts, "markdown_text": neutralise_markdown(&text)}));
         let slack = self.s.slack.clone();
-        let fut = async move { slack.call("chat.appendStream", args, Body::Json, TokenKind::Bot).await };
+        let at = ts.clone();
+        let fut = async move { slack.append_stream(&r.channel, &at, &neutralise_markdown(&text)).await };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.busy = false;
             match result {
@@ -387,22 +388,20 @@ impl Handler<Cancel> for ReplyActor {
 /// Ends a stream with the unpublished text, the footer and buttons, and the metadata. If the
 /// stream cannot be stopped (Slack ends streams after a few minutes), the rest is posted as a
 /// new message so nothing is lost. Returns the messages that hold the answer.
-async fn stop_stream(slack: &super::slack_api::SlackApi, r: &Release, ts: &Ts, rest: &str) -> Vec<Ts> {
-    let mut blocks = Vec::new();
-    if !r.footer.is_empty() {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": r.footer}]}));
-    }
-    blocks.extend(actions(r));
-    let metadata = Metadata::from(r.metadata.clone()).to_json();
-    let mut args = obj(json!({"channel": r.channel, "ts": ts, "metadata": metadata}));
+async fn stop_stream(slack: &SlackApi, r: &Release, ts: &Ts, rest: &str) -> Vec<Ts> {
+    let footer = if r.footer.is_empty() { Blocks::default() } else { Blocks::context(&r.footer) };
+    let blocks = footer.then(&actions(r));
+    let metadata = Metadata::from(r.metadata.clone());
     let tail = floor_char_boundary(rest, MAX_MARKDOWN_CHARS);
-    if !rest.trim().is_empty() {
-        args.insert("markdown_text".into(), json!(neutralise_markdown(&rest[..tail])));
-    }
-    if !blocks.is_empty() {
-        args.insert("blocks".into(), Value::Array(blocks));
-    }
-    match slack.call("chat.stopStream", args, Body::Json, TokenKind::Bot).await {
+    let markdown = (!rest.trim().is_empty()).then(|| neutralise_markdown(&rest[..tail]));
+    let stop = StreamStop {
+        channel: &r.channel,
+        ts,
+        markdown_text: markdown.as_deref(),
+        blocks: (!blocks.is_empty()).then_some(&blocks),
+        metadata: Some(&metadata),
+    };
+    match slack.stop_stream(stop).await {
         Ok(_) => {
             tracing::debug!(thread = %r.thread_ts, ts = %ts, rest_len = rest.len(), "stream stopped");
             vec![ts.clone()]
@@ -419,7 +418,7 @@ async fn stop_stream(slack: &super::slack_api::SlackApi, r: &Release, ts: &Ts, r
 
 /// Posts `mrkdwn` (split when long) with the footer; metadata and buttons go on the last part.
 /// Returns the parts posted.
-async fn post_whole(slack: &super::slack_api::SlackApi, r: &Release, mrkdwn: &str) -> Vec<Ts> {
+async fn post_whole(slack: &SlackApi, r: &Release, mrkdwn: &str) -> Vec<Ts> {
     let body = mrkdwn.trim();
     let text = match (body.is_empty(), r.footer.is_empty()) {
         (true, _) => r.footer.clone(),
@@ -431,8 +430,8 @@ async fn post_whole(slack: &super::slack_api::SlackApi, r: &Release, mrkdwn: &st
     let mut posted = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let is_last = i == last;
-        let buttons = if is_last { actions(r) } else { Vec::new() };
-        let blocks = (!buttons.is_empty()).then(|| Blocks::new(Value::Array(blocks_for(part, buttons))));
+        let buttons = if is_last { actions(r) } else { Blocks::default() };
+        let blocks = (!buttons.is_empty()).then(|| Blocks::sections(part).then(&buttons));
         let metadata = is_last.then(|| Metadata::from(r.metadata.clone()));
         // `post_blocks` tags the post so a retried call cannot post it twice.
         match slack
@@ -460,34 +459,10 @@ pub fn answer_usage(c: &Completion, cost_usd: f64) -> AnswerUsage {
     }
 }
 
-fn actions(r: &Release) -> Vec<Value> {
-    r.actions.as_ref().map(Blocks::items).unwrap_or_default()
-}
-
-/// Blocks for a message with buttons: the text in sections (each within Slack's limit), then
-/// the buttons. `text` stays the notification fallback.
-fn blocks_for(mrkdwn: &str, buttons: Vec<Value>) -> Vec<Value> {
-    let mut blocks: Vec<Value> = split_message(mrkdwn, MAX_SECTION_CHARS)
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| json!({"type": "section", "text": {"type": "mrkdwn", "text": p}}))
-        .collect();
-    blocks.extend(buttons);
-    blocks
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-fn ts_of(body: &Value, method: &str) -> Result<Ts, SlackError> {
-    body.get("ts").and_then(Value::as_str).map(Ts::from).ok_or_else(|| SlackError::Decode {
-        method: method.to_string(),
-        reason: "response lacks `ts`".into(),
-    })
+/// The buttons under the answer, if any. With them, the text goes in sections above (`text`
+/// stays the notification fallback).
+fn actions(r: &Release) -> Blocks {
+    r.actions.clone().unwrap_or_default()
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -501,17 +476,6 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buttons_follow_the_text_in_sections_within_slack_limits() {
-        let text = "word ".repeat(1500);
-        let blocks = blocks_for(&text, vec![json!({"type": "actions", "elements": []})]);
-        assert!(blocks.len() >= 4);
-        assert_eq!(blocks.last().unwrap()["type"], "actions");
-        for b in &blocks[..blocks.len() - 1] {
-            assert!(b["text"]["text"].as_str().unwrap().chars().count() <= 3000);
-        }
-    }
 
     #[test]
     fn a_refusal_switches_streaming_off_once() {

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::slack_api::HistoryQuery;
 use super::SharedServices;
 use crate::clock::Clock;
 use crate::report::Report;
 use crate::schedule;
+use crate::slack::client::HistoryQuery;
 use crate::slack::{SlackError, Ts};
 use crate::state::{Metadata, ReportPost};
 /// How late a missed weekly slot is still posted.

@@ -268,7 +268,7 @@ impl RouterActor {
             return;
         }
         if m.is_root() {
-            if let Some(days) = compose::report_request(m.text.expose()).filter(|_| mentioned) {
+            if let Some(days) = crate::report::report_request(m.text.expose()).filter(|_| mentioned) {
                 self.report.do_send(ReportRequest { thread: m.ts.clone(), days });
             } else if mentioned && compose::is_help_request(m.text.expose()) {
                 self.post_help(&m);

@@ -1,7 +1,7 @@
 //! SlackApiActor: every Web API call goes through here. It owns the tokens and the client, paces
 //! calls by Slack's rate-limit tiers, waits out HTTP 429 `Retry-After`, retries server and network
-//! errors with backoff, and turns `ok:false` into typed errors. [`SlackApi`] is the handle other
-//! actors use.
+//! errors with backoff, and turns `ok:false` into typed errors. It is the transport of
+//! [`SlackApi`] (the typed methods, in `slack::client`), which other actors use.
 //!
 //! Calls wait in *lanes*: one per method, and for `chat.postMessage` one per channel (Slack allows
 //! about one post per second per channel). Each lane has its own `governor` limiter, its own 429
@@ -22,34 +22,15 @@ use actix::prelude::*;
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
-use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
 use crate::http::{Health, TransportStats};
-use crate::slack::api::{args, next_cursor, ApiResponse, Body};
-use crate::slack::events::HistoryMessage;
-use crate::slack::{Blocks, BotId, ChannelId, SlackError, Ts, UserId, WebClient};
-use crate::state::Metadata;
+use crate::slack::api::ApiResponse;
+use crate::slack::client::{Call, POST_CHECK_PAGES};
+use crate::slack::{SlackError, WebClient};
 
-/// Which token a call uses: the bot token for everything except `apps.connections.open`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    Bot,
-    App,
-}
-
-/// One Web API call.
-#[derive(Debug)]
-pub struct Call {
-    pub method: &'static str,
-    pub args: Map<String, Value>,
-    pub body: Body,
-    pub token: TokenKind,
-}
-
-impl Message for Call {
-    type Result = Result<ApiResponse, SlackError>;
-}
+// The handle and its types moved to `slack::client`; callers may still name them from here.
+pub use crate::slack::client::{HistoryPage, HistoryQuery, Identity, SlackApi, TokenKind};
 
 /// How many calls wait and run, for tests and operators.
 #[derive(Message)]
@@ -82,6 +63,14 @@ pub struct ApiOptions {
     pub max_attempts: u32,
     /// A `Retry-After` longer than this is not waited out.
     pub max_retry_after: Duration,
+}
+
+impl ApiOptions {
+    /// How long a [`SlackApi`] waits for this transport before it gives a call up: the longest
+    /// wait, plus every attempt of the call and its look for an earlier post.
+    pub fn call_timeout(&self) -> Duration {
+        self.max_wait + self.request_timeout * (POST_CHECK_PAGES as u32 + 2)
+    }
 }
 
 impl Default for ApiOptions {
@@ -165,7 +154,7 @@ struct LaneKey {
 impl LaneKey {
     fn of(call: &Call) -> LaneKey {
         let channel = (Tier::of(call.method) == Tier::PostMessage)
-            .then(|| call.args.get("channel").and_then(Value::as_str).map(str::to_string))
+            .then(|| call.channel.as_ref().map(|c| c.as_str().to_string()))
             .flatten();
         LaneKey { method: call.method, channel }
     }
@@ -199,8 +188,6 @@ struct Pending {
 
 /// Lanes unused for this long are forgotten (per-channel lanes would otherwise pile up).
 const LANE_IDLE: Duration = Duration::from_secs(600);
-/// Pages of `conversations.replies` read when looking for a reply that may have been posted.
-const VERIFY_PAGES: usize = 10;
 
 pub struct SlackApiActor {
     client: WebClient,
@@ -335,7 +322,7 @@ impl SlackApiActor {
             TokenKind::App => self.app_token.clone(),
         };
         let (method, args, body) = (p.call.method, p.call.args.clone(), p.call.body);
-        let check = if p.verify { PostCheck::of(method, &args) } else { None };
+        let check = if p.verify { p.call.post_check.clone() } else { None };
         let bot_token = self.bot_token.clone();
         let started = Instant::now();
         let fut = async move {
@@ -463,7 +450,7 @@ impl SlackApiActor {
     fn drop_loudly(&mut self, key: &LaneKey, p: Pending, reason: &'static str, depth: usize) {
         let total = TransportStats::bump(&self.health.transport.dropped_calls);
         let channel = key.channel.as_deref().unwrap_or("");
-        let thread_ts = p.call.args.get("thread_ts").and_then(Value::as_str).unwrap_or("");
+        let thread_ts = p.call.thread_ts.as_ref().map(|t| t.as_str()).unwrap_or("");
         tracing::error!(
             method = p.call.method,
             call = p.id,
@@ -488,60 +475,6 @@ impl SlackApiActor {
 /// Status indicators and reaction markers: worthless when late.
 fn is_cosmetic(method: &str) -> bool {
     matches!(method, "assistant.threads.setStatus" | "reactions.add")
-}
-
-/// How to find a thread reply that may already have been posted: its `post_id` in the metadata.
-struct PostCheck {
-    channel: String,
-    thread_ts: String,
-    post_id: String,
-}
-
-impl PostCheck {
-    fn of(method: &str, args: &Map<String, Value>) -> Option<PostCheck> {
-        if method != "chat.postMessage" {
-            return None;
-        }
-        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        Some(PostCheck {
-            channel: s(args.get("channel"))?,
-            thread_ts: s(args.get("thread_ts"))?,
-            post_id: s(args.get("metadata").and_then(|m| m.pointer("/event_payload/post_id")))?,
-        })
-    }
-
-    /// The posted message as a `chat.postMessage` answer, if it is in the thread.
-    async fn find(
-        &self,
-        client: &WebClient,
-        token: &SecretString,
-    ) -> Result<Option<ApiResponse>, SlackError> {
-        let mut cursor: Option<String> = None;
-        for _ in 0..VERIFY_PAGES {
-            let mut a = args([
-                ("channel", json!(self.channel)),
-                ("ts", json!(self.thread_ts)),
-                ("include_all_metadata", json!(true)),
-                ("limit", json!(200)),
-            ]);
-            if let Some(c) = &cursor {
-                a.insert("cursor".into(), json!(c));
-            }
-            let r = client.call("conversations.replies", token, &a, Body::Form).await?;
-            let found = r.body["messages"].as_array().into_iter().flatten().find(|m| {
-                m.pointer("/metadata/event_payload/post_id").and_then(Value::as_str) == Some(&self.post_id)
-            });
-            if let Some(m) = found {
-                let body = json!({"ok": true, "channel": self.channel, "ts": m["ts"], "message": m});
-                return Ok(Some(ApiResponse { body, scopes: None }));
-            }
-            match next_cursor(&r.body) {
-                Some(c) => cursor = Some(c),
-                None => return Ok(None),
-            }
-        }
-        Ok(None)
-    }
 }
 
 impl Actor for SlackApiActor {
@@ -589,317 +522,11 @@ pub fn backoff(attempt: u32) -> Duration {
     )
 }
 
-/// Which page of `conversations.history` to read.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryQuery {
-    /// Only messages after this ts (`"1700000000.000000"`).
-    pub oldest: Option<String>,
-    /// Only messages before this ts.
-    pub latest: Option<String>,
-    pub limit: usize,
-    pub cursor: Option<String>,
-    /// Ask for the messages' metadata (`include_all_metadata`); only what needs it does.
-    pub with_metadata: bool,
-}
-
-/// One page of `conversations.history`.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryPage {
-    pub messages: Vec<HistoryMessage>,
-    /// Elements on the page, readable or not.
-    pub read: usize,
-    /// The next page, if any.
-    pub next_cursor: Option<String>,
-}
-
-/// Who the bot is, from `auth.test`.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub user_id: UserId,
-    pub bot_id: Option<BotId>,
-    pub team_id: String,
-    /// The workspace's address (`https://acme.slack.com/`), for links to threads; may be empty.
-    pub url: String,
-}
-
-/// The handle other actors use: typed calls over [`Call`].
-#[derive(Clone)]
-pub struct SlackApi {
-    addr: Addr<SlackApiActor>,
-    /// A backstop: the actor answers every call by its deadline, this only guards a stuck actor.
-    call_timeout: Duration,
-}
-
-impl SlackApi {
-    /// A handle on `addr`, started with `options`.
-    pub fn new(addr: Addr<SlackApiActor>, options: &ApiOptions) -> SlackApi {
-        let call_timeout = options.max_wait + options.request_timeout * (VERIFY_PAGES as u32 + 2);
-        SlackApi { addr, call_timeout }
-    }
-
-    /// Calls waiting and running.
-    pub async fn backlog(&self) -> Backlog {
-        self.addr.send(GetBacklog).await.unwrap_or_default()
-    }
-
-    pub async fn call(
-        &self,
-        method: &'static str,
-        args: Map<String, Value>,
-        body: Body,
-        token: TokenKind,
-    ) -> Result<ApiResponse, SlackError> {
-        self.addr.send(Call { method, args, body, token }).timeout(self.call_timeout).await.unwrap_or_else(
-            |e| {
-                Err(SlackError::Transport {
-                    method: method.to_string(),
-                    reason: format!("slack api actor: {e}"),
-                })
-            },
-        )
-    }
-
-    pub async fn auth_test(&self) -> Result<Identity, SlackError> {
-        let r = self.call("auth.test", Map::new(), Body::Form, TokenKind::Bot).await?;
-        let s = |k: &str| r.body.get(k).and_then(Value::as_str).map(str::to_string);
-        Ok(Identity {
-            user_id: UserId(s("user_id").ok_or_else(|| decode("auth.test", "user_id"))?),
-            bot_id: s("bot_id").map(BotId),
-            team_id: s("team_id").unwrap_or_default(),
-            url: s("url").unwrap_or_default(),
-        })
-    }
-
-    /// A fresh Socket Mode URL (single use).
-    pub async fn open_connection(&self) -> Result<String, SlackError> {
-        let r = self.call("apps.connections.open", Map::new(), Body::Form, TokenKind::App).await?;
-        r.body
-            .get("url")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| decode("apps.connections.open", "url"))
-    }
-
-    /// The id of the channel called `name`, following every page of `conversations.list`.
-    pub async fn find_channel(&self, name: &str) -> Result<Option<ChannelId>, SlackError> {
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut a = args([
-                ("types", json!("public_channel,private_channel")),
-                ("exclude_archived", json!(true)),
-                ("limit", json!(200)),
-            ]);
-            if let Some(c) = &cursor {
-                a.insert("cursor".into(), json!(c));
-            }
-            let r = self.call("conversations.list", a, Body::Form, TokenKind::Bot).await?;
-            let found = r.body["channels"].as_array().into_iter().flatten().find_map(|c| {
-                (c["name"].as_str() == Some(name)).then(|| c["id"].as_str().map(ChannelId::from)).flatten()
-            });
-            if found.is_some() {
-                return Ok(found);
-            }
-            match next_cursor(&r.body) {
-                Some(c) => cursor = Some(c),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// Posts `text` (mrkdwn) in a thread; `metadata` is the bot's durable thread state. A thread
-    /// reply carries a fresh `post_id` in its metadata, so a retry can tell whether an attempt
-    /// whose answer was lost did post it.
-    pub async fn post_message(
-        &self,
-        channel: &ChannelId,
-        thread_ts: Option<&Ts>,
-        text: &str,
-        metadata: Option<&Metadata>,
-    ) -> Result<Ts, SlackError> {
-        self.post_blocks(channel, thread_ts, text, None, metadata).await
-    }
-
-    /// Posts `blocks`, with `text` as the notification fallback.
-    pub async fn post_blocks(
-        &self,
-        channel: &ChannelId,
-        thread_ts: Option<&Ts>,
-        text: &str,
-        blocks: Option<&Blocks>,
-        metadata: Option<&Metadata>,
-    ) -> Result<Ts, SlackError> {
-        let mut a = args([
-            ("channel", json!(channel)),
-            ("text", json!(text)),
-            ("unfurl_links", json!(false)),
-            ("unfurl_media", json!(false)),
-            ("link_names", json!(false)),
-        ]);
-        if let Some(ts) = thread_ts {
-            a.insert("thread_ts".into(), json!(ts));
-        }
-        let metadata = metadata.map(Metadata::to_json);
-        let metadata = match (metadata, thread_ts) {
-            (m, Some(_)) => Some(with_post_id(m)),
-            (m, None) => m,
-        };
-        if let Some(m) = metadata {
-            a.insert("metadata".into(), m);
-        }
-        if let Some(b) = blocks {
-            a.insert("blocks".into(), b.to_json());
-        }
-        let r = self.call("chat.postMessage", a, Body::Json, TokenKind::Bot).await?;
-        r.body.get("ts").and_then(Value::as_str).map(Ts::from).ok_or_else(|| decode("chat.postMessage", "ts"))
-    }
-
-    /// Every message of the thread that `ts` belongs to (its root or any reply), root first,
-    /// with message metadata, following every page.
-    pub async fn thread_messages(
-        &self,
-        channel: &ChannelId,
-        ts: &Ts,
-    ) -> Result<Vec<HistoryMessage>, SlackError> {
-        let mut cursor: Option<String> = None;
-        let mut messages: Vec<HistoryMessage> = Vec::new();
-        loop {
-            let mut a = args([
-                ("channel", json!(channel)),
-                ("ts", json!(ts)),
-                ("include_all_metadata", json!(true)),
-                ("limit", json!(200)),
-            ]);
-            if let Some(c) = &cursor {
-                a.insert("cursor".into(), json!(c));
-            }
-            let r = self.call("conversations.replies", a, Body::Form, TokenKind::Bot).await?;
-            for m in r.body["messages"].as_array().into_iter().flatten() {
-                let Some(m) = HistoryMessage::parse(m, channel) else { continue };
-                // The root comes first on every page; keep it once.
-                if messages.iter().all(|seen| seen.message.ts != m.message.ts) {
-                    messages.push(m);
-                }
-            }
-            match next_cursor(&r.body) {
-                Some(c) => cursor = Some(c),
-                None => return Ok(messages),
-            }
-        }
-    }
-
-    /// One page of the channel's top-level messages (newest first), with metadata.
-    pub async fn history(
-        &self,
-        channel: &ChannelId,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage, SlackError> {
-        let mut a = args([("channel", json!(channel)), ("limit", json!(query.limit.clamp(1, 999)))]);
-        if query.with_metadata {
-            a.insert("include_all_metadata".into(), json!(true));
-        }
-        if let Some(oldest) = &query.oldest {
-            a.insert("oldest".into(), json!(oldest));
-        }
-        if let Some(latest) = &query.latest {
-            a.insert("latest".into(), json!(latest));
-        }
-        if let Some(c) = &query.cursor {
-            a.insert("cursor".into(), json!(c));
-        }
-        let r = self.call("conversations.history", a, Body::Form, TokenKind::Bot).await?;
-        let raw = r.body["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
-        Ok(HistoryPage {
-            // An element without a ts is counted as read but cannot be used.
-            read: raw.len(),
-            messages: raw.iter().filter_map(|m| HistoryMessage::parse(m, channel)).collect(),
-            next_cursor: next_cursor(&r.body),
-        })
-    }
-
-    /// Replaces a bot message's content and, with `metadata`, its metadata (without it, the
-    /// metadata stays). With `blocks`, Slack shows no "edited" mark.
-    pub async fn update_message(
-        &self,
-        channel: &ChannelId,
-        ts: &Ts,
-        text: &str,
-        blocks: Option<&Blocks>,
-        metadata: Option<&Metadata>,
-    ) -> Result<(), SlackError> {
-        let mut a = args([("channel", json!(channel)), ("ts", json!(ts)), ("text", json!(text))]);
-        if let Some(b) = blocks {
-            a.insert("blocks".into(), b.to_json());
-        }
-        if let Some(m) = metadata {
-            a.insert("metadata".into(), m.to_json());
-        }
-        self.call("chat.update", a, Body::Json, TokenKind::Bot).await.map(drop)
-    }
-
-    /// A message only `user` sees.
-    pub async fn post_ephemeral(
-        &self,
-        channel: &ChannelId,
-        user: &UserId,
-        thread_ts: Option<&Ts>,
-        text: &str,
-    ) -> Result<(), SlackError> {
-        let mut a = args([("channel", json!(channel)), ("user", json!(user)), ("text", json!(text))]);
-        if let Some(ts) = thread_ts {
-            a.insert("thread_ts".into(), json!(ts));
-        }
-        self.call("chat.postEphemeral", a, Body::Json, TokenKind::Bot).await.map(drop)
-    }
-
-    /// "is looking into it…" under the thread while an answer is prepared ("" clears it).
-    pub async fn set_status(
-        &self,
-        channel: &ChannelId,
-        thread_ts: &Ts,
-        status: &str,
-    ) -> Result<(), SlackError> {
-        let a = args([
-            ("channel_id", json!(channel)),
-            ("thread_ts", json!(thread_ts)),
-            ("status", json!(status)),
-        ]);
-        self.call("assistant.threads.setStatus", a, Body::Json, TokenKind::Bot).await.map(drop)
-    }
-
-    pub async fn add_reaction(&self, channel: &ChannelId, ts: &Ts, name: &str) -> Result<(), SlackError> {
-        let a = args([("channel", json!(channel)), ("timestamp", json!(ts)), ("name", json!(name))]);
-        match self.call("reactions.add", a, Body::Json, TokenKind::Bot).await {
-            Err(e) if e.code() == Some("already_reacted") => Ok(()),
-            other => other.map(drop),
-        }
-    }
-}
-
-/// `metadata` (or a minimal one) with a unique `post_id` in its payload.
-fn with_post_id(metadata: Option<Value>) -> Value {
-    let post_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let mut m = match metadata {
-        Some(Value::Object(m)) => m,
-        _ => args([("event_type", json!("itbot_post"))]),
-    };
-    match m.get_mut("event_payload").and_then(Value::as_object_mut) {
-        Some(payload) => {
-            payload.insert("post_id".into(), json!(post_id));
-        }
-        None => {
-            m.insert("event_payload".into(), json!({ "post_id": post_id }));
-        }
-    }
-    Value::Object(m)
-}
-
-fn decode(method: &str, field: &str) -> SlackError {
-    SlackError::Decode { method: method.to_string(), reason: format!("response lacks `{field}`") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slack::api::{Args, Body};
+    use crate::slack::ChannelId;
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -933,32 +560,14 @@ mod tests {
 
     #[test]
     fn post_message_lanes_are_per_channel_and_other_methods_per_method() {
-        let call = |method: &'static str, channel: &str| Call {
-            method,
-            args: args([("channel", json!(channel))]),
-            body: Body::Json,
-            token: TokenKind::Bot,
+        let call = |method: &'static str, channel: &str| {
+            Call::new(method, Args::default(), Body::Json, TokenKind::Bot)
+                .about(&ChannelId::from(channel), None)
         };
         assert_ne!(
             LaneKey::of(&call("chat.postMessage", "C1")),
             LaneKey::of(&call("chat.postMessage", "C2"))
         );
         assert_eq!(LaneKey::of(&call("reactions.add", "C1")), LaneKey::of(&call("reactions.add", "C2")));
-    }
-
-    #[test]
-    fn a_thread_reply_gets_a_post_id_beside_its_state() {
-        let state = json!({"event_type": "itbot_thread_state", "event_payload": {"v": 1}});
-        let m = with_post_id(Some(state));
-        assert_eq!(m["event_type"], "itbot_thread_state");
-        assert_eq!(m["event_payload"]["v"], 1);
-        let id = m["event_payload"]["post_id"].as_str().expect("post id");
-        assert_eq!(id.len(), 32);
-        let bare = with_post_id(None);
-        assert_eq!(bare["event_type"], "itbot_post");
-        assert_ne!(bare["event_payload"]["post_id"].as_str(), Some(id));
-        let args = args([("channel", json!("C1")), ("thread_ts", json!("1.2")), ("metadata", bare)]);
-        assert!(PostCheck::of("chat.postMessage", &args).is_some());
-        assert!(PostCheck::of("chat.update", &args).is_none());
     }
 }

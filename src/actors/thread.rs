@@ -288,7 +288,7 @@ impl ThreadActor {
                     thread: root,
                     question: self.conversation.question().clone(),
                     ending,
-                    resolution: resolution.map(|r| UserText::new(crate::tickets::clip(&r, 600))),
+                    resolution: resolution.map(|r| UserText::new(crate::text::clip(&r, 600))),
                 }));
             }
             Effect::Forget => self.s.tickets.do_send(Forget(root)),

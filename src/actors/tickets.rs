@@ -7,9 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 
-use super::slack_api::{HistoryQuery, SlackApi};
-use crate::slack::events::HistoryMessage;
-use crate::slack::{ChannelId, SlackError, Ts, UserId};
+use crate::slack::{ChannelId, SlackApi, SlackError, Ts, UserId};
 use crate::tickets::{from_thread, PastTicket, Similar, TicketIndex};
 use crate::triage::Rules;
 
@@ -153,62 +151,12 @@ pub async fn backfill(
 ) -> Result<usize, SlackError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let oldest = now.saturating_sub(plan.max_age_days * 86_400);
-    read_threads(slack, &plan.channel, oldest, plan.max_messages, plan.pace, |thread| {
-        let Some((root, replies)) = thread.split_first() else { return };
-        if let Some(t) = from_thread(&root.message, replies, &plan.bot, rules) {
-            sink(t);
-        }
-    })
-    .await
-}
-
-/// Reads the channel's root messages from `oldest_unix` on, newest first, at most
-/// `max_messages` of them, and hands each person's root (a `user`, no `bot_id`, no `subtype`)
-/// to `sink` as its whole thread: root first, then the replies with metadata and reactions. A
-/// root without replies is handed over alone. History is paged with cursors (ends on an empty
-/// page or no `next_cursor`); `pace` is waited before each thread read (`conversations.replies`
-/// is Tier 3). Returns how many root messages were read.
-pub async fn read_threads(
-    slack: &SlackApi,
-    channel: &ChannelId,
-    oldest_unix: u64,
-    max_messages: usize,
-    pace: Duration,
-    mut sink: impl FnMut(&[HistoryMessage]),
-) -> Result<usize, SlackError> {
-    let mut cursor: Option<String> = None;
-    let mut read = 0;
-    while read < max_messages {
-        let query = HistoryQuery {
-            oldest: Some(format!("{oldest_unix}.000000")),
-            latest: None,
-            limit: (max_messages - read).min(200),
-            cursor: cursor.take(),
-            with_metadata: true,
-        };
-        let page = slack.history(channel, &query).await?;
-        let unreadable = page.read - page.messages.len();
-        read += unreadable;
-        for m in page.messages {
-            read += 1;
-            if read > max_messages {
-                break;
+    slack
+        .read_threads(&plan.channel, oldest, plan.max_messages, plan.pace, |thread| {
+            let Some((root, replies)) = thread.split_first() else { return };
+            if let Some(t) = from_thread(&root.message, replies, &plan.bot, rules) {
+                sink(t);
             }
-            let root = &m.message;
-            if root.user.is_none() || root.bot_id.is_some() || root.subtype.is_some() {
-                continue;
-            }
-            if m.reply_count > 0 {
-                actix_rt::time::sleep(pace).await;
-                sink(&slack.thread_messages(channel, &root.ts).await?);
-            } else {
-                sink(std::slice::from_ref(&m));
-            }
-        }
-        match page.next_cursor {
-            Some(c) if page.read > 0 => cursor = Some(c),
-            _ => break,
-        }
-    }
-    Ok(read.min(max_messages))
+        })
+        .await
 }

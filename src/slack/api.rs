@@ -1,5 +1,6 @@
-//! A plain async Slack Web API client (no actors): one request per call, typed errors.
-//! Pacing and retries live in `actors::slack_api`, which wraps this client.
+//! The Web API on the wire (no actors): one HTTP request per call, typed errors. The typed
+//! methods are in [`super::client`]; pacing and retries live in `actors::slack_api`, which sends
+//! calls through this.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -90,11 +91,22 @@ impl SlackError {
     }
 }
 
-/// A successful call: the JSON body and the scopes the token carries (`x-oauth-scopes`).
+/// A successful call: the JSON body and the scopes the token carries (`x-oauth-scopes`). Only
+/// the Slack client reads it; the transport hands it back as it is.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
-    pub body: Value,
-    pub scopes: Option<String>,
+    pub(super) body: Value,
+    pub(super) scopes: Option<String>,
+}
+
+/// A call's arguments (a JSON object), written by the Slack client and sent as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Args(pub(super) Map<String, Value>);
+
+impl Args {
+    pub(super) fn insert(&mut self, key: &str, value: Value) {
+        self.0.insert(key.to_string(), value);
+    }
 }
 
 /// The Web API at a base URL (`https://slack.com/api/`, GovSlack, or a fake).
@@ -115,16 +127,17 @@ impl WebClient {
         &self,
         method: &str,
         token: &SecretString,
-        args: &Map<String, Value>,
+        args: &Args,
         body: Body,
     ) -> Result<ApiResponse, SlackError> {
         let url = format!("{}{}", self.base, method);
         let request =
             self.http.post(url).insert_header(("Authorization", format!("Bearer {}", token.expose_secret())));
         let sent = match body {
-            Body::Json => request.send_json(args).await,
+            Body::Json => request.send_json(&args.0).await,
             Body::Form => {
                 let form: BTreeMap<&str, String> = args
+                    .0
                     .iter()
                     .map(|(k, v)| {
                         let v = match v {
@@ -177,16 +190,16 @@ impl WebClient {
 }
 
 /// The next page's cursor, or `None` at the end (empty or missing `next_cursor`).
-pub fn next_cursor(body: &Value) -> Option<String> {
+pub(super) fn next_cursor(body: &Value) -> Option<String> {
     body.pointer("/response_metadata/next_cursor")
         .and_then(Value::as_str)
         .filter(|c| !c.is_empty())
         .map(str::to_string)
 }
 
-/// Builds a JSON object from pairs, for call arguments.
-pub fn args<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+/// Call arguments from pairs.
+pub(super) fn args<const N: usize>(pairs: [(&str, Value); N]) -> Args {
+    Args(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::socket::Payload;
 use super::{Blocks, BotId, ChannelId, EventId, Ts, UserId};
 use crate::state::{Metadata, ThreadState};
 use crate::telemetry::UserText;
@@ -94,9 +95,9 @@ pub enum EventError {
 }
 
 /// Parses an `events_api` payload into its id and event.
-pub fn parse(payload: Value) -> Result<(EventId, Event), EventError> {
+pub fn parse(payload: Payload) -> Result<(EventId, Event), EventError> {
     let cb: EventCallback =
-        serde_json::from_value(payload).map_err(|e| EventError::Wrapper(e.to_string()))?;
+        serde_json::from_value(payload.0).map_err(|e| EventError::Wrapper(e.to_string()))?;
     let event = parse_event(&cb.event)?;
     Ok((cb.event_id, event))
 }
@@ -167,7 +168,8 @@ fn parse_message_family(ev: &Value) -> Result<Event, EventError> {
 
 /// Parses an `interactive` payload: a `block_actions` click becomes [`Event::Action`] (the first
 /// action); other interaction types are `Other`.
-pub fn parse_interactive(payload: &Value) -> Result<Event, EventError> {
+pub fn parse_interactive(payload: &Payload) -> Result<Event, EventError> {
+    let payload = &payload.0;
     let kind = s(payload, "type").unwrap_or_default();
     if kind != "block_actions" {
         return Ok(Event::Other { kind: format!("interactive.{kind}") });
@@ -345,7 +347,7 @@ mod tests {
     fn a_user_message_parses_with_its_text_and_thread() {
         let payload = json!({"type":"event_callback","event_id":"Ev1","event_time":1,
             "event":{"type":"message","channel":"C1","user":"U1","text":"vpn broken","ts":"1.000100","thread_ts":"1.000001"}});
-        let (id, ev) = parse(payload).unwrap();
+        let (id, ev) = parse(payload.into()).unwrap();
         assert_eq!(id.as_str(), "Ev1");
         let Event::Message(m) = ev else { panic!("not a message") };
         assert_eq!(m.text.expose(), "vpn broken");
@@ -370,7 +372,7 @@ mod tests {
             ("message_channel_join.json", "message.channel_join"),
         ] {
             let payload = fixture(name);
-            let (_, ev) = parse(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (_, ev) = parse(payload.into()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(ev.kind(), want, "{name}");
         }
     }
@@ -378,7 +380,7 @@ mod tests {
     #[test]
     fn an_app_posted_message_keeps_its_bot_id() {
         let payload = fixture("message_from_app_no_subtype.json");
-        let (_, Event::Message(m)) = parse(payload).unwrap() else { panic!("not a message") };
+        let (_, Event::Message(m)) = parse(payload.into()).unwrap() else { panic!("not a message") };
         assert!(m.bot_id.is_some());
         assert!(m.subtype.is_none());
     }
@@ -401,23 +403,23 @@ mod tests {
             "container":{"type":"message","message_ts":"2.0","thread_ts":"1.0","channel_id":"C1"},
             "actions":[{"action_id":"itbot_get_human","value":"1.0","type":"button"}]});
         let Event::Action { user, message_ts, thread_ts, action_id, .. } =
-            parse_interactive(&payload).unwrap()
+            parse_interactive(&payload.into()).unwrap()
         else {
             panic!("not an action")
         };
         assert_eq!((user.as_str(), message_ts.as_str()), ("U1", "2.0"));
         assert_eq!(thread_ts.unwrap().as_str(), "1.0");
         assert_eq!(action_id, "itbot_get_human");
-        assert!(matches!(parse_interactive(&json!({"type":"shortcut"})), Ok(Event::Other { .. })));
-        assert!(parse_interactive(&json!({"type":"block_actions"})).is_err());
+        assert!(matches!(parse_interactive(&json!({"type":"shortcut"}).into()), Ok(Event::Other { .. })));
+        assert!(parse_interactive(&json!({"type":"block_actions"}).into()).is_err());
     }
 
     #[test]
     fn a_payload_without_an_event_is_an_error_not_a_panic() {
-        assert!(parse(json!({"type":"event_callback"})).is_err());
-        assert!(parse(json!({"event_id":"Ev1","event":{}})).is_err());
+        assert!(parse(json!({"type":"event_callback"}).into()).is_err());
+        assert!(parse(json!({"event_id":"Ev1","event":{}}).into()).is_err());
         assert!(matches!(
-            parse(json!({"event_id":"Ev1","event":{"type":"team_join"}})),
+            parse(json!({"event_id":"Ev1","event":{"type":"team_join"}}).into()),
             Ok((_, Event::Other { .. }))
         ));
     }

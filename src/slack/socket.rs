@@ -43,13 +43,25 @@ pub struct DebugInfo {
 pub struct Envelope {
     pub envelope_id: EnvelopeId,
     #[serde(default)]
-    pub payload: Value,
+    pub payload: Payload,
     #[serde(default)]
     pub retry_attempt: u32,
     #[serde(default)]
     pub retry_reason: String,
     #[serde(default)]
     pub accepts_response_payload: bool,
+}
+
+/// An envelope's payload as Slack sent it: carried as it is, read by [`super::events::parse`]
+/// and [`super::events::parse_interactive`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(pub(super) Value);
+
+impl From<Value> for Payload {
+    fn from(payload: Value) -> Payload {
+        Payload(payload)
+    }
 }
 
 /// The envelope id alone: read from a frame that does not parse any further, so even a frame

@@ -9,9 +9,9 @@ mod soak;
 use std::time::Duration;
 
 use helpers::{counter, fast_transport, fast_workspace, spawn, wait_until, Setup, TestApp};
-use itbot::actors::slack_api::{ApiOptions, Backlog, SlackApi, SlackApiActor};
+use itbot::actors::slack_api::{ApiOptions, Backlog, GetBacklog, SlackApiActor};
 use itbot::http::{Health, TransportStats};
-use itbot::slack::{ChannelId, SlackError, WebClient};
+use itbot::slack::{ChannelId, SlackApi, SlackError, WebClient};
 use itbot_fakes::workspace::{Fault, Workspace, WorkspaceOptions};
 
 use actix::Actor;
@@ -332,7 +332,8 @@ async fn a_full_lane_drops_new_calls_loudly_instead_of_queueing_forever() {
         options.clone(),
         health.clone(),
     );
-    let api = SlackApi::new(actor.start(), &options);
+    let transport = actor.start();
+    let api = SlackApi::new(transport.clone().recipient(), options.call_timeout());
     let channel = ChannelId::from(ws.it_channel());
     ws.inject("chat.postMessage", Fault::RateLimited { retry_after_secs: 30 });
 
@@ -341,8 +342,8 @@ async fn a_full_lane_drops_new_calls_loudly_instead_of_queueing_forever() {
         actix_rt::spawn(async move { api.post_message(&channel, None, "first", None).await })
     };
     helpers::wait_for("the first post to wait out its 429 in the queue", || {
-        let api = api.clone();
-        async move { (api.backlog().await == Backlog { queued: 1, active: 0 }).then_some(()) }
+        let transport = transport.clone();
+        async move { (transport.send(GetBacklog).await.ok()? == Backlog { queued: 1, active: 0 }).then_some(()) }
     })
     .await;
     let second = api.post_message(&channel, None, "second", None).await;
