@@ -16,7 +16,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::slack::ChannelId;
+use crate::ids::ChannelId;
 
 /// The shipped configuration file; its values are the defaults.
 pub const SHIPPED_CONFIG: &str = include_str!("../config/itbot.toml");

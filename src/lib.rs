@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod doctor;
 pub mod explain;
 pub mod http;
+pub mod ids;
 pub mod knowledge;
 pub mod metrics;
 pub mod net;

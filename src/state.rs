@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::slack::{Ts, UserId};
+use crate::ids::{Ts, UserId};
 use crate::triage::Category;
 
 /// The `event_type` of the thread state on the bot's replies.

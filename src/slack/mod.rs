@@ -9,59 +9,7 @@ pub mod socket;
 pub use api::{SlackError, WebClient};
 pub use client::SlackApi;
 
-use serde::{Deserialize, Serialize};
-
-macro_rules! slack_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub String);
-
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                $name(s.to_string())
-            }
-        }
-    };
-}
-
-slack_id!(
-    /// A conversation id (`C…` public, `G…` private, `D…` direct message).
-    ChannelId
-);
-slack_id!(
-    /// A user id (`U…`, or `W…` on Enterprise Grid). Bots have one too.
-    UserId
-);
-slack_id!(
-    /// A bot id (`B…`), set on every message an app posts.
-    BotId
-);
-slack_id!(
-    /// A message timestamp such as `1610241741.000200`; unique per channel.
-    Ts
-);
-slack_id!(
-    /// The id of one event delivery (`Ev…`); redeliveries reuse it.
-    EventId
-);
-slack_id!(
-    /// The id of one Socket Mode envelope, echoed in the ack.
-    EnvelopeId
-);
+pub use crate::ids::{BotId, ChannelId, EnvelopeId, EventId, Ts, UserId};
 
 /// Block Kit blocks (an array), as `compose` builds them or Slack returned them: sent on as
 /// they are, and read only by the Slack client.
@@ -127,16 +75,6 @@ impl Blocks {
     /// The readable text inside the blocks.
     pub fn text(&self) -> String {
         events::blocks_text(&self.0)
-    }
-}
-
-impl ChannelId {
-    /// A channel id, if `s` looks like one (not a `#name`).
-    pub fn parse(s: &str) -> Option<ChannelId> {
-        let ok = s.len() >= 3
-            && s.starts_with(['C', 'G', 'D'])
-            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-        ok.then(|| ChannelId(s.to_string()))
     }
 }
 
