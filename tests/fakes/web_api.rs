@@ -544,3 +544,24 @@ async fn assistant_set_status_is_recorded() {
     assert_eq!(call.params["thread_ts"], "1700000000.000100");
     ws.stop().await;
 }
+
+#[actix_rt::test]
+async fn conversations_replies_for_a_replys_ts_returns_that_reply_alone_as_slack_does() {
+    let ws = start(fast_options()).await;
+    let it = ws.it_channel().to_string();
+    let alice = ws.user_id("alice");
+    let root = ws.post(&alice, &it, "printer on fire", None);
+    let reply = ws.post(&alice, &it, "still burning", Some(&root));
+    ws.post(&alice, &it, "now smoking", Some(&root));
+
+    let r =
+        call_form(&ws, "conversations.replies", Some(ws.bot_token()), &[("channel", &it), ("ts", &reply)])
+            .await;
+
+    assert_eq!(r.body["ok"], true, "{}", r.raw);
+    let msgs = r.body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "{}", r.raw);
+    assert_eq!(msgs[0]["ts"], reply);
+    assert_eq!(msgs[0]["thread_ts"], root, "the reply names its thread");
+    ws.stop().await;
+}

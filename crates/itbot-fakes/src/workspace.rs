@@ -2203,7 +2203,18 @@ impl Inner {
         let Some(i) = st.find(&c.id, &ts) else {
             return slack_error("thread_not_found");
         };
-        let root_ts = st.messages[i].thread_ts.clone().unwrap_or(ts);
+        // Like Slack: the ts of a reply (not its parent) gets that one message back, not its
+        // thread (REFERENCE §3.4; slackapi/bolt-python#783). It carries `thread_ts`.
+        if st.messages[i].thread_ts.as_ref().is_some_and(|t| *t != ts) {
+            let only = self.message_json(&st, &st.messages[i], View::Api(metadata));
+            return json!({
+                "ok": true,
+                "messages": [only],
+                "has_more": false,
+                "response_metadata": {"next_cursor": ""},
+            });
+        }
+        let root_ts = ts;
         let Some(root) = st.find(&c.id, &root_ts).map(|i| &st.messages[i]) else {
             return slack_error("thread_not_found");
         };
