@@ -273,7 +273,7 @@ pub fn urgency(text: &str) -> &'static str {
 /// What the escalation brief is made of.
 pub struct Brief<'a> {
     pub requester: &'a UserId,
-    /// The requester's original message.
+    /// The requester's original message (redacted here before it is quoted).
     pub question: &'a str,
     /// What the bot suggested, in order, as mrkdwn the bot wrote (article titles in `*bold*`).
     pub tried: &'a [String],
@@ -294,11 +294,19 @@ pub fn escalation(mention: Option<&str>, brief: &Brief<'_>) -> String {
         Some(m) => format!("{m}, could you take this one? <@{requester}> needs a hand."),
         None => format!("This thread needs a person from IT: <@{requester}> needs a hand."),
     };
-    let flat = brief.question.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut symptom: String = flat.chars().take(SYMPTOM_CHARS).collect();
-    if flat.chars().count() > SYMPTOM_CHARS {
-        symptom.push('…');
-    }
+    // The requester's words go through the same redaction as the LLM prompt; words that held a
+    // secret are not quoted at all (the requester was told they were left out of everything).
+    let redacted = crate::redact::redact(brief.question);
+    let symptom = if redacted.secret_found {
+        "_(not quoted: the message held a password, key or code)_".to_string()
+    } else {
+        let flat = redacted.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut symptom: String = flat.chars().take(SYMPTOM_CHARS).collect();
+        if flat.chars().count() > SYMPTOM_CHARS {
+            symptom.push('…');
+        }
+        crate::slack::format::escape(&symptom)
+    };
     let tried = if brief.tried.is_empty() { "nothing yet".to_string() } else { brief.tried.join("; ") };
     let result = match brief.trigger {
         Trigger::ThumbsDown => "the requester reacted :-1: to my answer".to_string(),
@@ -310,8 +318,7 @@ pub fn escalation(mention: Option<&str>, brief: &Brief<'_>) -> String {
         _ => "the requester asked for a person".to_string(),
     };
     format!(
-        "{opener}\n*Symptom:* {}\n*Tried:* {tried}\n*Result:* {result}\n*Urgency:* {}",
-        crate::slack::format::escape(&symptom),
+        "{opener}\n*Symptom:* {symptom}\n*Tried:* {tried}\n*Result:* {result}\n*Urgency:* {}",
         urgency(brief.question)
     )
 }
@@ -446,6 +453,26 @@ mod tests {
         assert!(text.contains("after 2 attempts"), "{text}");
         assert!(text.contains("*Urgency:* high"), "{text}");
         assert!(!text.contains("<!channel>"), "the requester's text pinged the channel: {text}");
+    }
+
+    #[test]
+    fn the_brief_never_quotes_a_secret_and_redacts_what_it_quotes() {
+        let requester = UserId::from("U0REQ");
+        let brief = |question| Brief {
+            requester: &requester,
+            question,
+            tried: &[],
+            failed_attempts: 0,
+            trigger: Trigger::Request,
+        };
+        let secret = escalation(None, &brief("my VPN fails, my password is Hunter2!xyz and nothing works"));
+        assert!(!secret.contains("Hunter2"), "{secret}");
+        assert!(!secret.contains("VPN fails"), "text with a secret was quoted: {secret}");
+        assert!(secret.contains("not quoted"), "{secret}");
+
+        let pii = escalation(None, &brief("card 4111 1111 1111 1111 declined, mail me at dana@example.com"));
+        assert!(!pii.contains("4111") && !pii.contains("dana@example.com"), "{pii}");
+        assert!(pii.contains("declined"), "the redacted symptom is still quoted: {pii}");
     }
 
     #[test]

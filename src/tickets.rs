@@ -109,10 +109,16 @@ impl TicketIndex {
     }
 
     /// Adds or replaces the ticket of its thread; forgets the oldest beyond `max_tickets`.
-    pub fn upsert(&mut self, ticket: PastTicket) {
+    pub fn upsert(&mut self, mut ticket: PastTicket) {
         if self.max == 0 {
             return;
         }
+        // A fix is quoted to other requesters and to the LLM: it is kept redacted, and not at
+        // all when it held a secret.
+        ticket.resolution = ticket.resolution.and_then(|r| {
+            let redacted = crate::redact::redact(r.expose());
+            (!redacted.secret_found).then(|| UserText::new(redacted.text))
+        });
         self.remove(&ticket.thread);
         let resolution = ticket.resolution.as_ref().map(|r| r.expose()).unwrap_or("");
         let slot = self.bm25.add(&[
@@ -289,6 +295,27 @@ mod tests {
         assert!(hits.iter().all(|h| h.thread.as_str() != "3.0"));
         let hits = index.similar("my aws vpn is stuck connecting", 3, Some(&Ts::from("2.0")));
         assert!(hits.iter().all(|h| h.thread.as_str() != "2.0"));
+    }
+
+    #[test]
+    fn a_fix_is_kept_redacted_and_a_fix_with_a_secret_is_not_kept_at_all() {
+        let mut index = TicketIndex::new(10);
+        index.upsert(ticket(
+            "1.0",
+            "okta locked out",
+            Ending::PersonResolved,
+            Some("Unlocked it; your temporary password is Spring2024!xx, change it at first login"),
+        ));
+        index.upsert(ticket(
+            "2.0",
+            "vpn profile broken",
+            Ending::PersonResolved,
+            Some("Re-imported the profile; ping jo.smith@example.com or +1 415 555 0100 if it recurs"),
+        ));
+        assert!(index.get(&Ts::from("1.0")).is_some_and(|t| t.resolution.is_none()), "a secret was kept");
+        let fix = index.get(&Ts::from("2.0")).and_then(|t| t.resolution.clone()).expect("kept");
+        assert!(fix.expose().contains("Re-imported the profile"), "{fix:?}");
+        assert!(!fix.expose().contains("jo.smith@example.com") && !fix.expose().contains("555 0100"));
     }
 
     #[test]

@@ -85,6 +85,20 @@ async fn asking_for_a_human_escalates_at_once_with_a_brief() {
 }
 
 #[actix_rt::test]
+async fn the_brief_leaves_out_a_message_that_held_a_password_as_the_requester_was_told() {
+    let app = spawn(Setup::default()).await;
+    let (alice, root) =
+        ticket(&app, "alice", "my VPN fails, my password is Hunter2!xyz and it still says denied").await;
+
+    app.ws.post(&alice, &app.it(), "can a human help?", Some(&root));
+    let escalation = app.wait_bot_replies(&root, 2).await[1].text.clone();
+
+    assert!(escalation.contains(ESCALATION), "{escalation}");
+    assert!(!escalation.contains("Hunter2"), "the brief reposted the password: {escalation}");
+    assert!(escalation.contains("not quoted"), "{escalation}");
+}
+
+#[actix_rt::test]
 async fn the_get_a_human_button_escalates_once_and_only_for_the_requester() {
     let app = spawn(Setup::default()).await;
     let (alice, root) = ticket(&app, "alice", "1Password won't unlock on my new laptop").await;
