@@ -112,7 +112,7 @@ impl Tier {
         match method {
             "apps.connections.open" => Tier::Connections,
             "chat.postMessage" => Tier::PostMessage,
-            "auth.test" | "assistant.threads.setStatus" => Tier::Special,
+            "auth.test" => Tier::Special,
             "conversations.list" | "chat.startStream" | "chat.stopStream" => Tier::Two,
             "users.info" | "chat.postEphemeral" | "chat.appendStream" => Tier::Four,
             // chat.update, conversations.history/replies/info, reactions.*, and anything unknown.

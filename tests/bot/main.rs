@@ -1,5 +1,6 @@
 //! The bot end to end against the simulated workspace (and the fake LLM where noted).
 
+mod budget;
 #[path = "../common/mod.rs"]
 mod common;
 mod feedback;

@@ -1,6 +1,6 @@
 //! The Web API half of the simulated workspace.
 
-use itbot_fakes::workspace::{Fault, WorkspaceOptions};
+use itbot_fakes::workspace::{Fault, RateLimits, WorkspaceOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -564,4 +564,69 @@ async fn conversations_replies_for_a_replys_ts_returns_that_reply_alone_as_slack
     assert_eq!(msgs[0]["ts"], reply);
     assert_eq!(msgs[0]["thread_ts"], root, "the reply names its thread");
     ws.stop().await;
+}
+
+#[actix_rt::test]
+async fn posts_past_one_a_second_in_a_channel_are_refused_with_429_and_retry_after_by_default() {
+    let ws = start(fast_options()).await;
+    let it = ws.it_channel().to_string();
+    let post = |channel: String| {
+        let ws = ws.clone();
+        async move {
+            call_json(
+                &ws,
+                "chat.postMessage",
+                Some(ws.bot_token()),
+                &json!({"channel": channel, "text": "hi"}),
+            )
+            .await
+        }
+    };
+
+    // A short burst is allowed; the next call in the same second is not.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(post(it.clone()).await);
+    }
+    assert!(statuses[..3].iter().all(|r| r.status == 200 && r.body["ok"] == true), "the burst was refused");
+    let refused = &statuses[3];
+    assert_eq!(refused.status, 429, "{}", refused.raw);
+    assert_eq!(refused.body["error"], "ratelimited");
+    let retry_after: u64 =
+        refused.headers.get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(ws.rate_limited_calls(), 1);
+    ws.stop().await;
+}
+
+#[actix_rt::test]
+async fn methods_have_budgets_of_their_own_and_relaxed_limits_say_so_in_the_options() {
+    let ws = start(fast_options()).await;
+    let it = ws.it_channel().to_string();
+    // conversations.info is Tier 3 (50 a minute, bursts of 8): the ninth call at once is refused,
+    // while chat.postMessage still has its own budget.
+    let mut codes = Vec::new();
+    for _ in 0..9 {
+        let r = call_json(&ws, "conversations.info", Some(ws.bot_token()), &json!({"channel": it})).await;
+        codes.push(r.status);
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 1, "{codes:?}");
+    let r =
+        call_json(&ws, "chat.postMessage", Some(ws.bot_token()), &json!({"channel": it, "text": "x"})).await;
+    assert_eq!(r.status, 200);
+    ws.stop().await;
+
+    let relaxed = start(WorkspaceOptions { rate_limits: RateLimits::Relaxed(10), ..fast_options() }).await;
+    let it = relaxed.it_channel().to_string();
+    for _ in 0..20 {
+        let r = call_json(
+            &relaxed,
+            "chat.postMessage",
+            Some(relaxed.bot_token()),
+            &json!({"channel": it, "text": "x"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+    }
+    relaxed.stop().await;
 }

@@ -10,7 +10,7 @@ use itbot::actors::slack_api::ApiOptions;
 use itbot::actors::socket::SocketOptions;
 use itbot::config::Config;
 use itbot::startup::{Bot, StartOptions, TransportOptions};
-use itbot_fakes::workspace::{Posted, Workspace, WorkspaceOptions};
+use itbot_fakes::workspace::{Posted, RateLimits, Workspace, WorkspaceOptions};
 
 pub use crate::common::{wait_for, DEADLINE};
 use crate::common::{wait_on, watch, RECHECK};
@@ -45,9 +45,15 @@ pub fn fast_workspace() -> WorkspaceOptions {
         max_redeliveries: 5,
         ping_interval: Duration::from_millis(500),
         bot_in_channel: true,
+        // Relaxed as much as the bot's pacing (`fast_transport`): these tests are about faults
+        // and hundreds of tickets in one channel, not about Slack's budget.
+        rate_limits: RateLimits::Relaxed(FAST_PACE),
         ..WorkspaceOptions::default()
     }
 }
+
+/// How much faster than Slack's limits the transport tests pace the bot and the workspace.
+pub const FAST_PACE: u32 = 60;
 
 /// Slack's timings shrunk so faults play out in a second or two, and pacing fast enough for
 /// hundreds of tickets in one channel.
@@ -64,7 +70,7 @@ pub fn fast_transport() -> TransportOptions {
         },
         api: ApiOptions {
             request_timeout: Duration::from_secs(2),
-            pace_factor: 60,
+            pace_factor: FAST_PACE,
             max_queued: 1000,
             max_wait: Duration::from_secs(60),
             max_wait_cosmetic: Duration::from_secs(15),

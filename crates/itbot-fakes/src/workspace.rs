@@ -58,6 +58,44 @@ pub struct WorkspaceOptions {
     /// Whether `chat.startStream` works (`false` => `{"ok":false,"error":"feature_not_enabled"}`,
     /// as a workspace without AI streaming answers).
     pub streaming: bool,
+    /// Slack's rate limits, enforced like Slack does unless a test or benchmark says otherwise.
+    pub rate_limits: RateLimits,
+}
+
+/// How the workspace enforces Slack's Web API rate limits: per method per workspace, and for
+/// `chat.postMessage` per channel, with HTTP 429, `Retry-After` and `{"ok":false,"error":
+/// "ratelimited"}` past them (REFERENCE §3.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimits {
+    /// Slack's published limits (the default): Tier 2 20/min, Tier 3 50/min, Tier 4 100/min,
+    /// `chat.postMessage` one a second per channel with short bursts.
+    Slack,
+    /// Slack's limits multiplied by this factor: only for tests and benchmarks that say so.
+    Relaxed(u32),
+    /// No limits at all.
+    Off,
+}
+
+/// Calls per minute and the burst a method's limit allows. Slack publishes the per-minute tier
+/// but not its burst; the bursts are our assumption (about ten seconds' worth). Where Slack says
+/// nothing (`assistant.threads.setStatus`), the method is taken as Tier 3.
+pub fn method_limit(method: &str) -> (u32, u32) {
+    match method {
+        // Tier 1 on paper ("1+ per minute"); SDKs open a few sockets at once unpaced.
+        "apps.connections.open" => (6, 4),
+        "chat.postMessage" => (60, 3),
+        "auth.test" => (600, 20),
+        "conversations.list" | "chat.startStream" | "chat.stopStream" => (20, 4),
+        "users.info" | "chat.postEphemeral" | "chat.appendStream" => (100, 16),
+        _ => (50, 8),
+    }
+}
+
+/// A token bucket: `tokens` refill at the method's rate up to its burst.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
 impl Default for WorkspaceOptions {
@@ -71,6 +109,7 @@ impl Default for WorkspaceOptions {
             bot_in_channel: true,
             scopes: BOT_SCOPES.to_string(),
             streaming: true,
+            rate_limits: RateLimits::Slack,
         }
     }
 }
@@ -526,6 +565,11 @@ impl Workspace {
     pub fn ack_latencies(&self, from: usize) -> Vec<Duration> {
         let st = self.inner.lock();
         st.ack_latencies.get(from..).map(<[Duration]>::to_vec).unwrap_or_default()
+    }
+
+    /// Calls answered with 429 because they passed Slack's rate limits (not injected faults).
+    pub fn rate_limited_calls(&self) -> usize {
+        self.inner.lock().rate_limited
     }
 
     /// Web API calls received so far, counted by method (cheaper than [`Workspace::api_calls`]
@@ -986,6 +1030,39 @@ struct State {
     tickets_created: u64,
     /// Streams by message ts: when each started, and whether it is still open.
     streams: HashMap<String, (Instant, bool)>,
+    /// Rate-limit buckets, by method (and channel for `chat.postMessage`).
+    buckets: HashMap<String, Bucket>,
+    /// Calls answered with 429 because a limit was passed (faults injected by tests not counted).
+    rate_limited: usize,
+}
+
+impl State {
+    /// Takes one call from the method's budget; `Err(seconds)` to wait when there is none.
+    fn spend(&mut self, limits: RateLimits, method: &str, channel: Option<&str>) -> Result<(), u64> {
+        let factor = match limits {
+            RateLimits::Off => return Ok(()),
+            RateLimits::Slack => 1.0,
+            RateLimits::Relaxed(f) => f64::from(f.max(1)),
+        };
+        let (per_minute, burst) = method_limit(method);
+        let rate = f64::from(per_minute) * factor / 60.0;
+        let burst = f64::from(burst) * factor;
+        let key = match (method, channel) {
+            ("chat.postMessage", Some(c)) => format!("{method} {c}"),
+            _ => method.to_string(),
+        };
+        let now = Instant::now();
+        let b = self.buckets.entry(key).or_insert(Bucket { tokens: burst, at: now });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return Ok(());
+        }
+        self.rate_limited += 1;
+        // Slack gives whole seconds.
+        Err(((1.0 - b.tokens) / rate).ceil().max(1.0) as u64)
+    }
 }
 
 impl State {
@@ -1887,6 +1964,15 @@ async fn web_api(
     if !METHODS.contains(&method.as_str()) {
         let body = json!({"ok": false, "error": "unknown_method", "req_method": method});
         return json_response(StatusCode::OK, &body, None);
+    }
+    let channel = parsed.params.get("channel").and_then(Value::as_str).map(str::to_string);
+    let spent = inner.lock().spend(inner.opts.rate_limits, &method, channel.as_deref());
+    if let Err(retry_after_secs) = spent {
+        tracing::debug!(method = %method, retry_after_secs, "web api call over its rate limit");
+        return HttpResponse::TooManyRequests()
+            .content_type("application/json; charset=utf-8")
+            .insert_header((header::RETRY_AFTER, retry_after_secs.to_string()))
+            .body(slack_error("ratelimited").to_string());
     }
     let is_json = parsed
         .content_type

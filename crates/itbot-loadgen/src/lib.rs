@@ -32,7 +32,7 @@ use itbot::config::Config;
 use itbot::startup::{Bot, StartOptions, TransportOptions};
 use itbot::triage::{Category, Outcome, Rules};
 use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
-use itbot_fakes::workspace::{ApiCall, Posted, Workspace, WorkspaceOptions};
+use itbot_fakes::workspace::{ApiCall, Posted, RateLimits, Workspace, WorkspaceOptions};
 
 /// How the bot runs.
 #[derive(Debug, Clone)]
@@ -543,8 +543,15 @@ const EXIT_WITHIN: Duration = Duration::from_secs(30);
 pub async fn run(config: Config, options: LoadOptions) -> Result<Report, LoadError> {
     let rules = Rules::new(&config.settings.triage, &config.settings.followup)
         .map_err(|e| LoadError::Rules(e.to_string()))?;
+    // Slack's limits as Slack enforces them; a relaxed run relaxes the workspace as much as the
+    // bot, and its report says so.
+    let rate_limits = match options.bot.pace_factor() {
+        1 => RateLimits::Slack,
+        factor => RateLimits::Relaxed(factor),
+    };
     let ws = Workspace::start(WorkspaceOptions {
         assist_delay: options.assist_delay,
+        rate_limits,
         ..WorkspaceOptions::default()
     })
     .await
