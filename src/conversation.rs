@@ -71,6 +71,9 @@ pub struct World<'a> {
     pub channel_name: &'a str,
     /// An LLM is configured.
     pub llm: bool,
+    /// Another replica posts as this bot in the channel (seen in some thread): Slack's copy of a
+    /// thread may then hold what this process has not heard, so it is read before acting.
+    pub peers: bool,
     /// Unix seconds, for how long ago a past ticket was.
     pub now: f64,
 }
@@ -124,6 +127,8 @@ pub enum Input {
     },
     /// A [`Effect::Post`] ended: the messages posted (none when it failed).
     Posted(Vec<Ts>),
+    /// A message by the bot's user appeared in the thread (posted by this process or another).
+    BotPosted(Ts),
     /// A released LLM answer ended.
     ReplyFinished {
         id: u64,
@@ -282,6 +287,8 @@ pub enum Effect {
     WaitForAssist {
         secs: u64,
     },
+    /// Another process posts as this bot: replicas share the channel.
+    PeerSeen,
     /// The thread's work is over.
     Stop,
 }
@@ -356,6 +363,9 @@ pub struct Conversation {
     phase: Phase,
     /// The bot's messages in this thread (a 👎 counts only on these).
     bot_messages: HashSet<Ts>,
+    /// The messages this process posted here (the rest of `bot_messages` came from Slack or
+    /// another replica).
+    own_posts: HashSet<Ts>,
     /// A turn (LLM answer, read of the thread, post) is running.
     busy: bool,
     /// Follow-ups waiting for the running turn, oldest first.
@@ -371,6 +381,11 @@ pub struct Conversation {
     /// 👎s on messages not known as the bot's while a post was in flight: a quick reaction can
     /// overtake the post's HTTP response. Checked when the post returns.
     early_reactions: Vec<(UserId, Ts)>,
+    /// The bot's messages seen while a post of ours was in flight: ours or another replica's,
+    /// told apart when the post returns.
+    unclaimed: Vec<Ts>,
+    /// Another replica has posted in this thread: read it back before acting.
+    shared: bool,
     /// Feedback-button votes given in this process: message → voter → 👍.
     votes: HashMap<Ts, HashMap<UserId, bool>>,
     /// Whether this ticket was reported to outage detection yet.
@@ -403,6 +418,7 @@ impl Conversation {
             escalated: false,
             phase: Phase::Preparing,
             bot_messages: HashSet::new(),
+            own_posts: HashSet::new(),
             busy: false,
             queue: VecDeque::new(),
             reading: None,
@@ -411,6 +427,8 @@ impl Conversation {
             reply_seq: 0,
             in_flight: None,
             early_reactions: Vec::new(),
+            unclaimed: Vec::new(),
+            shared: false,
             votes: HashMap::new(),
             outage_checked: false,
             outage: None,
@@ -547,11 +565,16 @@ impl Conversation {
                 self.maybe_post_first(w, &mut fx);
             }
             Input::AssistWaitOver => {
-                if self.phase != Phase::Preparing || self.assist_seen {
+                let waiting = self.phase == Phase::Preparing && !self.assist_seen;
+                if waiting && self.must_read(w) {
+                    // The card may have gone to another replica's socket.
+                    fx.push(Effect::ReadThread(Read::AssistCard));
+                } else {
+                    if waiting {
+                        tracing::info!(thread = %self.root, "assist did not post in time; answering anyway");
+                    }
                     self.wait_over = true;
                     self.maybe_post_first(w, &mut fx);
-                } else {
-                    fx.push(Effect::ReadThread(Read::AssistCard));
                 }
             }
             Input::ThreadRead { read, messages } => self.on_thread_read(w, read, messages, &mut fx),
@@ -573,8 +596,21 @@ impl Conversation {
             Input::GetHuman { user } => self.on_get_human(w, user, &mut fx),
             Input::Feedback { user, message_ts, up } => self.on_feedback(w, user, message_ts, up, &mut fx),
             Input::Posted(posted) => {
-                self.bot_messages.extend(posted);
+                self.posted(posted);
                 self.turn_over(w, &mut fx);
+            }
+            Input::BotPosted(ts) => {
+                if self.own_posts.contains(&ts) {
+                    return fx;
+                }
+                if self.busy {
+                    // Our own post's event can overtake its HTTP response.
+                    if self.unclaimed.len() < MAX_EARLY_REACTIONS {
+                        self.unclaimed.push(ts);
+                    }
+                } else {
+                    self.foreign_post(ts, &mut fx);
+                }
             }
             Input::ReplyFinished { id, outcome } => self.on_reply_finished(w, id, outcome, &mut fx),
             Input::Drain => {
@@ -585,6 +621,27 @@ impl Conversation {
             }
         }
         fx
+    }
+
+    /// Messages this process posted.
+    fn posted(&mut self, posted: Vec<Ts>) {
+        self.own_posts.extend(posted.iter().cloned());
+        self.bot_messages.extend(posted);
+    }
+
+    /// A bot post this process did not make: another replica answers here too.
+    fn foreign_post(&mut self, ts: Ts, fx: &mut Vec<Effect>) {
+        tracing::info!(thread = %self.root, "the bot posted here from another process; reading the thread before acting");
+        self.bot_messages.insert(ts);
+        self.shared = true;
+        fx.push(Effect::PeerSeen);
+    }
+
+    /// Slack's copy of the thread may hold what this process has not heard: only when another
+    /// replica writes in the channel. With one replica, every event reaches this process, so
+    /// the common path reads nothing.
+    fn must_read(&self, w: &World) -> bool {
+        w.peers || self.shared
     }
 
     fn is_staff(&self, w: &World, user: &UserId) -> bool {
@@ -785,13 +842,13 @@ impl Conversation {
                 self.tried.push(flight.note);
                 self.last_answer = Some(markdown_to_mrkdwn(&markdown));
                 self.turns.push((Role::Assistant, markdown));
-                self.bot_messages.extend(posted);
+                self.posted(posted);
             }
             ReplyOutcome::FellBack { mrkdwn, posted } => {
                 tracing::warn!(thread = %self.root, parts = posted.len(), "LLM failed; the offline answer was posted");
                 self.apply(flight.fallback);
                 self.last_answer = Some(mrkdwn);
-                self.bot_messages.extend(posted);
+                self.posted(posted);
             }
         }
         self.turn_over(w, fx);
@@ -919,6 +976,11 @@ impl Conversation {
     /// The running turn ended: 👎s that overtook the post count now, then queued follow-ups run.
     fn turn_over(&mut self, w: &World, fx: &mut Vec<Effect>) {
         self.busy = false;
+        for ts in std::mem::take(&mut self.unclaimed) {
+            if !self.own_posts.contains(&ts) {
+                self.foreign_post(ts, fx);
+            }
+        }
         for (user, ts) in std::mem::take(&mut self.early_reactions) {
             if self.bot_messages.contains(&ts) {
                 self.on_thumbs_down(w, user, fx);
@@ -961,12 +1023,17 @@ impl Conversation {
         self.on_requester_message(w, follow_up, fx);
     }
 
-    /// Reads the thread back before acting on a follow-up: events arrive over several sockets
-    /// (and replicas) in no guaranteed order, so Slack's copy is the truth about whether a
-    /// person from IT already wrote, or another replica counted an attempt or escalated.
-    fn on_requester_message(&mut self, _w: &World, follow_up: FollowUp, fx: &mut Vec<Effect>) {
+    /// Acts on a follow-up. When another replica writes in the channel, the thread is read back
+    /// first: events reach replicas in no guaranteed order, so Slack's copy is the truth about
+    /// whether a person from IT already wrote, or another replica counted an attempt or
+    /// escalated. With one replica nothing is read.
+    fn on_requester_message(&mut self, w: &World, follow_up: FollowUp, fx: &mut Vec<Effect>) {
         let quiet = matches!(self.phase, Phase::Acknowledged | Phase::Escalated | Phase::HumanTookOver);
         if quiet && !follow_up.mentioned && follow_up.outcome != Outcome::WantsHuman {
+            return;
+        }
+        if !self.must_read(w) {
+            self.handle_follow_up(w, follow_up, fx);
             return;
         }
         self.busy = true;
@@ -998,7 +1065,7 @@ impl Conversation {
                     self.assist_seen = true;
                 }
                 if !self.assist_seen {
-                    tracing::info!(thread = %self.root, "assist did not post in time; answering anyway");
+                    tracing::info!(thread = %self.root, "assist did not post in time (nor is its card in slack); answering anyway");
                 }
                 self.wait_over = true;
                 self.maybe_post_first(w, fx);
@@ -1058,7 +1125,7 @@ impl Conversation {
             }
         }
         // The bot's latest reply came from another replica: its state is newer than ours.
-        let Some((ts, state)) = latest_state.filter(|(ts, _)| !self.bot_messages.contains(*ts)) else {
+        let Some((ts, state)) = latest_state.filter(|(ts, _)| !self.own_posts.contains(*ts)) else {
             return;
         };
         tracing::info!(thread = %self.root, "another replica answered here; adopting its state");
@@ -1153,9 +1220,10 @@ impl Conversation {
         self.release(w, id, note, offline, fx);
     }
 
-    /// Hands the thread to a person, once: the thread's state in Slack is read first, so a
-    /// restart or another replica that already escalated is respected.
-    fn escalate(&mut self, _w: &World, trigger: Trigger, fx: &mut Vec<Effect>) {
+    /// Hands the thread to a person, once. A thread resumed after a restart knows from Slack
+    /// whether it was escalated; when another replica writes here, the thread's state in Slack
+    /// is read first, so that replica's escalation is respected.
+    fn escalate(&mut self, w: &World, trigger: Trigger, fx: &mut Vec<Effect>) {
         if self.escalated {
             tracing::info!(thread = %self.root, trigger = trigger.as_str(), "already escalated; not again");
             if trigger != Trigger::Attempts {
@@ -1168,6 +1236,11 @@ impl Conversation {
             return;
         }
         self.escalated = true;
+        if !self.must_read(w) {
+            self.set_phase(Phase::Escalated, fx);
+            self.post_escalation(w, trigger, fx);
+            return;
+        }
         self.busy = true;
         self.escalating = Some(trigger);
         fx.push(Effect::ReadThread(Read::EscalationCheck));
@@ -1331,6 +1404,7 @@ mod tests {
                 bot: &self.bot,
                 channel_name: "it",
                 llm,
+                peers: false,
                 now: 1_700_100_000.0,
             }
         }
@@ -1510,9 +1584,20 @@ mod tests {
     }
 
     #[test]
-    fn preparing_answers_when_the_wait_is_over_after_looking_for_assist_in_the_thread() {
+    fn preparing_answers_when_the_wait_is_over_without_reading_slack_with_one_replica() {
         let f = Fixture::new();
         let (mut d, _) = Driver::new(&f, false, VPN);
+        let fx = d.send(Input::AssistWaitOver);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::ReadThread(_))), "{fx:?}");
+        assert_eq!(posts(&fx).len(), 1);
+        assert_eq!(d.phase(), Phase::Helping);
+    }
+
+    #[test]
+    fn preparing_with_replicas_looks_for_assist_in_the_thread_when_the_wait_is_over() {
+        let f = Fixture::new();
+        let (mut d, _) = Driver::new(&f, false, VPN);
+        d.w.peers = true;
         let fx = d.send(Input::AssistWaitOver);
         assert!(fx.iter().any(|e| matches!(e, Effect::ReadThread(Read::AssistCard))));
         assert_eq!(posts(&fx).len(), 1);
@@ -1670,7 +1755,7 @@ mod tests {
             let mut d = Driver::answered(&f, false, VPN);
             let fx = ask(&mut d);
             assert!(fx.contains(&Effect::Count(Count::Escalation(trigger))), "{trigger:?}: {fx:?}");
-            assert!(fx.iter().any(|e| matches!(e, Effect::ReadThread(Read::EscalationCheck))));
+            assert!(!fx.iter().any(|e| matches!(e, Effect::ReadThread(_))), "one replica read slack: {fx:?}");
             assert_eq!(d.phase(), Phase::Escalated);
             let again = d.send(Input::GetHuman { user: UserId::from(REQUESTER) });
             assert_eq!(escalations(&again), 0, "{trigger:?} escalated twice");
@@ -1680,9 +1765,10 @@ mod tests {
     }
 
     #[test]
-    fn an_escalation_found_in_slack_is_not_made_again() {
+    fn with_replicas_an_escalation_found_in_slack_is_not_made_again() {
         let f = Fixture::new();
         let mut d = Driver::answered(&f, false, VPN);
+        d.w.peers = true;
         let mut bot_reply = message("1700000000.900000", BOT, "earlier brief");
         bot_reply.bot_id = Some(BotId::from("BBOT"));
         let state = ThreadState { escalated: true, phase: Phase::Escalated, ..ThreadState::default() };
@@ -1725,7 +1811,7 @@ mod tests {
         );
         assert!(fx.is_empty());
         let fx = d.c.on(&w, Input::Posted(vec![early]));
-        assert!(fx.iter().any(|e| matches!(e, Effect::ReadThread(Read::EscalationCheck))), "{fx:?}");
+        assert!(fx.contains(&Effect::Count(Count::Escalation(Trigger::ThumbsDown))), "{fx:?}");
     }
 
     #[test]
@@ -1797,9 +1883,10 @@ mod tests {
     }
 
     #[test]
-    fn a_person_writing_first_in_slack_quiets_the_bot_before_it_answers() {
+    fn with_replicas_a_person_writing_first_in_slack_quiets_the_bot_before_it_answers() {
         let f = Fixture::new();
         let mut d = Driver::answered(&f, false, VPN);
+        d.w.peers = true;
         // Written before the follow-up (whose ts is later), but its event went elsewhere.
         d.slack_thread =
             vec![HistoryMessage::new(message("1700000000.900000", STAFF, "Looking at it now."), None)];
@@ -1866,8 +1953,8 @@ mod tests {
                 mentioned: false,
             },
         );
-        assert!(fx.iter().any(|e| matches!(e, Effect::ReadThread(Read::FollowUp))));
-        // A second follow-up while the first reads the thread: nothing yet.
+        assert_eq!(posts(&fx).len(), 1, "{fx:?}");
+        // A second follow-up while the first answer is being posted: nothing yet.
         let fx = d.c.on(
             &w,
             Input::Reply {
@@ -1876,12 +1963,72 @@ mod tests {
             },
         );
         assert!(fx.is_empty());
-        let fx = d.send(Input::ThreadRead { read: Read::FollowUp, messages: Some(Vec::new()) });
+        let fx = d.send(Input::Posted(vec![Ts::from("1700000003.000009")]));
         let posted = posts(&fx);
-        assert_eq!(posted.len(), 2, "{posted:?}");
-        assert_eq!(posted[1], (compose::closing(), ReplyKind::Plain));
+        assert_eq!(posted, vec![(compose::closing(), ReplyKind::Plain)]);
         assert_eq!(d.phase(), Phase::Resolved);
         assert!(!d.c.in_flight());
+    }
+
+    #[test]
+    fn with_one_replica_a_follow_up_reads_nothing_from_slack() {
+        let f = Fixture::new();
+        let mut d = Driver::answered(&f, true, VPN);
+        for text in ["still not working", "where is the profile?", "can a human help?"] {
+            let fx = d.reply(REQUESTER, text);
+            assert!(!fx.iter().any(|e| matches!(e, Effect::ReadThread(_))), "{text}: {fx:?}");
+        }
+        assert_eq!(d.phase(), Phase::Escalated);
+    }
+
+    #[test]
+    fn a_bot_post_this_process_did_not_make_means_replicas_and_the_thread_is_read_from_then_on() {
+        let f = Fixture::new();
+        let mut d = Driver::answered(&f, false, VPN);
+        // Our own post's event: nothing.
+        let own = d.last_bot.clone().expect("posted");
+        assert!(d.send(Input::BotPosted(own)).is_empty());
+        // Another replica's post.
+        let fx = d.send(Input::BotPosted(Ts::from("1700000009.000001")));
+        assert_eq!(fx, vec![Effect::PeerSeen]);
+        let fx = d.reply(REQUESTER, "still not working");
+        assert!(fx.iter().any(|e| matches!(e, Effect::ReadThread(Read::FollowUp))), "{fx:?}");
+    }
+
+    #[test]
+    fn another_replicas_answer_seen_in_the_thread_is_read_back_and_its_count_adopted() {
+        let f = Fixture::new();
+        let mut d = Driver::answered(&f, false, VPN);
+        // The other replica answered the first failure: its post's event reached us too.
+        let theirs = message("1700000000.950000", BOT, "Let's try a different approach");
+        let state = ThreadState { attempts: 1, gave_alternative: true, ..ThreadState::default() };
+        d.send(Input::BotPosted(theirs.ts.clone()));
+        d.slack_thread = vec![HistoryMessage::new(theirs, Some(Metadata::from(state)))];
+
+        let fx = d.reply(REQUESTER, "still the same error");
+
+        assert_eq!(d.c.failed_attempts(), 2, "the other replica's attempt was lost");
+        assert_eq!(d.phase(), Phase::OfferedHuman);
+        assert_eq!(posts(&fx), vec![(compose::offer_escalation(2), ReplyKind::Answer)]);
+    }
+
+    #[test]
+    fn our_post_event_overtaking_its_response_is_not_taken_for_another_replica() {
+        let f = Fixture::new();
+        let (mut d, _) = Driver::new(&f, false, VPN);
+        let w = f.world(false);
+        let fx = d.c.on(&w, Input::Assist(card()));
+        assert_eq!(posts(&fx).len(), 1);
+        let ours = Ts::from("1700000002.000001");
+        assert!(d.c.on(&w, Input::BotPosted(ours.clone())).is_empty());
+        let fx = d.c.on(&w, Input::Posted(vec![ours]));
+        assert!(!fx.contains(&Effect::PeerSeen), "{fx:?}");
+        // A post that stays unclaimed after ours returned is another replica's.
+        let (mut d, _) = Driver::new(&f, false, VPN);
+        d.c.on(&w, Input::Assist(card()));
+        d.c.on(&w, Input::BotPosted(Ts::from("1700000002.000077")));
+        let fx = d.c.on(&w, Input::Posted(vec![Ts::from("1700000002.000001")]));
+        assert!(fx.contains(&Effect::PeerSeen), "{fx:?}");
     }
 
     #[test]

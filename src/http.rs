@@ -21,6 +21,10 @@ pub struct Health {
     link_disabled: AtomicBool,
     /// Socket slots whose actor has stopped for good (`link_disabled`): they never reconnect.
     slots_retired: AtomicU32,
+    /// Socket Mode connections this process holds open (a refresh holds two in one slot).
+    open_connections: AtomicU32,
+    /// Another process holds sockets of this app or posts as its bot: replicas share the channel.
+    peers: AtomicBool,
     draining: AtomicBool,
     /// Why the bot must stop (bad token, …); set once.
     fatal: Mutex<Option<String>>,
@@ -105,6 +109,29 @@ impl Health {
     /// Socket Mode was turned off for the app: no slot reconnects.
     pub fn is_link_disabled(&self) -> bool {
         self.link_disabled.load(Ordering::SeqCst)
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn connection_closed(&self) {
+        let _ = self.open_connections.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Socket Mode connections this process holds open.
+    pub fn open_connections(&self) -> u32 {
+        self.open_connections.load(Ordering::SeqCst)
+    }
+
+    /// Another replica is known to share the channel (seen once, for the process's life).
+    pub fn peers_seen(&self) -> bool {
+        self.peers.load(Ordering::SeqCst)
+    }
+
+    /// Marks replicas as seen; true the first time.
+    pub fn mark_peers(&self) -> bool {
+        !self.peers.swap(true, Ordering::SeqCst)
     }
 
     pub fn retire_slot(&self) {

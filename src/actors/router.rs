@@ -147,6 +147,7 @@ impl RouterActor {
         let kind = event.kind();
         match addr.try_send(event) {
             Ok(()) => {}
+            Err(SendError::Closed(ThreadEvent::BotPosted(_))) => self.forget_thread(thread),
             Err(SendError::Closed(event)) => {
                 // The thread stopped (idle) before the router heard of it: read it back from
                 // Slack like any thread not held.
@@ -245,7 +246,12 @@ impl RouterActor {
         let own = m.user.as_ref() == Some(&s.identity.user_id)
             || (m.bot_id.is_some() && m.bot_id == s.identity.bot_id);
         if own {
-            self.remember_bot_message(m.ts.clone(), m.thread().clone());
+            let thread = m.thread().clone();
+            self.remember_bot_message(m.ts.clone(), thread.clone());
+            // The thread tells its own posts from another replica's.
+            if !m.is_root() && self.threads.contains_key(&thread) {
+                self.send(&thread, ThreadEvent::BotPosted(m.ts), ctx);
+            }
             return;
         }
         if m.bot_id.is_some() || m.subtype.as_deref() == Some("bot_message") {

@@ -185,6 +185,7 @@ impl SocketActor {
 
     fn drop_connection(&mut self, generation: u64, ctx: &mut Context<Self>) {
         if let Some(mut conn) = self.conns.remove(&generation) {
+            self.health.connection_closed();
             conn.sink.close();
             ctx.cancel_future(conn.stream);
         }
@@ -295,6 +296,18 @@ impl SocketActor {
                     lifetime_secs = debug_info.and_then(|d| d.approximate_connection_time),
                     "socket mode hello"
                 );
+                // Slack counts every open socket of the app: more than this process holds means
+                // another replica shares the channel.
+                if num_connections.is_some_and(|n| n > self.health.open_connections())
+                    && self.health.mark_peers()
+                {
+                    tracing::warn!(
+                        slot = self.slot,
+                        num_connections,
+                        "another process holds sockets of this app: replicas share the channel, so threads \
+                         are read from Slack before acting; set REDIS_URL to share their state instead"
+                    );
+                }
                 if self.pending == Some(generation) {
                     self.promote(generation, ctx);
                 }
@@ -462,6 +475,7 @@ impl Handler<Connect> for SocketActor {
                         last_heard: Instant::now(),
                         pings: VecDeque::new(),
                     };
+                    act.health.connection_opened();
                     act.conns.insert(generation, conn);
                     act.pending = Some(generation);
                     ctx.run_later(act.options.connect_timeout, move |act, ctx| {

@@ -55,6 +55,8 @@ pub enum ThreadEvent {
     GetHuman { user: UserId, message_ts: Ts },
     /// Someone pressed 👍 (`up`) or 👎 under one of the bot's answers.
     Feedback { user: UserId, message_ts: Ts, up: bool },
+    /// A message by the bot's user in the thread (this process's or another replica's).
+    BotPosted(Ts),
     /// Stop now (evicted).
     Stop,
 }
@@ -69,6 +71,7 @@ impl ThreadEvent {
             ThreadEvent::Reaction { .. } => "reaction",
             ThreadEvent::GetHuman { .. } => "get_human",
             ThreadEvent::Feedback { .. } => "feedback",
+            ThreadEvent::BotPosted(_) => "bot_posted",
             ThreadEvent::Stop => "stop",
         }
     }
@@ -299,6 +302,15 @@ impl ThreadActor {
             }
             Effect::WaitForAssist { secs } => {
                 ctx.run_later(Duration::from_secs(secs), |act, ctx| act.feed(Input::AssistWaitOver, ctx));
+            }
+            Effect::PeerSeen => {
+                if self.s.health.mark_peers() {
+                    tracing::warn!(
+                        thread = %root,
+                        "another process posts as this bot: replicas share the channel, so threads are read from \
+                         Slack before acting (a Slack read per turn); set REDIS_URL to share their state instead"
+                    );
+                }
             }
             Effect::Stop => ctx.stop(),
         }
@@ -540,6 +552,7 @@ fn world(s: &SharedServices) -> World<'_> {
         bot: &s.identity.user_id,
         channel_name: &s.channel_name,
         llm: s.openai.is_some(),
+        peers: s.health.peers_seen(),
         now: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     }
 }
@@ -575,6 +588,7 @@ impl Handler<ThreadEvent> for ThreadActor {
                 Input::GetHuman { user }
             }
             ThreadEvent::Feedback { user, message_ts, up } => Input::Feedback { user, message_ts, up },
+            ThreadEvent::BotPosted(ts) => Input::BotPosted(ts),
             ThreadEvent::Stop => {
                 ctx.stop();
                 return;
