@@ -47,6 +47,17 @@ pub struct CallLabel {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: String,
+}
+
+/// Buckets of the time a Web API call waits for its turn: Slack's budget is a call a second per
+/// channel, so seconds to minutes are what a burst costs.
+fn queue_histogram() -> Histogram {
+    Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
+}
+
 /// The bot's counters. Cloning shares them.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -77,6 +88,8 @@ pub struct Metrics {
     pub schedule_looks: Counter,
     /// Web API calls by method and outcome (`ok`, or the Slack error code / `http` / `network`).
     pub slack_calls: Family<CallLabel, Counter>,
+    /// How long each call waited in its method's lane (Slack's budget) before it went out.
+    pub slack_queue_seconds: Family<MethodLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -97,6 +110,7 @@ impl Default for Metrics {
             reports: Family::default(),
             schedule_looks: Counter::default(),
             slack_calls: Family::default(),
+            slack_queue_seconds: Family::new_with_constructor(queue_histogram),
         }
     }
 }
@@ -118,6 +132,12 @@ impl Metrics {
         let vote = if up { "up" } else { "down" };
         let label = FeedbackLabel { category: category.into(), vote: vote.into(), via: via.into() };
         self.feedback.get_or_create(&label).inc();
+    }
+
+    pub fn slack_queued(&self, method: &str, waited: std::time::Duration) {
+        self.slack_queue_seconds
+            .get_or_create(&MethodLabel { method: method.to_string() })
+            .observe(waited.as_secs_f64());
     }
 
     pub fn slack_call(&self, method: &str, outcome: &str) {
@@ -276,6 +296,11 @@ pub fn render(m: &Metrics, llm: &Arc<LlmMeter>, transport: Transport) -> String 
         "itbot_slack_calls",
         "Slack Web API calls, by method and outcome",
         m.slack_calls.clone(),
+    );
+    registry.register(
+        "itbot_slack_queue_seconds",
+        "Time a Slack Web API call waited for its method's budget, by method",
+        m.slack_queue_seconds.clone(),
     );
     registry.register("itbot_llm_seconds", "Time per LLM call, retries included", llm.seconds.clone());
     registry.register_collector(Box::new(TransportCollector(transport)));

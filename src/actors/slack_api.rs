@@ -333,6 +333,9 @@ impl SlackApiActor {
             }
             client.call(method, &token, &args, body).await.map(|r| (r, false))
         };
+        if p.attempts == 0 {
+            self.health.metrics.slack_queued(method, p.enqueued.elapsed());
+        }
         p.attempts += 1;
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             let elapsed_ms = started.elapsed().as_millis() as u64;

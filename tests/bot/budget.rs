@@ -3,7 +3,7 @@
 
 use futures_util::future::join_all;
 
-use crate::helpers::{spawn, Setup};
+use crate::helpers::{metric_value, spawn, Setup};
 
 #[actix_rt::test]
 async fn a_burst_of_tickets_is_answered_within_slacks_limits_without_a_single_429() {
@@ -29,4 +29,10 @@ async fn a_burst_of_tickets_is_answered_within_slacks_limits_without_a_single_42
     }
     // Six answers in one channel take a burst and then one a second: paced, never refused.
     assert_eq!(app.ws.rate_limited_calls(), 0, "the bot went past Slack's limits");
+    // The wait is what operators see: every post's time in its lane.
+    let page = app.metrics().await;
+    let posts = metric_value(&page, r#"itbot_slack_queue_seconds_count{method="chat.postMessage"}"#);
+    let waited = metric_value(&page, r#"itbot_slack_queue_seconds_sum{method="chat.postMessage"}"#);
+    assert!(posts >= problems.len() as f64, "{page}");
+    assert!(waited >= 1.0, "six posts in a second's budget waited only {waited} s in all");
 }
