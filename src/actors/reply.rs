@@ -26,7 +26,7 @@ use crate::conversation::ReplyOutcome;
 use crate::openai::{ChatMessage, Completion, OpenAiError};
 use crate::slack::client::{StreamStart, StreamStop};
 use crate::slack::format::{markdown_to_mrkdwn, neutralise_markdown, split_message, MAX_MESSAGE_CHARS};
-use crate::slack::{Blocks, ChannelId, SlackApi, Ts, UserId};
+use crate::slack::{Blocks, ChannelId, SlackApi, SlackError, Ts, UserId};
 use crate::state::{AnswerUsage, Metadata, ThreadState};
 
 /// Shortest gap between two `chat.appendStream` calls of one stream (the method is Tier 4,
@@ -213,6 +213,10 @@ impl ReplyActor {
                     tracing::debug!(thread = %r.thread_ts, ts = %ts, len, "stream started");
                     act.published += len;
                     act.stream = Stream::Open { ts, last_append: Instant::now() };
+                }
+                Err(SlackError::NoRoom { .. }) => {
+                    tracing::debug!(thread = %r.thread_ts, "the stream budget is spent now; the answer will be posted whole");
+                    act.stream = Stream::Off;
                 }
                 Err(e) => {
                     if !e.is_transient() && act.s.streaming.refuse() {

@@ -240,6 +240,20 @@ impl SlackApiActor {
         let max_queued = self.options.max_queued;
         let lane = self.lane(&key);
         lane.last_used = now;
+        if pending.call.now_or_never {
+            let room = lane.queue.is_empty()
+                && lane.paused_until.is_none_or(|until| until <= now)
+                && lane.limiter.check().is_ok();
+            if room {
+                lane.active += 1;
+                self.start(key, pending, ctx);
+            } else {
+                tracing::debug!(method = pending.call.method, "no room in the budget now; not queued");
+                let method = pending.call.method.to_string();
+                let _ = pending.reply.send(Err(SlackError::NoRoom { method }));
+            }
+            return;
+        }
         if lane.queue.len() >= max_queued {
             let depth = lane.queue.len();
             self.drop_loudly(&key, pending, "queue full", depth);

@@ -40,6 +40,9 @@ pub enum SlackError {
     /// The call was given up before Slack answered it: its queue was full or it waited too long.
     #[error("{method}: dropped: {reason}")]
     Dropped { method: String, reason: &'static str },
+    /// A call asked to go now or never found its method's budget spent (nothing was sent).
+    #[error("{method}: no room in its rate-limit budget now")]
+    NoRoom { method: String },
 }
 
 fn scope_note(needed: &Option<String>, provided: &Option<String>) -> String {
@@ -63,7 +66,7 @@ impl SlackError {
     /// Worth trying again: rate limits, server errors and network failures.
     pub fn is_transient(&self) -> bool {
         match self {
-            SlackError::RateLimited { .. } | SlackError::Transport { .. } => true,
+            SlackError::RateLimited { .. } | SlackError::Transport { .. } | SlackError::NoRoom { .. } => true,
             SlackError::Http { status, .. } => *status >= 500,
             SlackError::Api { code, .. } => matches!(
                 code.as_str(),

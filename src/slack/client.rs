@@ -36,6 +36,9 @@ pub struct Call {
     pub thread_ts: Option<Ts>,
     /// Set on thread replies: how to find the reply if an attempt may have posted it.
     pub post_check: Option<PostCheck>,
+    /// Start now, within the method's budget, or fail at once with [`SlackError::NoRoom`]
+    /// instead of waiting in its lane (for what has a cheaper alternative, such as a stream).
+    pub now_or_never: bool,
 }
 
 impl Message for Call {
@@ -45,7 +48,21 @@ impl Message for Call {
 impl Call {
     /// A call about nothing in particular (no channel, no thread).
     pub fn new(method: &'static str, args: Args, body: Body, token: TokenKind) -> Call {
-        Call { method, args, body, token, channel: None, thread_ts: None, post_check: None }
+        Call {
+            method,
+            args,
+            body,
+            token,
+            channel: None,
+            thread_ts: None,
+            post_check: None,
+            now_or_never: false,
+        }
+    }
+
+    /// The same call, started now or not at all.
+    pub fn now_or_never(self) -> Call {
+        Call { now_or_never: true, ..self }
     }
 
     /// The same call, about `channel` (and the thread `thread_ts`, if any).
@@ -488,8 +505,11 @@ impl SlackApi {
             ("recipient_team_id", json!(start.recipient_team)),
             ("markdown_text", json!(start.markdown_text)),
         ]);
+        // A stream spends a budget a third of chat.postMessage's; when it has no room now, the
+        // answer is posted whole instead of waiting for one.
         let call = Call::new("chat.startStream", a, Body::Json, TokenKind::Bot)
-            .about(start.channel, Some(start.thread_ts));
+            .about(start.channel, Some(start.thread_ts))
+            .now_or_never();
         let r = self.call(call).await?;
         ts_of(&r, "chat.startStream")
     }

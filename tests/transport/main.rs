@@ -11,8 +11,9 @@ use std::time::Duration;
 use helpers::{counter, fast_transport, fast_workspace, spawn, wait_until, Setup, TestApp};
 use itbot::actors::slack_api::{ApiOptions, Backlog, GetBacklog, SlackApiActor};
 use itbot::http::{Health, TransportStats};
-use itbot::slack::{ChannelId, SlackApi, SlackError, WebClient};
-use itbot_fakes::workspace::{Fault, Workspace, WorkspaceOptions};
+use itbot::slack::client::StreamStart;
+use itbot::slack::{ChannelId, SlackApi, SlackError, Ts, UserId, WebClient};
+use itbot_fakes::workspace::{Fault, RateLimits, Workspace, WorkspaceOptions};
 
 use actix::Actor;
 
@@ -352,6 +353,46 @@ async fn a_full_lane_drops_new_calls_loudly_instead_of_queueing_forever() {
     assert_eq!(TransportStats::get(&health.transport.dropped_calls), 1);
     assert_eq!(ws.calls_of("chat.postMessage"), 1);
     first.abort();
+}
+
+#[actix_rt::test]
+async fn a_stream_starts_now_within_its_budget_or_not_at_all() {
+    // Slack's real pacing: chat.startStream is Tier 2, 20 a minute in bursts of 4.
+    let ws = Workspace::start(WorkspaceOptions { rate_limits: RateLimits::Slack, ..fast_workspace() })
+        .await
+        .expect("workspace starts");
+    let health = Health::new();
+    let options = ApiOptions::default();
+    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
+    let actor = SlackApiActor::new(
+        client,
+        ws.bot_token().to_string().into(),
+        ws.app_token().to_string().into(),
+        options.clone(),
+        health,
+    );
+    let api = SlackApi::new(actor.start().recipient(), options.call_timeout());
+    let channel = ChannelId::from(ws.it_channel());
+    let alice = ws.user_id("alice");
+    let team = ws.team_id().to_string();
+
+    let mut outcomes = Vec::new();
+    for i in 0..6 {
+        let root = Ts::from(ws.post(&alice, ws.it_channel(), &format!("ticket {i}"), None).as_str());
+        let start = StreamStart {
+            channel: &channel,
+            thread_ts: &root,
+            recipient_user: &UserId::from(alice.as_str()),
+            recipient_team: &team,
+            markdown_text: "Looking",
+        };
+        outcomes.push(api.start_stream(start).await);
+    }
+
+    assert!(outcomes[..4].iter().all(Result::is_ok), "{outcomes:?}");
+    assert!(outcomes[4..].iter().all(|o| matches!(o, Err(SlackError::NoRoom { .. }))), "{outcomes:?}");
+    assert_eq!(ws.calls_of("chat.startStream"), 4, "a stream without room was sent or queued");
+    assert_eq!(ws.rate_limited_calls(), 0);
 }
 
 // -- Shutdown ------------------------------------------------------------------------------------
