@@ -50,6 +50,11 @@ pub const SECRET_WARNING: &str = "Heads up: your message looks like it contains 
 Please delete it and change (rotate) that credential now, since everyone in the channel can read it. \
 I've left it out of everything I process.";
 
+/// How long a follow-up waits before it is acted on without reading the thread: a process holds
+/// several sockets, and Slack delivers the events of one thread over them in no guaranteed
+/// order, so a message written just before (a person from IT answering) can arrive just after.
+pub const SETTLE_MS: u64 = 300;
+
 /// The most recent turns kept as LLM context.
 const MAX_TURNS: usize = 12;
 /// 👎s kept while a post is in flight, at most.
@@ -129,6 +134,8 @@ pub enum Input {
     Posted(Vec<Ts>),
     /// A message by the bot's user appeared in the thread (posted by this process or another).
     BotPosted(Ts),
+    /// The [`Effect::Settle`] wait is over.
+    Settled,
     /// A released LLM answer ended.
     ReplyFinished {
         id: u64,
@@ -259,12 +266,16 @@ pub enum Effect {
         id: u64,
         fallback: String,
         state: ThreadState,
+        /// The employee's message it answers (the oldest waiting employee is served first).
+        since: Option<Ts>,
     },
     /// Post `text` (mrkdwn) in the thread with `state`; answer with [`Input::Posted`].
     Post {
         text: String,
         kind: ReplyKind,
         state: ThreadState,
+        /// The employee's message it answers, if it answers one.
+        since: Option<Ts>,
     },
     /// Read the thread from Slack; answer with [`Input::ThreadRead`].
     ReadThread(Read),
@@ -289,6 +300,10 @@ pub enum Effect {
     },
     /// Another process posts as this bot: replicas share the channel.
     PeerSeen,
+    /// Deliver [`Input::Settled`] after this many milliseconds.
+    Settle {
+        ms: u64,
+    },
     /// The thread's work is over.
     Stop,
 }
@@ -380,12 +395,14 @@ pub struct Conversation {
     in_flight: Option<InFlight>,
     /// 👎s on messages not known as the bot's while a post was in flight: a quick reaction can
     /// overtake the post's HTTP response. Checked when the post returns.
-    early_reactions: Vec<(UserId, Ts)>,
+    early_reactions: Vec<(UserId, Ts, bool)>,
     /// The bot's messages seen while a post of ours was in flight: ours or another replica's,
     /// told apart when the post returns.
     unclaimed: Vec<Ts>,
     /// Another replica has posted in this thread: read it back before acting.
     shared: bool,
+    /// The employee's message the turn in progress answers (the root for the first answer).
+    answering: Option<Ts>,
     /// Feedback-button votes given in this process: message → voter → 👍.
     votes: HashMap<Ts, HashMap<UserId, bool>>,
     /// Whether this ticket was reported to outage detection yet.
@@ -398,6 +415,7 @@ impl Conversation {
     /// those).
     pub fn new(w: &World, root: Message) -> Conversation {
         let triage = w.rules.classify(root.text.expose());
+        let answering = Some(root.ts.clone());
         Conversation {
             requester: root.user.clone().unwrap_or_else(|| UserId::from("")),
             root: root.ts,
@@ -429,6 +447,7 @@ impl Conversation {
             early_reactions: Vec::new(),
             unclaimed: Vec::new(),
             shared: false,
+            answering,
             votes: HashMap::new(),
             outage_checked: false,
             outage: None,
@@ -598,6 +617,12 @@ impl Conversation {
             Input::Posted(posted) => {
                 self.posted(posted);
                 self.turn_over(w, &mut fx);
+            }
+            Input::Settled => {
+                if let Some(follow_up) = self.reading.take() {
+                    self.busy = false;
+                    self.handle_follow_up(w, follow_up, &mut fx);
+                }
             }
             Input::BotPosted(ts) => {
                 if self.own_posts.contains(&ts) {
@@ -826,7 +851,8 @@ impl Conversation {
         // The message holding the answer says what it will most likely be: the LLM's.
         let mut state = self.state(w);
         state.tried.push(note.to_string());
-        fx.push(Effect::Release { id, fallback: compose::llm_unavailable(&fallback.text), state });
+        let since = self.answering.clone();
+        fx.push(Effect::Release { id, fallback: compose::llm_unavailable(&fallback.text), state, since });
         self.in_flight = Some(InFlight { id, note: note.to_string(), fallback });
     }
 
@@ -970,7 +996,7 @@ impl Conversation {
         if kind == ReplyKind::Answer {
             self.last_answer = Some(text.clone());
         }
-        fx.push(Effect::Post { text, kind, state: self.state(w) });
+        fx.push(Effect::Post { text, kind, state: self.state(w), since: self.answering.clone() });
     }
 
     /// The running turn ended: 👎s that overtook the post count now, then queued follow-ups run.
@@ -981,9 +1007,9 @@ impl Conversation {
                 self.foreign_post(ts, fx);
             }
         }
-        for (user, ts) in std::mem::take(&mut self.early_reactions) {
+        for (user, ts, up) in std::mem::take(&mut self.early_reactions) {
             if self.bot_messages.contains(&ts) {
-                self.on_thumbs_down(w, user, fx);
+                self.on_thumb(w, user, up, fx);
             }
         }
         while !self.busy {
@@ -1005,6 +1031,7 @@ impl Conversation {
                     self.record(Ending::PersonResolved, Some(message.text.expose().to_string()), fx);
                 }
             } else if mentioned && compose::is_help_request(message.text.expose()) {
+                self.answering = Some(message.ts.clone());
                 self.post(w, compose::help_text(w.channel_name), ReplyKind::Plain, fx);
             }
             return;
@@ -1032,13 +1059,14 @@ impl Conversation {
         if quiet && !follow_up.mentioned && follow_up.outcome != Outcome::WantsHuman {
             return;
         }
-        if !self.must_read(w) {
-            self.handle_follow_up(w, follow_up, fx);
-            return;
-        }
         self.busy = true;
         self.reading = Some(follow_up);
-        fx.push(Effect::ReadThread(Read::FollowUp));
+        if self.must_read(w) {
+            fx.push(Effect::ReadThread(Read::FollowUp));
+        } else {
+            // Nothing to read: only a moment for events that overtook each other to arrive.
+            fx.push(Effect::Settle { ms: SETTLE_MS });
+        }
     }
 
     fn on_thread_read(
@@ -1154,6 +1182,7 @@ impl Conversation {
     }
 
     fn decide_follow_up(&mut self, w: &World, f: FollowUp, fx: &mut Vec<Effect>) {
+        self.answering = Some(f.message.ts.clone());
         if f.mentioned && compose::is_help_request(f.message.text.expose()) {
             self.post(w, compose::help_text(w.channel_name), ReplyKind::Plain, fx);
             return;
@@ -1271,28 +1300,31 @@ impl Conversation {
     }
 
     fn on_reaction(&mut self, w: &World, user: UserId, reaction: &str, ts: Ts, fx: &mut Vec<Effect>) {
-        if THUMBS_UP.contains(&reaction) {
-            if self.bot_messages.contains(&ts) {
-                fx.push(Effect::Count(Count::Feedback {
-                    category: self.triage.category,
-                    up: true,
-                    via: Via::Reaction,
-                }));
-            }
-            return;
-        }
-        if !THUMBS_DOWN.contains(&reaction) {
+        let up = THUMBS_UP.contains(&reaction);
+        if !up && !THUMBS_DOWN.contains(&reaction) {
             return;
         }
         if self.bot_messages.contains(&ts) {
-            self.on_thumbs_down(w, user, fx);
+            self.on_thumb(w, user, up, fx);
         } else if self.busy && self.early_reactions.len() < MAX_EARLY_REACTIONS {
-            self.early_reactions.push((user, ts));
+            self.early_reactions.push((user, ts, up));
+        }
+    }
+
+    /// A 👍 (feedback) or 👎 on one of the bot's messages.
+    fn on_thumb(&mut self, w: &World, user: UserId, up: bool, fx: &mut Vec<Effect>) {
+        if up {
+            let category = self.triage.category;
+            fx.push(Effect::Count(Count::Feedback { category, up: true, via: Via::Reaction }));
+        } else {
+            self.on_thumbs_down(w, user, fx);
         }
     }
 
     /// A 👎 on one of the bot's messages: the requester's escalates, anyone else's is feedback.
     fn on_thumbs_down(&mut self, w: &World, user: UserId, fx: &mut Vec<Effect>) {
+        // A click or reaction waits in the order it came, behind employees who wrote.
+        self.answering = None;
         fx.push(Effect::Count(Count::Feedback {
             category: self.triage.category,
             up: false,
@@ -1321,6 +1353,7 @@ impl Conversation {
         let ups = votes.values().filter(|v| **v).count() as u64;
         let downs = votes.len() as u64 - ups;
         fx.push(Effect::Count(Count::Feedback { category: self.triage.category, up, via: Via::Button }));
+        self.answering = None;
         tracing::info!(thread = %self.root, up, requester = (user == self.requester), "feedback");
         fx.push(Effect::WriteVotes { message: message_ts, up: ups, down: downs });
         if user == self.requester && !up {
@@ -1331,6 +1364,7 @@ impl Conversation {
     }
 
     fn on_get_human(&mut self, w: &World, user: UserId, fx: &mut Vec<Effect>) {
+        self.answering = None;
         if user == self.requester {
             self.escalate(w, Trigger::Button, fx);
             return;
@@ -1478,6 +1512,7 @@ mod tests {
                             read: *read,
                             messages: Some(self.slack_thread.clone()),
                         }),
+                        Effect::Settle { .. } => pending.push_back(Input::Settled),
                         Effect::Post { .. } => {
                             let ts = self.ts();
                             self.last_bot = Some(ts.clone());
@@ -1953,8 +1988,10 @@ mod tests {
                 mentioned: false,
             },
         );
-        assert_eq!(posts(&fx).len(), 1, "{fx:?}");
-        // A second follow-up while the first answer is being posted: nothing yet.
+        // With one replica nothing is read: the follow-up waits a moment for events that
+        // overtook each other on different sockets.
+        assert_eq!(fx, vec![Effect::Settle { ms: SETTLE_MS }]);
+        // A second follow-up meanwhile: nothing yet.
         let fx = d.c.on(
             &w,
             Input::Reply {
@@ -1963,9 +2000,11 @@ mod tests {
             },
         );
         assert!(fx.is_empty());
-        let fx = d.send(Input::Posted(vec![Ts::from("1700000003.000009")]));
+        let fx = d.send(Input::Settled);
         let posted = posts(&fx);
-        assert_eq!(posted, vec![(compose::closing(), ReplyKind::Plain)]);
+        assert_eq!(posted.len(), 2, "{posted:?}");
+        assert!(posted[0].0.contains("different approach"), "{posted:?}");
+        assert_eq!(posted[1], (compose::closing(), ReplyKind::Plain));
         assert_eq!(d.phase(), Phase::Resolved);
         assert!(!d.c.in_flight());
     }

@@ -211,6 +211,9 @@ impl OutageActor {
         let metadata = ping_metadata(&o);
         let (slack, channel, bot) = (self.slack.clone(), self.channel.clone(), self.bot.clone());
         let thread = first.clone();
+        // The ping answers the report that made it an outage: it waits for the channel's budget
+        // in that employee's place, ahead of the answer telling them it is known.
+        let since = o.threads.last().cloned();
         let fut = async move {
             let ts = match known {
                 Some(ts) => ts,
@@ -224,8 +227,9 @@ impl OutageActor {
                     match earlier {
                         Some(m) => m.message.ts,
                         None => {
-                            let ts =
-                                slack.post_message(&channel, Some(&thread), &text, Some(&metadata)).await?;
+                            let ts = slack
+                                .post_answer(&channel, &thread, &text, None, Some(&metadata), since.as_ref())
+                                .await?;
                             return Ok((ts, true));
                         }
                     }

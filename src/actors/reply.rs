@@ -71,6 +71,8 @@ pub struct Release {
     pub metadata: ThreadState,
     /// mrkdwn posted instead when the LLM fails.
     pub fallback: String,
+    /// The employee's message it answers: posts wait in the order employees wrote.
+    pub since: Option<Ts>,
 }
 
 impl Message for Release {
@@ -439,7 +441,7 @@ async fn post_whole(slack: &SlackApi, r: &Release, mrkdwn: &str) -> Vec<Ts> {
         let metadata = is_last.then(|| Metadata::from(r.metadata.clone()));
         // `post_blocks` tags the post so a retried call cannot post it twice.
         match slack
-            .post_blocks(&r.channel, Some(&r.thread_ts), part, blocks.as_ref(), metadata.as_ref())
+            .post_answer(&r.channel, &r.thread_ts, part, blocks.as_ref(), metadata.as_ref(), r.since.as_ref())
             .await
         {
             Ok(ts) => posted.push(ts),

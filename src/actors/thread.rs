@@ -258,7 +258,7 @@ impl ThreadActor {
                     reply.do_send(Cancel);
                 }
             }
-            Effect::Release { id, fallback, state } => {
+            Effect::Release { id, fallback, state, since } => {
                 match self.reply.as_ref().filter(|(rid, _)| *rid == id) {
                     Some((_, reply)) => reply.do_send(Release {
                         channel,
@@ -268,11 +268,12 @@ impl ThreadActor {
                         actions: Some(compose::answer_actions(&root)),
                         metadata: state,
                         fallback,
+                        since,
                     }),
                     None => tracing::error!(thread = %root, id, "no LLM answer to release"),
                 }
             }
-            Effect::Post { text, kind, state } => self.post(text, kind, state, ctx),
+            Effect::Post { text, kind, state, since } => self.post(text, kind, state, since, ctx),
             Effect::ReadThread(read) => {
                 let fut = async move { slack.thread_messages(&channel, &root).await };
                 ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
@@ -299,6 +300,9 @@ impl ThreadActor {
             Effect::WriteVotes { message, up, down } => {
                 self.votes.entry(message.clone()).or_default().here = VoteCounts { up, down };
                 self.write_votes(message, ctx);
+            }
+            Effect::Settle { ms } => {
+                ctx.run_later(Duration::from_millis(ms), |act, ctx| act.feed(Input::Settled, ctx));
             }
             Effect::WaitForAssist { secs } => {
                 ctx.run_later(Duration::from_secs(secs), |act, ctx| act.feed(Input::AssistWaitOver, ctx));
@@ -407,7 +411,14 @@ impl ThreadActor {
     }
 
     /// Posts `text` in the thread (split if long; the buttons and the state on the last part).
-    fn post(&mut self, text: String, kind: ReplyKind, state: ThreadState, ctx: &mut Context<Self>) {
+    fn post(
+        &mut self,
+        text: String,
+        kind: ReplyKind,
+        state: ThreadState,
+        since: Option<Ts>,
+        ctx: &mut Context<Self>,
+    ) {
         let slack = self.s.slack.clone();
         let (channel, thread) = (self.channel.clone(), self.root().clone());
         let metadata = Metadata::from(state);
@@ -420,7 +431,8 @@ impl ThreadActor {
                 let blocks =
                     (is_last && kind == ReplyKind::Answer).then(|| compose::answer_blocks(&part, &thread));
                 let meta = is_last.then_some(&metadata);
-                posted.push(slack.post_blocks(&channel, Some(&thread), &part, blocks.as_ref(), meta).await?);
+                let since = since.as_ref();
+                posted.push(slack.post_answer(&channel, &thread, &part, blocks.as_ref(), meta, since).await?);
             }
             Ok::<_, SlackError>(posted)
         };

@@ -36,6 +36,9 @@ pub struct Call {
     pub thread_ts: Option<Ts>,
     /// Set on thread replies: how to find the reply if an attempt may have posted it.
     pub post_check: Option<PostCheck>,
+    /// The employee's message this call answers: a lane serves the oldest waiting employee first
+    /// (calls without one wait in the order they came).
+    pub since: Option<Ts>,
     /// Start now, within the method's budget, or fail at once with [`SlackError::NoRoom`]
     /// instead of waiting in its lane (for what has a cheaper alternative, such as a stream).
     pub now_or_never: bool,
@@ -56,6 +59,7 @@ impl Call {
             channel: None,
             thread_ts: None,
             post_check: None,
+            since: None,
             now_or_never: false,
         }
     }
@@ -311,6 +315,23 @@ impl SlackApi {
         metadata: Option<&Metadata>,
     ) -> Result<Ts, SlackError> {
         let r = self.call(post_call(channel, thread_ts, text, blocks, metadata)).await?;
+        ts_of(&r, "chat.postMessage")
+    }
+
+    /// Posts an answer to the employee's message `since` in its thread: when the channel's
+    /// budget makes posts wait, the oldest waiting employee is answered first.
+    pub async fn post_answer(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &Ts,
+        text: &str,
+        blocks: Option<&Blocks>,
+        metadata: Option<&Metadata>,
+        since: Option<&Ts>,
+    ) -> Result<Ts, SlackError> {
+        let call =
+            Call { since: since.cloned(), ..post_call(channel, Some(thread_ts), text, blocks, metadata) };
+        let r = self.call(call).await?;
         ts_of(&r, "chat.postMessage")
     }
 

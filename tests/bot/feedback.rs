@@ -118,6 +118,13 @@ async fn thumbs_reactions_on_answers_count_as_feedback_by_category() {
     let app = spawn(Setup::default()).await;
     let (root, answer) = ticket(&app, "alice", "zoom can't share my screen").await;
     let [bob, carol] = ["bob", "carol"].map(|n| app.ws.user_id(n));
+    // People react once they see the answer: by then the bot has heard of its own post (a
+    // reaction within milliseconds could overtake that event, and a 👍 is not looked up).
+    crate::common::wait_on(&app.ws, "the bot to hear of its answer", || {
+        let idle = app.ws.pending_deliveries() == 0 && app.ws.queued_events() == 0;
+        async move { idle.then_some(()) }
+    })
+    .await;
 
     app.ws.react(&bob, &app.it(), &answer, "+1");
     app.ws.react(&carol, &app.it(), &answer, "-1");
