@@ -6,6 +6,7 @@ mod common;
 mod helpers;
 mod soak;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use helpers::{counter, fast_transport, fast_workspace, spawn, wait_until, Setup, TestApp};
@@ -320,21 +321,30 @@ async fn a_hung_post_times_out_and_is_sent_again_once() {
     assert_eq!(app.ws.calls_of("chat.postMessage"), 3, "the hung one, the answer, the control answer");
 }
 
-#[actix_rt::test]
-async fn a_full_lane_drops_new_calls_loudly_instead_of_queueing_forever() {
-    let ws = Workspace::start(fast_workspace()).await.expect("workspace starts");
-    let health = Health::new();
-    let options = ApiOptions { max_queued: 1, ..fast_transport().api };
+/// The Web API actor alone against `ws` (no bot around it), and the client that calls through it.
+fn api_on(
+    ws: &Workspace,
+    options: &ApiOptions,
+    health: Arc<Health>,
+) -> (SlackApi, actix::Addr<SlackApiActor>) {
     let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
     let actor = SlackApiActor::new(
         client,
         ws.bot_token().to_string().into(),
         ws.app_token().to_string().into(),
         options.clone(),
-        health.clone(),
-    );
-    let transport = actor.start();
-    let api = SlackApi::new(transport.clone().recipient(), options.call_timeout());
+        health,
+    )
+    .start();
+    (SlackApi::new(actor.clone().recipient(), options.call_timeout()), actor)
+}
+
+#[actix_rt::test]
+async fn a_full_lane_drops_new_calls_loudly_instead_of_queueing_forever() {
+    let ws = Workspace::start(fast_workspace()).await.expect("workspace starts");
+    let health = Health::new();
+    let options = ApiOptions { max_queued: 1, ..fast_transport().api };
+    let (api, transport) = api_on(&ws, &options, health.clone());
     let channel = ChannelId::from(ws.it_channel());
     ws.inject("chat.postMessage", Fault::RateLimited { retry_after_secs: 30 });
 
@@ -363,15 +373,7 @@ async fn a_stream_starts_now_within_its_budget_or_not_at_all() {
         .expect("workspace starts");
     let health = Health::new();
     let options = ApiOptions::default();
-    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
-    let actor = SlackApiActor::new(
-        client,
-        ws.bot_token().to_string().into(),
-        ws.app_token().to_string().into(),
-        options.clone(),
-        health,
-    );
-    let api = SlackApi::new(actor.start().recipient(), options.call_timeout());
+    let (api, _actor) = api_on(&ws, &options, health);
     let channel = ChannelId::from(ws.it_channel());
     let alice = ws.user_id("alice");
     let team = ws.team_id().to_string();
@@ -403,16 +405,7 @@ async fn posts_waiting_for_the_channels_budget_go_out_oldest_employee_first() {
         .expect("workspace starts");
     let health = Health::new();
     let options = fast_transport().api;
-    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
-    let actor = SlackApiActor::new(
-        client,
-        ws.bot_token().to_string().into(),
-        ws.app_token().to_string().into(),
-        options.clone(),
-        health,
-    );
-    let transport = actor.start();
-    let api = SlackApi::new(transport.clone().recipient(), options.call_timeout());
+    let (api, transport) = api_on(&ws, &options, health);
     let channel = ChannelId::from(ws.it_channel());
     let root = Ts::from(ws.post(&ws.user_id("alice"), ws.it_channel(), "a ticket", None).as_str());
     // The channel's lane is paused by a 429, so the answers below wait together.
