@@ -1,9 +1,10 @@
 //! Server-sent events from a streamed Chat Completion: the byte-level decoder and the chunk
 //! reader. Pure code, fed with whatever pieces the network delivers.
 //!
-//! Shapes follow the recordings in `protocol/fixtures/openai/stream.*.sse`: a first chunk with
-//! `delta.role`, content chunks, a chunk with `finish_reason`, then (with `include_usage`) a chunk
-//! whose `choices` is empty and which carries `usage`, then `data: [DONE]`. Unknown fields
+//! Shapes follow OpenAI's documented stream (our samples: `tests/fixtures/openai/stream.*.sse`):
+//! a first chunk with `delta.role`, content chunks, a chunk with `finish_reason`, then (with
+//! `include_usage`) a chunk whose `choices` is empty and which carries `usage`, then
+//! `data: [DONE]`. Unknown fields
 //! (`obfuscation`, `service_tier`, …) are ignored; `usage: null` on other chunks is accepted.
 
 use serde::Deserialize;

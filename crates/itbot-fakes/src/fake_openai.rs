@@ -1,5 +1,5 @@
 //! A fake OpenAI Chat Completions server on loopback (`POST /v1/chat/completions`, plain and
-//! streamed), shaped like the recorded responses in `protocol/fixtures/openai/`.
+//! streamed), shaped like the documented responses (our samples: `tests/fixtures/openai/`).
 //!
 //! It owns the recorded requests, the queue of errors to serve next, and the reply to give.
 //! Without a fixed reply it answers deterministically from the request (a short Markdown answer

@@ -3,7 +3,8 @@
 //!
 //! It owns the workspace's channels, users and messages, the open Socket Mode connections, the
 //! event deliveries waiting for an ack, and the faults queued for the next Web API calls. Shapes
-//! follow `protocol/REFERENCE.md` §1–3 and the fixtures, so a bot cannot tell it from real Slack.
+//! follow Slack's documented behaviour (our samples: `tests/fixtures/slack/`), so a bot cannot
+//! tell it from real Slack.
 //! Sync methods may be called from any thread; timers run on a driver task spawned by `start`.
 
 use std::cmp::Reverse;
