@@ -86,6 +86,9 @@ pub struct Metrics {
     /// Times the weekly schedule compared the clock with its next slot: shows the schedule is
     /// alive, and lets tests see that it has looked.
     pub schedule_looks: Counter,
+    /// How each new ticket's requester was shown that the bot had their message, by kind
+    /// (`status`, `reaction`, `private_note`, or `none` when Slack refused every one).
+    pub acknowledgements: Family<KindLabel, Counter>,
     /// Web API calls by method and outcome (`ok`, or the Slack error code / `http` / `network`).
     pub slack_calls: Family<CallLabel, Counter>,
     /// How long each call waited in its method's lane (Slack's budget) before it went out.
@@ -109,6 +112,7 @@ impl Default for Metrics {
             outages: Counter::default(),
             reports: Family::default(),
             schedule_looks: Counter::default(),
+            acknowledgements: Family::default(),
             slack_calls: Family::default(),
             slack_queue_seconds: Family::new_with_constructor(queue_histogram),
         }
@@ -122,6 +126,10 @@ impl Metrics {
 
     pub fn ticket(&self, category: &str) {
         self.tickets.get_or_create(&CategoryLabel { category: category.to_string() }).inc();
+    }
+
+    pub fn acknowledgement(&self, kind: &str) {
+        self.acknowledgements.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
     }
 
     pub fn escalation(&self, trigger: &str) {
@@ -291,6 +299,11 @@ pub fn render(m: &Metrics, llm: &Arc<LlmMeter>, transport: Transport) -> String 
         "itbot_schedule_looks",
         "Times the weekly report schedule looked at the clock",
         m.schedule_looks.clone(),
+    );
+    registry.register(
+        "itbot_acknowledgements",
+        "How new tickets' requesters were shown the bot had their message, by kind",
+        m.acknowledgements.clone(),
     );
     registry.register(
         "itbot_slack_calls",

@@ -292,9 +292,10 @@ impl Bot {
             std::thread::spawn(move || tokenizer.warm_up());
         }
 
+        // The backfill yields Slack's read budget to every live answer.
         let tickets = TicketIndexActor::new(
             config.settings.history.max_tickets,
-            slack.clone(),
+            slack.background(),
             rules.clone(),
             BackfillPlan {
                 channel: channel.clone(),

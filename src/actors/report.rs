@@ -92,8 +92,9 @@ impl ReportActor {
         async move {
             let since = until - i64::from(days) * 86_400;
             let h = &s.settings.history;
+            // Reading the channel yields Slack's read budget to every live answer.
             let read = crate::report::collect(
-                &s.slack,
+                &s.slack.background(),
                 &s.channel,
                 &s.identity.user_id,
                 &s.rules,
@@ -186,7 +187,7 @@ async fn weekly_posted(s: &SharedServices, slot: i64) -> Result<bool, SlackError
             cursor: cursor.take(),
             with_metadata: true,
         };
-        let page = s.slack.history(&s.channel, &query).await?;
+        let page = s.slack.background().history(&s.channel, &query).await?;
         let found = page.messages.iter().any(|m| {
             m.message.user.as_ref() == Some(&s.identity.user_id)
                 && matches!(&m.metadata, Some(Metadata::ReportPost(r)) if r.slot == Some(slot))

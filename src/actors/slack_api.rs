@@ -5,9 +5,11 @@
 //!
 //! Calls wait in *lanes*: one per method, and for `chat.postMessage` one per channel (Slack allows
 //! about one post per second per channel). Each lane has its own `governor` limiter, its own 429
-//! pause and its own bounded queue, so a rate-limited method never delays another one. A call
-//! that cannot be queued, or waits longer than its deadline, is dropped loudly: an error log with
-//! its ids, the `dropped_calls` counter, and a [`SlackError::Dropped`] to the caller.
+//! pause and its own bounded queue, so a rate-limited method never delays another one.
+//! Within a lane the oldest waiting employee goes first; background work (the startup backfill, a
+//! report's reading) starts only when no one waits, and takes at most half of the lane's rate. A
+//! call that cannot be queued, or waits longer than its deadline, is dropped loudly: a log line
+//! with its ids, the `dropped_calls` counter, and a [`SlackError::Dropped`] to the caller.
 //!
 //! A thread reply that may have reached Slack although the answer was lost (timeout, 5xx) is
 //! looked up in the thread (by the `post_id` in its metadata) before it is sent again, so a slow
@@ -144,6 +146,14 @@ impl Tier {
         // `period` is at least 1 ns, so a quota exists; the fallback only satisfies the type.
         Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst)
     }
+
+    /// The share of this tier that background work may take: half the rate, no burst.
+    pub fn background_quota(self, factor: u32) -> Quota {
+        let (per_minute, _) = self.rate();
+        let per_minute = (u64::from(per_minute) * u64::from(factor.max(1)) / 2).max(1);
+        let period = Duration::from_nanos((60_000_000_000 / per_minute).max(1));
+        Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+    }
 }
 
 /// A lane: one method, or `chat.postMessage` in one channel.
@@ -164,6 +174,9 @@ impl LaneKey {
 
 struct Lane {
     limiter: DefaultDirectRateLimiter,
+    /// Background calls also pass this one: half the lane's rate, one at a time, so work no one
+    /// waits for leaves room for what someone does.
+    background: DefaultDirectRateLimiter,
     /// Set by a 429: nothing in this lane starts before then.
     paused_until: Option<Instant>,
     queue: VecDeque<Pending>,
@@ -225,6 +238,7 @@ impl SlackApiActor {
         let factor = self.options.pace_factor;
         self.lanes.entry(key.clone()).or_insert_with(|| Lane {
             limiter: RateLimiter::direct(Tier::of(key.method).quota(factor)),
+            background: RateLimiter::direct(Tier::of(key.method).background_quota(factor)),
             paused_until: None,
             queue: VecDeque::new(),
             wake: None,
@@ -305,12 +319,23 @@ impl SlackApiActor {
                 }
                 lane.paused_until = None;
             }
+            // The oldest waiting employee first (the first asked among equals); background work
+            // only when no one waits, and within its own share of the budget.
+            let oldest = |background: bool| {
+                (0..lane.queue.len())
+                    .filter(|i| lane.queue[*i].call.background == background)
+                    .min_by(|a, b| lane.queue[*a].order.total_cmp(&lane.queue[*b].order).then(a.cmp(b)))
+            };
+            let Some(next) = oldest(false).or_else(|| oldest(true)) else { break };
+            if lane.queue[next].call.background {
+                if let Err(not_until) = lane.background.check() {
+                    wake_at = Some(now + not_until.wait_time_from(lane.background.clock().now()));
+                    break;
+                }
+            }
             match lane.limiter.check() {
                 Ok(()) => {
-                    // The oldest waiting employee first (the first asked among equals).
-                    let next = (0..lane.queue.len())
-                        .min_by(|a, b| lane.queue[*a].order.total_cmp(&lane.queue[*b].order).then(a.cmp(b)));
-                    if let Some(p) = next.and_then(|i| lane.queue.remove(i)) {
+                    if let Some(p) = lane.queue.remove(next) {
                         lane.active += 1;
                         ready.push(p);
                     }
@@ -492,17 +517,33 @@ impl SlackApiActor {
         let total = TransportStats::bump(&self.health.transport.dropped_calls);
         let channel = key.channel.as_deref().unwrap_or("");
         let thread_ts = p.call.thread_ts.as_ref().map(|t| t.as_str()).unwrap_or("");
-        tracing::error!(
-            method = p.call.method,
-            call = p.id,
-            channel,
-            thread_ts,
-            queued = depth,
-            waited_ms = p.enqueued.elapsed().as_millis() as u64,
-            dropped_calls_total = total,
-            reason,
-            "slack call dropped"
-        );
+        // A status or a marker is worthless when late, and no one waits for background work: a
+        // warning. Anything else was meant for a person: an error.
+        if is_cosmetic(p.call.method) || p.call.background {
+            tracing::warn!(
+                method = p.call.method,
+                call = p.id,
+                channel,
+                thread_ts,
+                queued = depth,
+                waited_ms = p.enqueued.elapsed().as_millis() as u64,
+                dropped_calls_total = total,
+                reason,
+                "slack call dropped"
+            );
+        } else {
+            tracing::error!(
+                method = p.call.method,
+                call = p.id,
+                channel,
+                thread_ts,
+                queued = depth,
+                waited_ms = p.enqueued.elapsed().as_millis() as u64,
+                dropped_calls_total = total,
+                reason,
+                "slack call dropped"
+            );
+        }
         let _ = p.reply.send(Err(SlackError::Dropped { method: p.call.method.to_string(), reason }));
     }
 

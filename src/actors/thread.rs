@@ -103,6 +103,10 @@ pub struct Drain;
 const CLASSIFY_PROMPT_TOKENS: u64 = 120;
 /// How long the past-ticket index and outage detection may take to answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The thread status while an answer is prepared.
+const STATUS: &str = "is looking into it...";
+/// The private note that stands in for the status when a burst has used its budget and the 👀's.
+const ACK_NOTE: &str = "Got it. I'm looking into this and will reply in this thread shortly.";
 
 pub struct ThreadActor {
     s: SharedServices,
@@ -208,9 +212,16 @@ impl ThreadActor {
         let (slack, channel, root) = (self.s.slack.clone(), self.channel.clone(), self.root().clone());
         match effect {
             Effect::SetStatus => {
+                let requester = self.conversation.requester().clone();
+                let metrics = self.s.health.metrics.clone();
                 actix_rt::spawn(async move {
-                    if let Err(e) = slack.set_status(&channel, &root, "is looking into it...").await {
-                        tracing::debug!(error = %e, "status indicator not set");
+                    let sign = slack.acknowledge(&channel, &root, &requester, STATUS, ACK_NOTE).await;
+                    match sign {
+                        Ok(sign) => metrics.acknowledgement(sign.as_str()),
+                        Err(e) => {
+                            metrics.acknowledgement("none");
+                            tracing::debug!(error = %e, "no sign of life shown");
+                        }
                     }
                 });
             }

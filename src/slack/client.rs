@@ -42,6 +42,9 @@ pub struct Call {
     /// Start now, within the method's budget, or fail at once with [`SlackError::NoRoom`]
     /// instead of waiting in its lane (for what has a cheaper alternative, such as a stream).
     pub now_or_never: bool,
+    /// Work no one is waiting for (the startup backfill, a report's reading): it goes after
+    /// every call a person waits for, and takes at most half of its method's budget.
+    pub background: bool,
 }
 
 impl Message for Call {
@@ -61,6 +64,7 @@ impl Call {
             post_check: None,
             since: None,
             now_or_never: false,
+            background: false,
         }
     }
 
@@ -196,21 +200,48 @@ pub struct StreamStop<'a> {
     pub metadata: Option<&'a Metadata>,
 }
 
+/// Which sign of life [`SlackApi::acknowledge`] gave the requester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    Status,
+    Reaction,
+    PrivateNote,
+}
+
+impl Sign {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sign::Status => "status",
+            Sign::Reaction => "reaction",
+            Sign::PrivateNote => "private_note",
+        }
+    }
+}
+
 /// The typed Web API over a transport that takes [`Call`]s.
 #[derive(Clone)]
 pub struct SlackApi {
     transport: Recipient<Call>,
     /// A backstop: the transport answers every call by its deadline, this only guards a stuck one.
     call_timeout: Duration,
+    /// Every call is [`Call::background`].
+    background: bool,
 }
 
 impl SlackApi {
     /// Calls go to `transport`; one that has no answer after `call_timeout` fails.
     pub fn new(transport: Recipient<Call>, call_timeout: Duration) -> SlackApi {
-        SlackApi { transport, call_timeout }
+        SlackApi { transport, call_timeout, background: false }
     }
 
-    async fn call(&self, call: Call) -> Result<ApiResponse, SlackError> {
+    /// The same API for work no one waits for: its calls yield the budget to every call a
+    /// person waits for (see [`Call::background`]).
+    pub fn background(&self) -> SlackApi {
+        SlackApi { background: true, ..self.clone() }
+    }
+
+    async fn call(&self, mut call: Call) -> Result<ApiResponse, SlackError> {
+        call.background |= self.background;
         let method = call.method;
         self.transport.send(call).timeout(self.call_timeout).await.unwrap_or_else(|e| {
             Err(SlackError::Transport {
@@ -506,6 +537,44 @@ impl SlackApi {
         let call = Call::new("assistant.threads.setStatus", a, Body::Json, TokenKind::Bot)
             .about(channel, Some(thread_ts));
         self.call(call).await.map(drop)
+    }
+
+    /// Shows the requester at once that their message was seen, in whichever of Slack's budgets
+    /// has room now: the thread status (its own Tier 3 budget), else a 👀 on their post
+    /// (`reactions.add`, another Tier 3 budget), else a private note in the thread
+    /// (`chat.postEphemeral`, Tier 4, queued). In a burst, the first two share the load; nothing
+    /// waits behind the status's budget for a sign that is worthless when late.
+    pub async fn acknowledge(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &Ts,
+        requester: &UserId,
+        status: &str,
+        note: &str,
+    ) -> Result<Sign, SlackError> {
+        let a = args([
+            ("channel_id", json!(channel)),
+            ("thread_ts", json!(thread_ts)),
+            ("status", json!(status)),
+        ]);
+        let call = Call::new("assistant.threads.setStatus", a, Body::Json, TokenKind::Bot)
+            .about(channel, Some(thread_ts))
+            .now_or_never();
+        match self.call(call).await {
+            Ok(_) => return Ok(Sign::Status),
+            Err(SlackError::NoRoom { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let a = args([("channel", json!(channel)), ("timestamp", json!(thread_ts)), ("name", json!("eyes"))]);
+        let call =
+            Call::new("reactions.add", a, Body::Json, TokenKind::Bot).about(channel, None).now_or_never();
+        match self.call(call).await {
+            Ok(_) => return Ok(Sign::Reaction),
+            Err(e) if e.code() == Some("already_reacted") => return Ok(Sign::Reaction),
+            Err(SlackError::NoRoom { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.post_ephemeral(channel, requester, Some(thread_ts), note).await.map(|()| Sign::PrivateNote)
     }
 
     pub async fn add_reaction(&self, channel: &ChannelId, ts: &Ts, name: &str) -> Result<(), SlackError> {

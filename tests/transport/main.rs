@@ -441,6 +441,56 @@ async fn posts_waiting_for_the_channels_budget_go_out_oldest_employee_first() {
     );
 }
 
+#[actix_rt::test]
+async fn background_reads_yield_the_read_budget_to_a_read_someone_waits_for() {
+    let ws = Workspace::start(WorkspaceOptions { assist_enabled: false, ..fast_workspace() })
+        .await
+        .expect("workspace starts");
+    let (api, transport) = api_on(&ws, &fast_transport().api, Health::new());
+    let channel = ChannelId::from(ws.it_channel());
+    let roots: Vec<Ts> = (0..4)
+        .map(|i| {
+            Ts::from(ws.post(&ws.user_id("alice"), ws.it_channel(), &format!("ticket {i}"), None).as_str())
+        })
+        .collect();
+    let read = |api: SlackApi, root: &Ts| {
+        let (channel, root) = (channel.clone(), root.clone());
+        actix_rt::spawn(async move { api.thread_messages(&channel, &root).await.map(|m| m.len()) })
+    };
+    let queued = |n: usize| {
+        let transport = transport.clone();
+        move || {
+            let transport = transport.clone();
+            async move { (transport.send(GetBacklog).await.ok()?.queued == n).then_some(()) }
+        }
+    };
+    // The backfill's first read draws a 429: the lane pauses, and what follows waits together.
+    ws.inject("conversations.replies", Fault::RateLimited { retry_after_secs: 1 });
+    let backfill = api.background();
+    let first = read(backfill.clone(), &roots[0]);
+    helpers::wait_for("the first background read to wait out its 429", queued(1)).await;
+    let more = [read(backfill.clone(), &roots[1]), read(backfill, &roots[2])];
+    helpers::wait_for("two more background reads to queue", queued(3)).await;
+    let live = read(api, &roots[3]);
+    helpers::wait_for("the live read to queue behind them", queued(4)).await;
+
+    assert_eq!(live.await.expect("joined").expect("read"), 1);
+    for r in more {
+        assert_eq!(r.await.expect("joined").expect("read"), 1);
+    }
+    assert_eq!(first.await.expect("joined").expect("read"), 1);
+
+    let order: Vec<String> = ws
+        .api_calls()
+        .into_iter()
+        .filter(|c| c.method == "conversations.replies")
+        .filter_map(|c| c.params.get("ts").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    let r = |i: usize| roots[i].as_str().to_string();
+    // The refused read, then the live one although it asked last, then the backfill in order.
+    assert_eq!(order, [r(0), r(3), r(0), r(1), r(2)]);
+}
+
 // -- Shutdown ------------------------------------------------------------------------------------
 
 #[actix_rt::test]

@@ -142,6 +142,10 @@ pub struct ApiCall {
     pub token_kind: Option<&'static str>,
     /// Query, form or JSON parameters, merged (body wins).
     pub params: Map<String, Value>,
+    /// When the workspace received it, in µs since the Unix epoch (the clock of message `ts`).
+    pub at_us: u128,
+    /// Refused with 429 for being over its rate limit.
+    pub rate_limited: bool,
 }
 
 /// A fault served to the next call of a Web API method instead of (or before) normal handling.
@@ -1927,16 +1931,20 @@ async fn web_api(
             "unknown"
         }
     });
-    let fault = {
+    let (fault, call_index) = {
         let mut st = inner.lock();
+        let at_us = now_micros() + st.skew_micros;
         st.api_calls.push(ApiCall {
             method: method.clone(),
             http_method: req.method().to_string(),
             content_type: parsed.content_type.clone(),
             token_kind,
             params: parsed.params.clone(),
+            at_us,
+            rate_limited: false,
         });
-        st.faults.get_mut(&method).and_then(VecDeque::pop_front)
+        let index = st.api_calls.len() - 1;
+        (st.faults.get_mut(&method).and_then(VecDeque::pop_front), index)
     };
     tracing::debug!(method = %method, http = %req.method(), "web api call");
     let late = match &fault {
@@ -1967,7 +1975,16 @@ async fn web_api(
         return json_response(StatusCode::OK, &body, None);
     }
     let channel = parsed.params.get("channel").and_then(Value::as_str).map(str::to_string);
-    let spent = inner.lock().spend(inner.opts.rate_limits, &method, channel.as_deref());
+    let spent = {
+        let mut st = inner.lock();
+        let spent = st.spend(inner.opts.rate_limits, &method, channel.as_deref());
+        if spent.is_err() {
+            if let Some(call) = st.api_calls.get_mut(call_index) {
+                call.rate_limited = true;
+            }
+        }
+        spent
+    };
     if let Err(retry_after_secs) = spent {
         tracing::debug!(method = %method, retry_after_secs, "web api call over its rate limit");
         return HttpResponse::TooManyRequests()

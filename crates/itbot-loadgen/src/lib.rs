@@ -67,6 +67,18 @@ pub enum Load {
     Concurrency(usize),
 }
 
+/// What the employees write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mix {
+    /// 70% technical (4 in 7 fail once then work, 2 in 7 work at once, 1 in 7 get a 👎), 15%
+    /// access and 15% change requests.
+    Standard,
+    /// Every ticket technical, with one "still not working" after the first answer: the load that
+    /// spends the most of a channel's budget per ticket (two answers each).
+    OneFollowUp,
+}
+
 /// LLM prices in US dollars per million tokens.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Price {
@@ -86,6 +98,7 @@ impl Default for Price {
 pub struct LoadOptions {
     pub bot: BotProcess,
     pub load: Load,
+    pub mix: Mix,
     /// New tickets stop after this long…
     pub duration: Duration,
     /// …or after this many, whichever comes first.
@@ -110,6 +123,7 @@ impl Default for LoadOptions {
         LoadOptions {
             bot: BotProcess::InProcess { pace_factor: 1000 },
             load: Load::Rate(100.0),
+            mix: Mix::Standard,
             duration: Duration::from_secs(30),
             max_tickets: None,
             llm_latency: Some(Duration::ZERO),
@@ -179,6 +193,19 @@ impl std::fmt::Display for Summary {
             self.p50_ms, self.p99_ms, self.max_ms, self.mean_ms, self.count
         )
     }
+}
+
+/// How soon each employee saw that the bot had their message: the first of the thread status,
+/// the 👀 reaction, a private note or a reply, from the post's `ts`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FirstSign {
+    pub summary: Summary,
+    /// Tickets whose first sign came later than a second.
+    pub over_1s: usize,
+    /// Tickets with no sign at all (not even an answer).
+    pub never: usize,
+    /// Which kind came first, per ticket.
+    pub by_kind: BTreeMap<String, usize>,
 }
 
 /// Web API use during the run (startup calls excluded).
@@ -282,6 +309,15 @@ pub struct Report {
     pub overhead_first_answer: Summary,
     pub overhead_follow_up: Summary,
     pub overhead_reaction: Summary,
+    /// What the employee waits, step → reply (LLM and Assist included), by kind of turn.
+    pub wait_first_answer: Summary,
+    pub wait_follow_up: Summary,
+    pub wait_reaction: Summary,
+    /// From the first ticket's post to the last first answer.
+    pub first_answers_done_secs: f64,
+    pub first_sign: FirstSign,
+    /// Web API calls the workspace refused with 429 during the run.
+    pub rate_limited_calls: usize,
     pub api: ApiUse,
     pub llm: Option<LlmUse>,
     pub memory: Memory,
@@ -307,8 +343,16 @@ impl std::fmt::Display for Report {
         };
         writeln!(
             f,
-            "itbot-loadgen: bot {}, {}, {llm}, Assist after {} ms, think {} ms, Slack pacing x{}",
-            self.bot, self.load, self.assist_delay_ms, self.think_ms, self.pace_factor
+            "itbot-loadgen: bot {}, {}, {llm}, Assist after {} ms, think {} ms, {}",
+            self.bot,
+            self.load,
+            self.assist_delay_ms,
+            self.think_ms,
+            if self.pace_factor == 1 {
+                "Slack's real rate limits".to_string()
+            } else {
+                format!("Slack's rate limits RELAXED x{} (not Slack)", self.pace_factor)
+            }
         )?;
         writeln!(
             f,
@@ -331,6 +375,34 @@ impl std::fmt::Display for Report {
             self.stray_replies,
             if self.correct() { " (every step answered exactly once)" } else { " (NOT CORRECT)" }
         )?;
+        let s = |x: &Summary| {
+            format!(
+                "p50 {:.2} s, p99 {:.2} s, max {:.2} s (n={})",
+                x.p50_ms / 1e3,
+                x.p99_ms / 1e3,
+                x.max_ms / 1e3,
+                x.count
+            )
+        };
+        writeln!(f, "waits:      (what the employee waits, LLM and Assist included)")?;
+        writeln!(f, "  first answer: {}", s(&self.wait_first_answer))?;
+        writeln!(f, "  follow-up:    {}", s(&self.wait_follow_up))?;
+        writeln!(f, "  thumbs-down:  {}", s(&self.wait_reaction))?;
+        writeln!(
+            f,
+            "  every first answer posted {:.1} s after the first ticket",
+            self.first_answers_done_secs
+        )?;
+        let kinds: Vec<String> = self.first_sign.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        writeln!(
+            f,
+            "first sign: {}; later than 1 s: {}, never: {} (first: {})",
+            self.first_sign.summary,
+            self.first_sign.over_1s,
+            self.first_sign.never,
+            kinds.join(", ")
+        )?;
+        writeln!(f, "429s:       {} Web API calls refused for the rate limit", self.rate_limited_calls)?;
         writeln!(f, "ack:        {}", self.ack)?;
         writeln!(f, "overhead:   {}", self.overhead)?;
         writeln!(f, "  first answer: {}", self.overhead_first_answer)?;
@@ -465,6 +537,7 @@ struct Plan {
 /// itself uses.
 struct Planner<'a> {
     rules: &'a Rules,
+    mix: Mix,
     max_failed_attempts: u32,
     auto_escalate: bool,
     llm: bool,
@@ -475,7 +548,7 @@ impl Planner<'_> {
     /// 70% technical (4 of 7 fail once then work, 2 of 7 work at once, 1 of 7 get a 👎),
     /// 15% access and 15% change requests.
     fn next(&mut self) -> Plan {
-        let roll = self.rng.u32(..100);
+        let roll = if self.mix == Mix::OneFollowUp { 0 } else { self.rng.u32(..100) };
         let pool = match roll {
             0..70 => TECHNICAL,
             70..85 => ACCESS,
@@ -491,6 +564,7 @@ impl Planner<'_> {
         let mut escalates = false;
         if technical {
             let script: &[Action] = match self.rng.u32(..7) {
+                _ if self.mix == Mix::OneFollowUp => &[Action::Post(FAILED)],
                 0..4 => &[Action::Post(FAILED), Action::Post(WORKED)],
                 4..6 => &[Action::Post(WORKED)],
                 _ => &[Action::ThumbsDown],
@@ -592,6 +666,7 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let calls_before = ws.api_calls().len();
+    let limited_before = ws.rate_limited_calls();
     let acks_before = ws.envelopes_acked();
     let envelopes_before = ws.envelopes_sent();
     let rss_start = bot.status_kib("VmRSS");
@@ -600,6 +675,7 @@ async fn measure(
 
     let planner = Planner {
         rules,
+        mix: options.mix,
         max_failed_attempts: config.settings.escalation.max_failed_attempts,
         auto_escalate: config.settings.escalation.auto,
         llm: llm.is_some(),
@@ -626,7 +702,10 @@ async fn measure(
     report.envelopes = envelopes;
     report.envelopes_per_sec = envelopes as f64 / elapsed.max(1e-9);
     report.ack = ack;
-    report.api = driver.api_use(&ws.api_calls()[calls_before..]);
+    let calls = ws.api_calls();
+    report.api = driver.api_use(&calls[calls_before..]);
+    report.first_sign = driver.first_sign(&calls[calls_before..]);
+    report.rate_limited_calls = ws.rate_limited_calls() - limited_before;
     report.llm = llm.map(|l| llm_use(l, config, options.price, report.tickets));
     report.memory = Memory {
         rss_start_kib: rss_start,
@@ -960,6 +1039,10 @@ struct Driver<'a> {
     due: BinaryHeap<Reverse<(Instant, usize)>>,
     active: usize,
     overhead: Vec<(TurnKind, u64)>,
+    /// Step → reply, all included.
+    waits: Vec<(TurnKind, u64)>,
+    /// When the last first answer was stored (workspace clock, µs).
+    last_first_answer_us: u128,
     started: Option<Instant>,
     last_reply: Option<Instant>,
     resyncs: u64,
@@ -981,6 +1064,8 @@ impl<'a> Driver<'a> {
             due: BinaryHeap::new(),
             active: 0,
             overhead: Vec::new(),
+            waits: Vec::new(),
+            last_first_answer_us: 0,
             started: None,
             last_reply: None,
             resyncs: 0,
@@ -1118,6 +1203,10 @@ impl<'a> Driver<'a> {
             ready = ready.max(t.assist_us.unwrap_or(0));
         }
         self.overhead.push((step.kind, at.saturating_sub(ready) as u64));
+        self.waits.push((step.kind, at.saturating_sub(t.sent_us) as u64));
+        if step.kind == TurnKind::FirstAnswer {
+            self.last_first_answer_us = self.last_first_answer_us.max(at);
+        }
         let now = Instant::now();
         self.last_reply = Some(now);
         if t.performed < t.plan.steps.len() {
@@ -1170,6 +1259,10 @@ impl<'a> Driver<'a> {
                     .collect(),
             )
         };
+        let waits = |kind: TurnKind| {
+            Summary::of(self.waits.iter().filter(|(k, _)| *k == kind).map(|(_, us)| *us).collect())
+        };
+        let first_post_us = self.tickets.iter().map(|t| ts_micros(&t.root)).min().unwrap_or(0);
         let tickets = self.tickets.len();
         let steps = tickets + follow_ups + reactions;
         let per_sec = |n: usize| n as f64 / elapsed.max(1e-9);
@@ -1178,7 +1271,11 @@ impl<'a> Driver<'a> {
             load: match o.load {
                 Load::Rate(r) => format!("{r} tickets/s for {} s", o.duration.as_secs()),
                 Load::Concurrency(c) => format!("{c} tickets at once for {} s", o.duration.as_secs()),
-            } + &o.max_tickets.map(|m| format!(" (at most {m} tickets)")).unwrap_or_default(),
+            } + &o.max_tickets.map(|m| format!(" (at most {m} tickets)")).unwrap_or_default()
+                + match o.mix {
+                    Mix::Standard => ", standard mix",
+                    Mix::OneFollowUp => ", every ticket technical with one follow-up",
+                },
             llm_latency_ms: o.llm_latency.map(|d| d.as_millis() as u64),
             assist_delay_ms: o.assist_delay.as_millis() as u64,
             think_ms: o.think.as_millis() as u64,
@@ -1197,9 +1294,71 @@ impl<'a> Driver<'a> {
             overhead_first_answer: of(Some(TurnKind::FirstAnswer)),
             overhead_follow_up: of(Some(TurnKind::FollowUp)),
             overhead_reaction: of(Some(TurnKind::Reaction)),
+            wait_first_answer: waits(TurnKind::FirstAnswer),
+            wait_follow_up: waits(TurnKind::FollowUp),
+            wait_reaction: waits(TurnKind::Reaction),
+            first_answers_done_secs: self.last_first_answer_us.saturating_sub(first_post_us) as f64 / 1e6,
             resyncs: self.resyncs,
             ..Report::default()
         }
+    }
+
+    /// How soon each ticket's requester saw a sign of the bot: the status, the 👀 on their post,
+    /// a private note in the thread, or a reply, whichever came first.
+    fn first_sign(&self, calls: &[ApiCall]) -> FirstSign {
+        let mut first: HashMap<&str, (u128, &'static str)> = HashMap::new();
+        let mut seen = |root: &str, at: u128, kind: &'static str| {
+            if let Some(&i) = self.by_root.get(root) {
+                let root = self.tickets[i].root.as_str();
+                let e = first.entry(root).or_insert((at, kind));
+                if at < e.0 {
+                    *e = (at, kind);
+                }
+            }
+        };
+        for c in calls.iter().filter(|c| !c.rate_limited) {
+            let p = |k: &str| c.params.get(k).and_then(Value::as_str);
+            match c.method.as_str() {
+                "assistant.threads.setStatus" if p("status").is_some_and(|s| !s.is_empty()) => {
+                    if let Some(root) = p("thread_ts") {
+                        seen(root, c.at_us, "status");
+                    }
+                }
+                "reactions.add" => {
+                    if let Some(root) = p("timestamp") {
+                        seen(root, c.at_us, "reaction");
+                    }
+                }
+                "chat.postEphemeral" => {
+                    if let Some(root) = p("thread_ts") {
+                        seen(root, c.at_us, "private note");
+                    }
+                }
+                _ => {}
+            }
+        }
+        for m in self.ws.messages(&self.it) {
+            if m.user.as_deref() == Some(self.bot_user.as_str()) {
+                if let Some(root) = m.thread_ts.as_deref().filter(|t| *t != m.ts) {
+                    seen(root, ts_micros(&m.ts), "reply");
+                }
+            }
+        }
+        let mut out = FirstSign::default();
+        let mut delays = Vec::new();
+        for t in &self.tickets {
+            match first.get(t.root.as_str()) {
+                Some(&(at, kind)) => {
+                    let us = at.saturating_sub(ts_micros(&t.root)) as u64;
+                    out.over_1s += usize::from(us > 1_000_000);
+                    *out.by_kind.entry(kind.to_string()).or_insert(0) += 1;
+                    delays.push(us);
+                }
+                None => out.never += 1,
+            }
+        }
+        out.summary = Summary::of(delays);
+        out
     }
 
     /// Web API calls of the run, per ticket, reads and writes apart; reads are tied to their
@@ -1359,6 +1518,7 @@ mod tests {
         let (_, rules) = shipped_rules();
         let mut planner = Planner {
             rules: &rules,
+            mix: Mix::Standard,
             max_failed_attempts: 2,
             auto_escalate: false,
             llm: true,
@@ -1378,6 +1538,28 @@ mod tests {
         assert!(plans.iter().any(|p| p.escalates));
         assert!(plans.iter().any(|p| p.steps.len() == 1));
         assert!(plans.iter().any(|p| p.steps.len() == 3));
+    }
+
+    #[test]
+    fn the_one_follow_up_mix_is_technical_posts_each_failing_once() {
+        let (_, rules) = shipped_rules();
+        let mut planner = Planner {
+            rules: &rules,
+            mix: Mix::OneFollowUp,
+            max_failed_attempts: 2,
+            auto_escalate: true,
+            llm: true,
+            rng: fastrand::Rng::with_seed(3),
+        };
+        for _ in 0..100 {
+            let p = planner.next();
+            let Action::Post(text) = p.steps[0].action else { panic!("a ticket starts with a post") };
+            assert_eq!(rules.classify(text).category, Category::Technical, "{text}");
+            assert_eq!(p.steps.len(), 2);
+            assert_eq!(p.steps[1].action, Action::Post(FAILED));
+            assert_eq!(p.steps[1].llm_calls, 1, "one failure is under max_failed_attempts: new steps");
+            assert!(!p.escalates);
+        }
     }
 
     #[test]

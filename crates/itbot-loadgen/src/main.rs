@@ -12,39 +12,50 @@ use itbot::config::{Config, LogFormat};
 use itbot::telemetry;
 use itbot_loadgen::{self as loadgen, BotProcess};
 
-/// The real bot under load against the simulated workspace and a fake LLM: ack latency, time
-/// per turn, lost or duplicate answers, memory, Web API calls and tokens per ticket (see
-/// BENCHMARKS.md). Exits 1 if a step was not answered exactly once.
+/// The real bot under load against the simulated workspace and a fake LLM: what employees wait,
+/// ack latency, time per turn, lost or duplicate answers, 429s, memory, Web API calls and tokens
+/// per ticket (see BENCHMARKS.md). A scenario sets every knob; a flag given beside it wins.
+/// Exits 1 if a step was not answered exactly once.
 #[derive(Parser)]
 #[command(name = "itbot-loadgen", version)]
 struct Args {
-    /// New tickets per second (open loop; the default is 100).
+    /// The load to play. `morning` (the default): 0.5 new tickets/s for 2 minutes, each technical
+    /// with one "still not working", LLM 1.5 s, Assist 2 s, at Slack's real limits. `outage`:
+    /// the same mix, 30 tickets in 10 s. `relaxed`: the throughput run, 100 tickets/s for 30 s of
+    /// the standard mix, LLM and Assist instant, in process with Slack's limits x1000 (not Slack).
+    #[arg(long, value_enum, default_value_t = Scenario::Morning)]
+    scenario: Scenario,
+    /// New tickets per second (open loop).
     #[arg(long, conflicts_with = "concurrency")]
     rate: Option<f64>,
     /// Tickets in progress at once instead: a new one starts when one ends (closed loop).
     #[arg(long)]
     concurrency: Option<usize>,
     /// New tickets stop after this many seconds…
-    #[arg(long, default_value_t = 30)]
-    duration_secs: u64,
+    #[arg(long)]
+    duration_secs: Option<u64>,
     /// …or after this many tickets.
     #[arg(long)]
     tickets: Option<usize>,
+    /// What employees write: `standard` (70% technical, some follow-ups and 👎, 30% requests) or
+    /// `one-follow-up` (every ticket technical, one "still not working" each).
+    #[arg(long, value_enum)]
+    mix: Option<MixArg>,
     /// Latency of each fake LLM answer.
-    #[arg(long, default_value_t = 0)]
-    llm_latency_ms: u64,
+    #[arg(long)]
+    llm_latency_ms: Option<u64>,
     /// No LLM: answers come from the knowledge base.
     #[arg(long)]
     no_llm: bool,
     /// How long the simulated Assist takes to post its ticket card.
-    #[arg(long, default_value_t = 0)]
-    assist_delay_ms: u64,
+    #[arg(long)]
+    assist_delay_ms: Option<u64>,
     /// Pause between the bot's reply and the employee's next step.
     #[arg(long, default_value_t = 0)]
     think_ms: u64,
-    /// With --in-process only: Slack's rate limits times this [default: 1000] (1 = Slack's real
-    /// limits; one channel at 100 tickets/s needs far more than Slack allows). A child `itbot`
-    /// always paces at Slack's real limits.
+    /// Slack's rate limits times this, in the bot and the workspace alike (1 = Slack's real
+    /// limits, the default except in `relaxed`). Needs --in-process: a child `itbot` always paces
+    /// at Slack's real limits. Every figure of a relaxed run is labelled so.
     #[arg(long, requires = "in_process")]
     slack_pace_factor: Option<u32>,
     /// Run the bot in this process instead of as a child `itbot run`.
@@ -54,7 +65,7 @@ struct Args {
     #[arg(long, env = "ITBOT_BIN", conflicts_with = "in_process")]
     bot: Option<PathBuf>,
     /// How long to wait for the last answers.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 90)]
     drain_secs: u64,
     /// Seed of the ticket mix.
     #[arg(long, default_value_t = 1)]
@@ -73,8 +84,63 @@ struct Args {
     bot_log: String,
 }
 
-/// Relaxed pacing of a bot in this process unless told otherwise, as the standard run needs.
-const IN_PROCESS_PACE_FACTOR: u32 = 1000;
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Morning,
+    Outage,
+    Relaxed,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MixArg {
+    Standard,
+    OneFollowUp,
+}
+
+/// Every knob of a scenario.
+struct Preset {
+    rate: f64,
+    duration_secs: u64,
+    tickets: Option<usize>,
+    mix: loadgen::Mix,
+    llm_latency_ms: u64,
+    assist_delay_ms: u64,
+    in_process: bool,
+    pace_factor: u32,
+}
+
+impl Scenario {
+    fn preset(self) -> Preset {
+        let real = |rate, duration_secs, tickets| Preset {
+            rate,
+            duration_secs,
+            tickets,
+            mix: loadgen::Mix::OneFollowUp,
+            llm_latency_ms: 1500,
+            assist_delay_ms: 2000,
+            in_process: false,
+            pace_factor: 1,
+        };
+        match self {
+            Scenario::Morning => real(0.5, 120, None),
+            Scenario::Outage => real(3.0, 10, Some(30)),
+            Scenario::Relaxed => Preset {
+                rate: 100.0,
+                duration_secs: 30,
+                tickets: None,
+                mix: loadgen::Mix::Standard,
+                llm_latency_ms: 0,
+                assist_delay_ms: 0,
+                in_process: true,
+                pace_factor: RELAXED_PACE_FACTOR,
+            },
+        }
+    }
+}
+
+/// Slack's limits times this in the `relaxed` scenario: one channel at 100 tickets/s needs far
+/// more than Slack allows.
+const RELAXED_PACE_FACTOR: u32 = 1000;
 
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported.
@@ -98,8 +164,10 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config, args: Args) -> ExitCode {
-    let bot = if args.in_process {
-        BotProcess::InProcess { pace_factor: args.slack_pace_factor.unwrap_or(IN_PROCESS_PACE_FACTOR).max(1) }
+    let preset = args.scenario.preset();
+    let in_process = args.in_process || preset.in_process;
+    let bot = if in_process {
+        BotProcess::InProcess { pace_factor: args.slack_pace_factor.unwrap_or(preset.pace_factor).max(1) }
     } else {
         match args.bot.clone().map_or_else(itbot_beside_this_binary, Ok) {
             Ok(exe) => BotProcess::Child(exe),
@@ -111,15 +179,28 @@ fn run(config: Config, args: Args) -> ExitCode {
     };
     let load = match (args.rate, args.concurrency) {
         (_, Some(c)) => loadgen::Load::Concurrency(c),
-        (rate, None) => loadgen::Load::Rate(rate.unwrap_or(100.0)),
+        (rate, None) => loadgen::Load::Rate(rate.unwrap_or(preset.rate)),
+    };
+    // A ticket count given alone is not capped by the scenario's duration.
+    let duration_secs = match (args.duration_secs, args.tickets) {
+        (Some(d), _) => d,
+        (None, Some(_)) => 86_400,
+        (None, None) => preset.duration_secs,
+    };
+    let mix = match args.mix {
+        Some(MixArg::Standard) => loadgen::Mix::Standard,
+        Some(MixArg::OneFollowUp) => loadgen::Mix::OneFollowUp,
+        None => preset.mix,
     };
     let options = loadgen::LoadOptions {
         bot,
         load,
-        duration: Duration::from_secs(args.duration_secs),
-        max_tickets: args.tickets,
-        llm_latency: (!args.no_llm).then(|| Duration::from_millis(args.llm_latency_ms)),
-        assist_delay: Duration::from_millis(args.assist_delay_ms),
+        mix,
+        duration: Duration::from_secs(duration_secs),
+        max_tickets: args.tickets.or(preset.tickets),
+        llm_latency: (!args.no_llm)
+            .then(|| Duration::from_millis(args.llm_latency_ms.unwrap_or(preset.llm_latency_ms))),
+        assist_delay: Duration::from_millis(args.assist_delay_ms.unwrap_or(preset.assist_delay_ms)),
         think: Duration::from_millis(args.think_ms),
         drain: Duration::from_secs(args.drain_secs),
         seed: args.seed,
