@@ -202,6 +202,8 @@ pub struct Env {
     pub openai_base_url: String,
     /// Web API base, always ending in `/`.
     pub slack_api_url: String,
+    /// Replicas coordinate through this Redis; unset: one replica, memory and Slack metadata.
+    pub redis_url: Option<SecretString>,
     pub config_path: PathBuf,
     pub port: u16,
     pub log_filter: String,
@@ -323,6 +325,17 @@ impl Env {
             .to_string();
         check_url("OPENAI_BASE_URL", &openai_base_url)?;
 
+        let redis_url = secret("REDIS_URL");
+        if let Some(url) = &redis_url {
+            let url = url.expose_secret();
+            if !url.starts_with("redis://") {
+                return Err(ConfigError::BadEnv {
+                    var: "REDIS_URL",
+                    reason: "must be a redis:// URL (redis://[user:password@]host:port[/db]); rediss:// (TLS) is not supported yet".into(),
+                });
+            }
+        }
+
         Ok(Env {
             slack_bot_token: secret("SLACK_BOT_TOKEN"),
             slack_app_token: secret("SLACK_APP_TOKEN"),
@@ -334,6 +347,7 @@ impl Env {
             openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
             openai_base_url,
             slack_api_url,
+            redis_url,
             config_path: get("ITBOT_CONFIG")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),

@@ -124,7 +124,33 @@ pub async fn run(config: &Config) -> Vec<Check> {
 
     checks.push(channel(config, &slack).await);
     checks.push(openai(config).await);
+    if let Some(check) = redis(config).await {
+        checks.push(check);
+    }
     checks
+}
+
+/// With `REDIS_URL`: Redis answers, is recent enough for the scripts, and how fast.
+async fn redis(config: &Config) -> Option<Check> {
+    let url = config.env.redis_url.as_ref()?;
+    let coord = match crate::coord::Coord::connect(url, None) {
+        Ok(c) => c,
+        Err(e) => return Some(fail("redis", e.to_string())),
+    };
+    Some(match coord.check().await {
+        Ok((version, rtt)) => {
+            let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+            let rtt_ms = rtt.as_secs_f64() * 1000.0;
+            if major < 6 {
+                fail("redis", format!("version {version} is too old: replicas need Redis 6 or later (7 recommended), or Valkey"))
+            } else if rtt_ms > 50.0 {
+                fail("redis", format!("version {version}, but a round trip took {rtt_ms:.1} ms: run Redis in the bot's region (on Railway, its private network)"))
+            } else {
+                ok("redis", format!("version {version}, round trip {rtt_ms:.2} ms: replicas share one Slack budget"))
+            }
+        }
+        Err(e) => fail("redis", format!("REDIS_URL is set but Redis does not answer ({e}); check the host, port and password, or unset REDIS_URL to run one replica")),
+    })
 }
 
 /// The IT channel exists, is visible, and the bot is a member.

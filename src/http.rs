@@ -26,6 +26,8 @@ pub struct Health {
     /// Another process holds sockets of this app or posts as its bot: replicas share the channel.
     peers: AtomicBool,
     draining: AtomicBool,
+    /// With `REDIS_URL`: 1 while Redis answers, 2 while it does not (0: not used, or not yet).
+    redis: std::sync::atomic::AtomicU8,
     /// Why the bot must stop (bad token, …); set once.
     fatal: Mutex<Option<String>>,
     fatal_set: Notify,
@@ -124,6 +126,19 @@ impl Health {
         self.open_connections.load(Ordering::SeqCst)
     }
 
+    /// How Redis answered its last operation (`None` without `REDIS_URL`, or before the first).
+    pub fn redis_up(&self) -> Option<bool> {
+        match self.redis.load(Ordering::SeqCst) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+
+    pub fn set_redis_up(&self, up: bool) {
+        self.redis.store(if up { 1 } else { 2 }, Ordering::SeqCst);
+    }
+
     /// Another replica is known to share the channel (seen once, for the process's life).
     pub fn peers_seen(&self) -> bool {
         self.peers.load(Ordering::SeqCst)
@@ -189,6 +204,13 @@ async fn readyz(health: web::Data<Arc<Health>>) -> HttpResponse {
     }
     if health.draining.load(Ordering::SeqCst) {
         body.push_str("draining\n");
+    }
+    match health.redis_up() {
+        Some(true) => body.push_str("redis=up\n"),
+        Some(false) => body.push_str(
+            "redis=down: answers go on; replicas fall back to Slack's copy of each thread and to their own pacing until it returns\n",
+        ),
+        None => {}
     }
     body.push_str(&health.transport.render());
     if health.is_ready() {

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod conversation;
+pub mod coord;
 pub mod doctor;
 pub mod explain;
 pub mod http;

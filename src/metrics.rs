@@ -54,6 +54,21 @@ pub struct MethodLabel {
 
 /// Buckets of the time a Web API call waits for its turn: Slack's budget is a call a second per
 /// channel, so seconds to minutes are what a burst costs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisLabel {
+    pub op: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: String,
+}
+
+fn redis_histogram() -> Histogram {
+    Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 0.5])
+}
+
 fn queue_histogram() -> Histogram {
     Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
 }
@@ -93,6 +108,10 @@ pub struct Metrics {
     pub slack_calls: Family<CallLabel, Counter>,
     /// How long each call waited in its method's lane (Slack's budget) before it went out.
     pub slack_queue_seconds: Family<MethodLabel, Histogram, fn() -> Histogram>,
+    /// Redis operations by kind and outcome (`ok`, `error`), with `REDIS_URL` set.
+    pub redis_calls: Family<RedisLabel, Counter>,
+    /// How long each Redis operation took (a round trip, or the deadline when it failed).
+    pub redis_seconds: Family<OpLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -115,6 +134,8 @@ impl Default for Metrics {
             acknowledgements: Family::default(),
             slack_calls: Family::default(),
             slack_queue_seconds: Family::new_with_constructor(queue_histogram),
+            redis_calls: Family::default(),
+            redis_seconds: Family::new_with_constructor(redis_histogram),
         }
     }
 }
@@ -146,6 +167,14 @@ impl Metrics {
         self.slack_queue_seconds
             .get_or_create(&MethodLabel { method: method.to_string() })
             .observe(waited.as_secs_f64());
+    }
+
+    pub fn redis_call(&self, op: &str, ok: bool, took: std::time::Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.redis_calls
+            .get_or_create(&RedisLabel { op: op.to_string(), outcome: outcome.to_string() })
+            .inc();
+        self.redis_seconds.get_or_create(&OpLabel { op: op.to_string() }).observe(took.as_secs_f64());
     }
 
     pub fn slack_call(&self, method: &str, outcome: &str) {
@@ -314,6 +343,12 @@ pub fn render(m: &Metrics, llm: &Arc<LlmMeter>, transport: Transport) -> String 
         "itbot_slack_queue_seconds",
         "Time a Slack Web API call waited for its method's budget, by method",
         m.slack_queue_seconds.clone(),
+    );
+    registry.register("itbot_redis_calls", "Redis operations, by kind and outcome", m.redis_calls.clone());
+    registry.register(
+        "itbot_redis_seconds",
+        "Time per Redis operation (its deadline when it failed), by kind",
+        m.redis_seconds.clone(),
     );
     registry.register("itbot_llm_seconds", "Time per LLM call, retries included", llm.seconds.clone());
     registry.register_collector(Box::new(TransportCollector(transport)));

@@ -17,12 +17,13 @@ use crate::actors::openai::{OpenAiActor, OpenAiParams};
 use crate::actors::outage::OutageActor;
 use crate::actors::report::{ReportActor, ScheduleOptions, StopSchedule};
 use crate::actors::router::{DrainThreads, LiveThreads, RouterActor};
-use crate::actors::slack_api::{ApiOptions, Backlog, GetBacklog, SlackApiActor};
+use crate::actors::slack_api::{ApiOptions, Backlog, GetBacklog, ShareBudgets, SlackApiActor};
 use crate::actors::socket::{CloseSockets, SocketActor, SocketOptions};
 use crate::actors::tickets::{BackfillPlan, IndexStats, TicketIndexActor};
 use crate::actors::Services;
 use crate::assist::AssistParser;
 use crate::config::{Config, ConfigError};
+use crate::coord::Coord;
 use crate::http::{self, Health};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::prompt::{PromptBuilder, PromptError};
@@ -45,6 +46,8 @@ pub enum StartError {
     Slack(SlackError),
     #[error("no channel named #{0} is visible to the bot; check IT_CHANNEL_NAME, or set IT_CHANNEL_ID (for a private channel, invite the bot first)")]
     ChannelNotFound(String),
+    #[error(transparent)]
+    Redis(#[from] crate::coord::CoordError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
 }
@@ -261,6 +264,24 @@ impl Bot {
         let (identity, channel) = identify(&config, &slack).await?;
         health.set_channel_resolved();
         tracing::info!(bot_user = %identity.user_id, channel = %channel, "connected to the workspace");
+        let coord = match &config.env.redis_url {
+            Some(url) => {
+                let coord = Coord::connect(url, Some(health.clone()))?
+                    .scoped(&identity.team_id, identity.user_id.as_str());
+                slack_api.do_send(ShareBudgets(coord.clone()));
+                // One round trip now, so the log and `/readyz` say at once how Redis answers.
+                match coord.check().await {
+                    Ok((version, rtt)) => tracing::info!(
+                        version,
+                        rtt_us = rtt.as_micros() as u64,
+                        "replicas coordinate through redis: one slack budget, shared thread state, each effect once"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "redis is unreachable at startup; answering without it until it answers"),
+                }
+                Some(coord)
+            }
+            None => None,
+        };
 
         let openai = config.env.openai_api_key.as_ref().map(|key| {
             let o = &config.settings.openai;
@@ -335,6 +356,7 @@ impl Bot {
             llm_meter,
             outage,
             streaming: Default::default(),
+            coord,
         });
         let report = ReportActor::new(services.clone(), transport.schedule.clone()).start();
         let router = RouterActor::new(services, report.clone()).start();

@@ -452,6 +452,29 @@ async fn doctor_reports_a_refused_bot_token_and_a_bad_config_without_exiting_ear
     assert!(out.starts_with("FAIL config"), "{out}");
 }
 
+#[actix_rt::test]
+async fn doctor_checks_redis_when_it_is_set_and_never_prints_its_password() {
+    let server = itbot_fakes::redis_server::RedisServer::start().expect("redis-server starts");
+    let (code, out) = doctor(Default::default(), &[("REDIS_URL", &server.url())]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let line = out.lines().find(|l| l.contains("redis")).unwrap_or_default();
+    assert!(line.starts_with("ok") && line.contains("version") && line.contains("round trip"), "{out}");
+    assert!(out.contains("all 9 checks passed"), "{out}");
+
+    // Nothing listens there: the check fails, names the fix, and keeps the password to itself.
+    let gone = format!("redis://:s3cr3t-pw@{}", server.url().trim_start_matches("redis://"));
+    drop(server);
+    let (code, out) = doctor(Default::default(), &[("REDIS_URL", &gone)]).await;
+    assert_eq!(code, Some(1), "{out}");
+    let line = out.lines().find(|l| l.contains("redis")).unwrap_or_default();
+    assert!(line.starts_with("FAIL") && line.contains("unset REDIS_URL"), "{out}");
+    assert!(!out.contains("s3cr3t-pw"), "the password was printed: {out}");
+
+    let (code, out) = doctor(Default::default(), &[("REDIS_URL", "https://example.invalid")]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("FAIL config") && out.contains("REDIS_URL"), "{out}");
+}
+
 #[test]
 fn a_whole_sandbox_session_logs_no_message_text_or_token_even_at_trace_level() {
     // Feedback, an outage (three people, the same VPN problem) and a report run too.

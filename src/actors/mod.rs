@@ -48,6 +48,8 @@ pub struct Services {
     pub outage: Addr<outage::OutageActor>,
     /// Off once the workspace refused `chat.startStream`.
     pub streaming: reply::StreamSwitch,
+    /// With `REDIS_URL`: what replicas share (budgets, thread state, once-only effects).
+    pub coord: Option<crate::coord::Coord>,
 }
 
 pub type SharedServices = Arc<Services>;

@@ -34,6 +34,9 @@ pub struct Deliver {
 /// How many ids the de-duplication remembers, and for how long.
 const SEEN_CAPACITY: usize = 20_000;
 const SEEN_FOR: Duration = Duration::from_secs(3600);
+/// How long an event stays claimed by the replica that handles it (Slack gives up redelivering
+/// within the hour).
+const EVENT_CLAIM: Duration = Duration::from_secs(3600);
 /// Bot message timestamps remembered for reactions.
 const MESSAGE_MAP_CAPACITY: usize = 50_000;
 /// Assist cards that arrived before their ticket's first message, kept briefly.
@@ -363,6 +366,24 @@ impl Handler<Deliver> for RouterActor {
             tracing::debug!(event_id = %d.event_id, retry_attempt = d.retry_attempt, "duplicate event ignored");
             return;
         }
+        // Slack redelivers an envelope that was not acked in time to any open socket, another
+        // replica's too: with Redis, one replica handles each event. Without an answer from Redis,
+        // this one does, as it would alone.
+        let Some(coord) = self.services.coord.clone() else {
+            self.dispatch(d, ctx);
+            return;
+        };
+        let id = d.event_id.to_string();
+        let first = async move { coord.once(&["event", &id], EVENT_CLAIM).await };
+        ctx.spawn(first.into_actor(self).map(move |first, act, ctx| match first {
+            Ok(false) => tracing::debug!(event_id = %d.event_id, "event handled by another replica"),
+            Ok(true) | Err(_) => act.dispatch(d, ctx),
+        }));
+    }
+}
+
+impl RouterActor {
+    fn dispatch(&mut self, d: Deliver, ctx: &mut Context<Self>) {
         tracing::debug!(event_id = %d.event_id, kind = d.event.kind(), retry_attempt = d.retry_attempt, "event");
         match d.event {
             Event::Message(m) => self.on_message(m, false, ctx),

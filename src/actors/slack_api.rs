@@ -26,6 +26,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 
+use crate::coord::{Coord, Slot};
 use crate::http::{Health, TransportStats};
 use crate::slack::api::ApiResponse;
 use crate::slack::client::{Call, POST_CHECK_PAGES};
@@ -33,6 +34,11 @@ use crate::slack::{SlackError, WebClient};
 
 // The handle and its types moved to `slack::client`; callers may still name them from here.
 pub use crate::slack::client::{HistoryPage, HistoryQuery, Identity, SlackApi, TokenKind};
+
+/// From now on, share Slack's budgets with the other replicas through Redis.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShareBudgets(pub Coord);
 
 /// How many calls wait and run, for tests and operators.
 #[derive(Message)]
@@ -172,6 +178,16 @@ impl LaneKey {
     }
 }
 
+impl LaneKey {
+    /// The lane's name in the budget replicas share.
+    fn shared_name(&self) -> String {
+        match &self.channel {
+            Some(c) => format!("{}:{c}", self.method),
+            None => self.method.to_string(),
+        }
+    }
+}
+
 struct Lane {
     limiter: DefaultDirectRateLimiter,
     /// Background calls also pass this one: half the lane's rate, one at a time, so work no one
@@ -221,6 +237,9 @@ pub struct SlackApiActor {
     health: Arc<Health>,
     lanes: HashMap<LaneKey, Lane>,
     next_id: u64,
+    /// With `REDIS_URL`: the budget every replica shares (each lane's own limiter still keeps
+    /// this process within Slack's limit when Redis is down).
+    coord: Option<Coord>,
 }
 
 impl SlackApiActor {
@@ -231,7 +250,16 @@ impl SlackApiActor {
         options: ApiOptions,
         health: Arc<Health>,
     ) -> SlackApiActor {
-        SlackApiActor { client, bot_token, app_token, options, health, lanes: HashMap::new(), next_id: 1 }
+        SlackApiActor {
+            client,
+            bot_token,
+            app_token,
+            options,
+            health,
+            lanes: HashMap::new(),
+            next_id: 1,
+            coord: None,
+        }
     }
 
     fn lane(&mut self, key: &LaneKey) -> &mut Lane {
@@ -388,7 +416,18 @@ impl SlackApiActor {
         let check = if p.verify { p.call.post_check.clone() } else { None };
         let bot_token = self.bot_token.clone();
         let started = Instant::now();
+        let shared = self.coord.clone().map(|coord| SharedSlot {
+            coord,
+            lane: key.shared_name(),
+            tier: Tier::of(method),
+            factor: self.options.pace_factor,
+            now_or_never: p.call.now_or_never,
+            deadline: p.deadline,
+        });
         let fut = async move {
+            if let Some(shared) = shared {
+                shared.wait(method).await?;
+            }
             if let Some(check) = check {
                 if let Some(found) = check.find(&client, &bot_token).await? {
                     return Ok((found, true));
@@ -476,6 +515,12 @@ impl SlackApiActor {
                     "rate limited; this method waits, others go on"
                 );
                 p.attempts -= 1;
+                if let Some(coord) = self.coord.clone() {
+                    let lane = key.shared_name();
+                    actix_rt::spawn(async move {
+                        let _ = coord.pause(&lane, retry_after).await;
+                    });
+                }
                 let lane = self.lane(&key);
                 let until = now + retry_after;
                 lane.paused_until = Some(lane.paused_until.map_or(until, |u| u.max(until)));
@@ -500,6 +545,10 @@ impl SlackApiActor {
                     lane.queue.push_front(p);
                     act.pump(&key, ctx);
                 });
+            }
+            Err(SlackError::Dropped { reason, .. }) => {
+                let depth = self.lanes.get(&key).map_or(0, |l| l.queue.len());
+                self.drop_loudly(&key, p, reason, depth);
             }
             Err(e) => {
                 if e.is_auth_failure() && p.call.token == TokenKind::Bot {
@@ -580,6 +629,63 @@ impl Handler<Call> for SlackApiActor {
                 Err(SlackError::Dropped { method: method.to_string(), reason: "the web api actor stopped" })
             })
         })
+    }
+}
+
+impl Handler<ShareBudgets> for SlackApiActor {
+    type Result = ();
+
+    fn handle(&mut self, ShareBudgets(coord): ShareBudgets, _: &mut Self::Context) {
+        self.coord = Some(coord);
+    }
+}
+
+/// A call's slot in the budget every replica shares.
+struct SharedSlot {
+    coord: Coord,
+    lane: String,
+    tier: Tier,
+    factor: u32,
+    now_or_never: bool,
+    deadline: Instant,
+}
+
+impl SharedSlot {
+    /// Waits for this call's slot. Without an answer from Redis the call goes on at this
+    /// process's own pace (the lane's limiter has already let it through).
+    async fn wait(&self, method: &'static str) -> Result<(), SlackError> {
+        let (per_minute, burst) = self.tier.rate();
+        let per_minute = u64::from(per_minute) * u64::from(self.factor.max(1));
+        // One call short of Slack's burst, as each lane paces itself.
+        let burst = burst.saturating_sub(1).max(1);
+        let interval = Duration::from_micros(60_000_000 / per_minute.max(1));
+        // A call that may wait reserves a slot up to about two calls ahead (a second at least);
+        // one that goes now or never only takes a free slot.
+        let max_ahead =
+            if self.now_or_never { Duration::ZERO } else { (interval * 2).max(Duration::from_secs(1)) };
+        loop {
+            match self.coord.reserve(&self.lane, per_minute, burst, max_ahead).await {
+                Ok(Slot::After(wait)) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    return Ok(());
+                }
+                Ok(Slot::Full(wait)) => {
+                    if self.now_or_never {
+                        return Err(SlackError::NoRoom { method: method.to_string() });
+                    }
+                    if Instant::now() + wait >= self.deadline {
+                        return Err(SlackError::Dropped {
+                            method: method.to_string(),
+                            reason: "waited too long",
+                        });
+                    }
+                    tokio::time::sleep(wait.min(max_ahead)).await;
+                }
+                Err(_) => return Ok(()),
+            }
+        }
     }
 }
 

@@ -108,6 +108,9 @@ const STATUS: &str = "is looking into it...";
 /// The private note that stands in for the status when a burst has used its budget and the 👀's.
 const ACK_NOTE: &str = "Got it. I'm looking into this and will reply in this thread shortly.";
 
+/// The private note to a requester whose reply Slack would not take in time.
+const UNPOSTED_NOTE: &str = "Slack is limiting how fast I can post in this channel right now, and my reply to you could not be posted. Reply here to try again; IT can see this thread too.";
+
 pub struct ThreadActor {
     s: SharedServices,
     /// Told when this actor stops.
@@ -455,11 +458,29 @@ impl ThreadActor {
                 }
                 Err(e) => {
                     tracing::error!(thread = %act.root(), error = %e, "reply not posted");
+                    act.tell_unposted(ctx);
                     Vec::new()
                 }
             };
             act.feed(Input::Posted(posted), ctx);
         }));
+    }
+
+    /// A reply that could not be posted (Slack refused it past its deadline, or it waited too
+    /// long for the channel's budget) is not silence: the requester is told privately, through
+    /// `chat.postEphemeral`'s own budget.
+    fn tell_unposted(&self, ctx: &mut Context<Self>) {
+        let slack = self.s.slack.clone();
+        let (channel, root) = (self.channel.clone(), self.root().clone());
+        let requester = self.conversation.requester().clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = slack.post_ephemeral(&channel, &requester, Some(&root), UNPOSTED_NOTE).await {
+                    tracing::error!(thread = %root, error = %e, "the requester could not be told that a reply was lost");
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// Writes a message's vote counts into its metadata: reads the message from Slack the first

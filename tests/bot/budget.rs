@@ -123,3 +123,33 @@ async fn in_a_storm_of_429s_every_answer_is_posted_once_and_none_is_lost() {
     assert!(metric_value(&page, "itbot_slack_ratelimited_total") >= 6.0, "{page}");
     assert!(page.lines().any(|l| l == "itbot_slack_dropped_calls_total 0"), "{page}");
 }
+
+#[actix_rt::test]
+async fn an_answer_slack_will_not_take_in_time_is_not_silence_the_requester_is_told_privately() {
+    let app = spawn(Setup::default()).await;
+    // A Retry-After longer than the bot waits out: the answer is given up.
+    app.ws.inject("chat.postMessage", Fault::RateLimited { retry_after_secs: 600 });
+    let requester = app.ws.user_id("patient");
+    let root = app.ws.post(&requester, &app.it(), "my vpn won't connect", None);
+
+    let notes = wait_for("a private note about the lost reply", || {
+        let notes: Vec<_> = app
+            .ws
+            .api_calls()
+            .into_iter()
+            .filter(|c| c.method == "chat.postEphemeral")
+            .filter(|c| c.params.get("thread_ts").and_then(|v| v.as_str()) == Some(root.as_str()))
+            .filter(|c| {
+                c.params
+                    .get("text")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|t| t.contains("could not be posted"))
+            })
+            .collect();
+        async move { (!notes.is_empty()).then_some(notes) }
+    })
+    .await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].params.get("user").and_then(|v| v.as_str()), Some(requester.as_str()));
+    assert!(app.bot_replies(&root).is_empty(), "the refused answer was posted after all");
+}

@@ -137,6 +137,13 @@ impl TestApp {
         String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8")
     }
 
+    /// `GET /readyz` as text.
+    pub async fn readyz(&self) -> String {
+        let url = format!("http://{}/readyz", self.bot.http_addr);
+        let mut response = awc::Client::default().get(url).send().await.expect("readyz");
+        String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8")
+    }
+
     pub fn it(&self) -> String {
         self.ws.it_channel().to_string()
     }

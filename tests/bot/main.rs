@@ -9,6 +9,7 @@ mod history;
 mod lifecycle;
 mod metrics;
 mod outage;
+mod redis;
 mod replicas;
 mod report;
 

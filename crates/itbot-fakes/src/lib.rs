@@ -3,4 +3,5 @@
 //! `itbot sandbox`, the tests and the load generator; it knows nothing of the bot.
 
 pub mod fake_openai;
+pub mod redis_server;
 pub mod workspace;

@@ -1,0 +1,356 @@
+//! Coordination between replicas, in Redis (`REDIS_URL`): Slack's budgets shared by every
+//! process (a GCRA limiter in a Lua script), once-only effects decided atomically (`SET NX`), and
+//! each thread's state where any replica can read it without reading Slack.
+//!
+//! Without `REDIS_URL` there is no [`Coord`] and nothing here runs: one replica keeps its state in
+//! memory and in Slack message metadata. With it, a failing Redis never silences the bot: every
+//! operation has a short deadline, a failure is an error the caller falls back from (local pacing,
+//! Slack's copy of the thread), and [`Coord::is_up`] says how Redis answered last, for `/readyz`.
+//!
+//! Keys are namespaced by the workspace and the bot user (`itbot:{team}:{bot}:…`), so two apps
+//! sharing one Redis never share a budget, and every key has a TTL, so nothing grows without bound.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::http::Health;
+
+/// Longest a Redis operation may take before the caller falls back.
+const DEADLINE: Duration = Duration::from_millis(500);
+/// After a failure, operations fail at once for this long instead of each waiting for Redis.
+const COOL_OFF: Duration = Duration::from_secs(1);
+
+/// The shared budget's answer for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A slot is reserved for this call: it may go after this wait (zero: now).
+    After(Duration),
+    /// No slot within reach (the budget is spent that far ahead, or a 429 paused the method for
+    /// every replica): nothing was reserved; ask again after this long.
+    Full(Duration),
+}
+
+/// Why a Redis operation failed: the caller falls back, and says so in its log.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    #[error("REDIS_URL is not a usable Redis URL: {0}")]
+    Url(String),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("redis failed moments ago; not asked again yet")]
+    Down,
+}
+
+impl From<redis::RedisError> for CoordError {
+    fn from(e: redis::RedisError) -> Self {
+        CoordError::Redis(e.to_string())
+    }
+}
+
+/// How Redis answered last.
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
+/// A reservation in a generic cell rate algorithm (GCRA). KEYS[1] holds the theoretical arrival
+/// time (µs, Redis's clock, shared by every replica); KEYS[2], when it exists, is a pause set by a
+/// 429. ARGV: the emission interval (µs), the burst, the furthest ahead a slot may be reserved
+/// (µs). Returns the wait before the reserved slot (µs, ≥ 0), or minus the wait before asking
+/// again when nothing was reserved.
+const GCRA: &str = r#"
+local pause = redis.call('PTTL', KEYS[2])
+if pause > 0 then
+  return -pause * 1000
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = (tonumber(ARGV[2]) - 1) * interval
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then
+  tat = now
+end
+local start = tat - tolerance
+if start < now then
+  start = now
+end
+local wait = start - now
+if wait > tonumber(ARGV[3]) then
+  return -(wait - tonumber(ARGV[3]))
+end
+local ttl = math.floor((tat + interval - now) / 1000) + 1000
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
+return wait
+"#;
+
+/// Deletes KEYS[1] only while it holds ARGV[1] (a lease released by its holder, not a later one).
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// A handle on the replicas' shared Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Coord {
+    inner: Arc<Inner>,
+    /// `itbot:{team}:{bot}:`, or `itbot:` before the bot knows who it is.
+    prefix: Arc<str>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    state: AtomicU8,
+    /// Since when `retry_at_ms` counts.
+    epoch: Instant,
+    /// After a failure: operations before this (ms after `epoch`) fail at once.
+    retry_at_ms: AtomicU64,
+    gcra: Script,
+    release: Script,
+    health: Option<Arc<Health>>,
+}
+
+impl Coord {
+    /// A client for `url` (`redis://[user:password@]host:port[/db]`). Connects lazily and
+    /// reconnects by itself: a Redis that is down at startup is tried again at each use.
+    pub fn connect(url: &SecretString, health: Option<Arc<Health>>) -> Result<Coord, CoordError> {
+        let client = redis::Client::open(url.expose_secret())
+            // The URL may hold a password: the error names the problem, not the URL.
+            .map_err(|e| {
+                CoordError::Url(format!("{:?}; expected redis://[user:password@]host:port[/db]", e.kind()))
+            })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(DEADLINE))
+            .set_response_timeout(Some(DEADLINE))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Coord {
+            inner: Arc::new(Inner {
+                conn,
+                state: AtomicU8::new(UNKNOWN),
+                epoch: Instant::now(),
+                retry_at_ms: AtomicU64::new(0),
+                gcra: Script::new(GCRA),
+                release: Script::new(RELEASE),
+                health,
+            }),
+            prefix: "itbot:".into(),
+        })
+    }
+
+    /// The same Redis, with keys of this workspace and bot user.
+    pub fn scoped(&self, team: &str, bot: &str) -> Coord {
+        Coord { inner: self.inner.clone(), prefix: format!("itbot:{team}:{bot}:").into() }
+    }
+
+    /// Whether Redis answered the last operation (`None` before the first).
+    pub fn is_up(&self) -> Option<bool> {
+        match self.inner.state.load(Ordering::Relaxed) {
+            UP => Some(true),
+            DOWN => Some(false),
+            _ => None,
+        }
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut k = String::from(&*self.prefix);
+        k.push_str(&parts.join(":"));
+        k
+    }
+
+    /// Runs one operation with the deadline, counts it and notes whether Redis answered.
+    async fn run<T, F>(&self, op: &'static str, fut: F) -> Result<T, CoordError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let started = Instant::now();
+        let now_ms = started.duration_since(self.inner.epoch).as_millis() as u64;
+        if now_ms < self.inner.retry_at_ms.load(Ordering::Relaxed) {
+            return Err(CoordError::Down);
+        }
+        let result = match tokio::time::timeout(DEADLINE, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CoordError::from(e)),
+            Err(_) => Err(CoordError::Timeout(DEADLINE)),
+        };
+        let ok = result.is_ok();
+        if let Some(h) = &self.inner.health {
+            h.metrics.redis_call(op, ok, started.elapsed());
+            h.set_redis_up(ok);
+        }
+        if !ok {
+            let retry_at = Instant::now().duration_since(self.inner.epoch) + COOL_OFF;
+            self.inner.retry_at_ms.store(retry_at.as_millis() as u64, Ordering::Relaxed);
+        }
+        let was = self.inner.state.swap(if ok { UP } else { DOWN }, Ordering::Relaxed);
+        match (was, ok) {
+            (DOWN, true) => tracing::warn!(op, "redis answers again; replicas coordinate through it again"),
+            (UP | UNKNOWN, false) => {
+                if let Err(e) = &result {
+                    tracing::error!(op, error = %e, "redis is unreachable: replicas fall back to Slack's copy and their own pacing until it returns");
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Redis's version and one round trip's time (for `itbot doctor`).
+    pub async fn check(&self) -> Result<(String, Duration), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let started = Instant::now();
+        let info: String = self.run("info", redis::cmd("INFO").arg("server").query_async(&mut conn)).await?;
+        let rtt = started.elapsed();
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("valkey_version:").or_else(|| l.strip_prefix("redis_version:")))
+            .unwrap_or("unknown")
+            .trim()
+            .to_string();
+        Ok((version, rtt))
+    }
+
+    /// Reserves a slot in the budget `lane` shares across replicas: `per_minute` calls a minute
+    /// with bursts of `burst`, a slot at most `max_ahead` away.
+    pub async fn reserve(
+        &self,
+        lane: &str,
+        per_minute: u64,
+        burst: u32,
+        max_ahead: Duration,
+    ) -> Result<Slot, CoordError> {
+        let interval_us = 60_000_000 / per_minute.max(1);
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.gcra.prepare_invoke();
+        call.key(self.key(&["budget", lane]))
+            .key(self.key(&["pause", lane]))
+            .arg(interval_us)
+            .arg(burst.max(1))
+            .arg(max_ahead.as_micros() as u64);
+        let us: i64 = self.run("reserve", call.invoke_async(&mut conn)).await?;
+        Ok(if us >= 0 {
+            Slot::After(Duration::from_micros(us as u64))
+        } else {
+            Slot::Full(Duration::from_micros(us.unsigned_abs()))
+        })
+    }
+
+    /// Pauses `lane` for every replica (Slack answered 429 with this `Retry-After`).
+    pub async fn pause(&self, lane: &str, wait: Duration) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["pause", lane]);
+        let ms = wait.as_millis().max(1) as u64;
+        self.run("pause", async move { conn.pset_ex::<_, _, ()>(key, 1, ms).await }).await
+    }
+
+    /// True for exactly one caller across replicas until `ttl` passes: the once-only effects
+    /// (an event handled, an escalation ping, an outage ping, a weekly report slot).
+    pub async fn once(&self, what: &[&str], ttl: Duration) -> Result<bool, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&[&["once"], what].concat());
+        let ms = ttl.as_millis().max(1) as u64;
+        let set: Option<String> = self
+            .run("once", redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut conn))
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Takes `what` for `owner` until `ttl` passes or it is released: true when taken.
+    pub async fn lease(&self, what: &str, owner: &str, ttl: Duration) -> Result<bool, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["lease", what]);
+        let ms = ttl.as_millis().max(1) as u64;
+        let set: Option<String> = self
+            .run(
+                "lease",
+                redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(ms).query_async(&mut conn),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Gives `what` back, if `owner` still holds it.
+    pub async fn release(&self, what: &str, owner: &str) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.release.prepare_invoke();
+        call.key(self.key(&["lease", what])).arg(owner);
+        self.run("release", call.invoke_async::<i64>(&mut conn)).await.map(drop)
+    }
+
+    /// Stores a thread's state (JSON) for `ttl`.
+    pub async fn put_state(
+        &self,
+        channel: &str,
+        thread: &str,
+        json: &str,
+        ttl: Duration,
+    ) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["thread", channel, thread]);
+        let ms = ttl.as_millis().max(1) as u64;
+        let json = json.to_string();
+        self.run("put_state", async move { conn.pset_ex::<_, _, ()>(key, json, ms).await }).await
+    }
+
+    /// A thread's state (JSON), if a replica stored one that has not expired.
+    pub async fn get_state(&self, channel: &str, thread: &str) -> Result<Option<String>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["thread", channel, thread]);
+        self.run("get_state", async move { conn.get::<_, Option<String>>(key).await }).await
+    }
+
+    /// Records `user`'s vote on `message` (true: 👍) and returns the message's counts (up, down)
+    /// over every replica. A person's later vote replaces their earlier one.
+    pub async fn vote(
+        &self,
+        message: &str,
+        user: &str,
+        up: bool,
+        ttl: Duration,
+    ) -> Result<(u32, u32), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["votes", message]);
+        let secs = ttl.as_secs().max(1) as i64;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&key, user, if up { "up" } else { "down" })
+            .ignore()
+            .expire(&key, secs)
+            .ignore()
+            .hvals(&key);
+        let (values,): (Vec<String>,) = self.run("vote", pipe.query_async(&mut conn)).await?;
+        let up = values.iter().filter(|v| v.as_str() == "up").count() as u32;
+        Ok((up, values.len() as u32 - up))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_url_is_named_without_echoing_it() {
+        let e = Coord::connect(&SecretString::from("postgres://user:hunter2@db:5432"), None)
+            .err()
+            .expect("not a redis url");
+        let text = e.to_string();
+        assert!(text.contains("REDIS_URL"), "{text}");
+        assert!(!text.contains("hunter2"), "the password was printed: {text}");
+    }
+
+    #[actix_rt::test]
+    async fn keys_are_namespaced_by_workspace_and_bot() {
+        let c = Coord::connect(&SecretString::from("redis://127.0.0.1:1"), None).expect("lazy");
+        let c = c.scoped("T1", "U9");
+        assert_eq!(c.key(&["thread", "C1", "1.2"]), "itbot:T1:U9:thread:C1:1.2");
+    }
+}
