@@ -79,6 +79,9 @@ pub struct World<'a> {
     /// Another replica posts as this bot in the channel (seen in some thread): Slack's copy of a
     /// thread may then hold what this process has not heard, so it is read before acting.
     pub peers: bool,
+    /// Replicas share Redis: an escalation is claimed there (atomically, across replicas) before
+    /// it is posted.
+    pub coordinated: bool,
     /// Unix seconds, for how long ago a past ticket was.
     pub now: f64,
 }
@@ -107,6 +110,9 @@ pub enum Input {
     ThreadRead {
         read: Read,
         messages: Option<Vec<HistoryMessage>>,
+        /// For [`Read::EscalationCheck`] with Redis: another replica holds this thread's
+        /// escalation claim.
+        escalation_taken: bool,
     },
     RootEdited(UserText),
     RootDeleted,
@@ -596,7 +602,9 @@ impl Conversation {
                     self.maybe_post_first(w, &mut fx);
                 }
             }
-            Input::ThreadRead { read, messages } => self.on_thread_read(w, read, messages, &mut fx),
+            Input::ThreadRead { read, messages, escalation_taken } => {
+                self.on_thread_read(w, read, messages, escalation_taken, &mut fx)
+            }
             Input::RootEdited(text) => {
                 if self.phase == Phase::Preparing {
                     tracing::info!(thread = %self.root, "root edited before the answer; preparing again");
@@ -1074,6 +1082,7 @@ impl Conversation {
         w: &World,
         read: Read,
         messages: Option<Vec<HistoryMessage>>,
+        escalation_taken: bool,
         fx: &mut Vec<Effect>,
     ) {
         match read {
@@ -1112,9 +1121,24 @@ impl Conversation {
             Read::EscalationCheck => {
                 let Some(trigger) = self.escalating.take() else { return };
                 self.busy = false;
-                let elsewhere = messages.iter().flatten().any(|m| {
-                    m.message.user.as_ref() == Some(w.bot) && m.thread_state().is_some_and(|s| s.escalated)
-                });
+                let elsewhere = escalation_taken
+                    || messages.iter().flatten().any(|m| {
+                        m.message.user.as_ref() == Some(w.bot)
+                            && m.thread_state().is_some_and(|s| s.escalated)
+                    });
+                // Assist's card may have reached another replica: the brief names the assignee.
+                if self.card.assignee.is_none() {
+                    let card = messages
+                        .iter()
+                        .flatten()
+                        .map(|h| &h.message)
+                        .find(|m| m.bot_id.is_some() && m.thread_ts.is_some() && w.assist.is_assist(m));
+                    if let Some(m) = card {
+                        let card = w.assist.read(m);
+                        self.card.ticket = self.card.ticket.take().or(card.ticket);
+                        self.card.assignee = card.assignee;
+                    }
+                }
                 self.set_phase(Phase::Escalated, fx);
                 if elsewhere {
                     tracing::info!(thread = %self.root, trigger = trigger.as_str(), "escalated earlier (restart or another replica); not again");
@@ -1265,7 +1289,7 @@ impl Conversation {
             return;
         }
         self.escalated = true;
-        if !self.must_read(w) {
+        if !self.must_read(w) && !w.coordinated {
             self.set_phase(Phase::Escalated, fx);
             self.post_escalation(w, trigger, fx);
             return;
@@ -1439,6 +1463,7 @@ mod tests {
                 channel_name: "it",
                 llm,
                 peers: false,
+                coordinated: false,
                 now: 1_700_100_000.0,
             }
         }
@@ -1511,6 +1536,7 @@ mod tests {
                         Effect::ReadThread(read) => pending.push_back(Input::ThreadRead {
                             read: *read,
                             messages: Some(self.slack_thread.clone()),
+                            escalation_taken: false,
                         }),
                         Effect::Settle { .. } => pending.push_back(Input::Settled),
                         Effect::Post { .. } => {

@@ -308,6 +308,41 @@ impl Coord {
         self.run("get_state", async move { conn.get::<_, Option<String>>(key).await }).await
     }
 
+    /// Appends message `ts` to the copy of `thread`, kept `ttl` after its last message (and
+    /// remembers which thread a reply belongs to, for a reaction or a click on it).
+    pub async fn record(
+        &self,
+        channel: &str,
+        thread: &str,
+        ts: &str,
+        entry: &str,
+        ttl: Duration,
+    ) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["log", channel, thread]);
+        let ms = ttl.as_millis().max(1) as i64;
+        let mut pipe = redis::pipe();
+        pipe.atomic().rpush(&key, entry).ignore().pexpire(&key, ms).ignore();
+        if ts != thread {
+            pipe.pset_ex(self.key(&["in", channel, ts]), thread, ms as u64).ignore();
+        }
+        self.run("record", pipe.query_async::<()>(&mut conn)).await
+    }
+
+    /// The thread a recorded reply belongs to.
+    pub async fn thread_of(&self, channel: &str, ts: &str) -> Result<Option<String>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["in", channel, ts]);
+        self.run("thread_of", async move { conn.get::<_, Option<String>>(key).await }).await
+    }
+
+    /// A thread's copy, in the order its messages were recorded.
+    pub async fn thread_log(&self, channel: &str, thread: &str) -> Result<Vec<String>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["log", channel, thread]);
+        self.run("thread_log", async move { conn.lrange::<_, Vec<String>>(key, 0, -1).await }).await
+    }
+
     /// Records `user`'s vote on `message` (true: 👍) and returns the message's counts (up, down)
     /// over every replica. A person's later vote replaces their earlier one.
     pub async fn vote(

@@ -6,6 +6,7 @@ pub mod outage;
 pub mod reply;
 pub mod report;
 pub mod router;
+pub mod shared;
 pub mod slack_api;
 pub mod socket;
 pub mod thread;

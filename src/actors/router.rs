@@ -205,11 +205,10 @@ impl RouterActor {
             return;
         }
         self.loading.insert(key.clone(), vec![event]);
-        let slack = self.services.slack.clone();
-        let channel = self.services.channel.clone();
-        tracing::info!(ts = %key, "reading an unknown thread from slack");
+        let services = self.services.clone();
+        tracing::info!(ts = %key, "reading an unknown thread");
         let fut = async move {
-            let mut messages = slack.thread_messages(&channel, &key).await;
+            let mut messages = super::shared::read_thread(&services, &key).await;
             // Slack answers a reply's ts (a reaction's or a click's message) with that reply
             // alone; its `thread_ts` names the thread to read.
             let parent = match messages.as_deref() {
@@ -217,7 +216,7 @@ impl RouterActor {
                 _ => None,
             };
             if let Some(parent) = parent {
-                messages = slack.thread_messages(&channel, &parent).await;
+                messages = super::shared::read_thread(&services, &parent).await;
             }
             let result = messages.map(|all| {
                 let mut all = all.into_iter();
@@ -246,6 +245,8 @@ impl RouterActor {
             }
             return;
         }
+        // Into the replicas' copy of the thread (with Redis), whoever wrote it.
+        super::shared::record(s, &m, None);
         let own = m.user.as_ref() == Some(&s.identity.user_id)
             || (m.bot_id.is_some() && m.bot_id == s.identity.bot_id);
         if own {

@@ -289,8 +289,27 @@ impl ThreadActor {
             }
             Effect::Post { text, kind, state, since } => self.post(text, kind, state, since, ctx),
             Effect::ReadThread(read) => {
-                let fut = async move { slack.thread_messages(&channel, &root).await };
-                ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                let s = self.s.clone();
+                let fut = async move {
+                    // With Redis, the escalation is claimed there first: whichever replica gets
+                    // the claim posts it, whatever each one's copy of the thread says.
+                    let claim = match (&s.coord, read) {
+                        (Some(coord), crate::conversation::Read::EscalationCheck) => {
+                            let ttl = Duration::from_secs(s.settings.threads.idle_secs.max(3600));
+                            coord.once(&["escalation", s.channel.as_str(), root.as_str()], ttl).await
+                        }
+                        _ => Ok(true),
+                    };
+                    let taken = match claim {
+                        Ok(won) => !won,
+                        Err(e) => {
+                            tracing::warn!(thread = %root, error = %e, "escalation not claimed in redis; deciding from the thread alone");
+                            false
+                        }
+                    };
+                    (super::shared::read_thread(&s, &root).await, taken)
+                };
+                ctx.spawn(fut.into_actor(self).map(move |(result, escalation_taken), act, ctx| {
                     let messages = match result {
                         Ok(m) => Some(m),
                         Err(e) => {
@@ -298,7 +317,7 @@ impl ThreadActor {
                             None
                         }
                     };
-                    act.feed(Input::ThreadRead { read, messages }, ctx);
+                    act.feed(Input::ThreadRead { read, messages, escalation_taken }, ctx);
                 }));
             }
             Effect::Record { ending, resolution } => {
@@ -434,6 +453,7 @@ impl ThreadActor {
         ctx: &mut Context<Self>,
     ) {
         let slack = self.s.slack.clone();
+        let services = self.s.clone();
         let (channel, thread) = (self.channel.clone(), self.root().clone());
         let metadata = Metadata::from(state);
         let fut = async move {
@@ -445,8 +465,22 @@ impl ThreadActor {
                 let blocks =
                     (is_last && kind == ReplyKind::Answer).then(|| compose::answer_blocks(&part, &thread));
                 let meta = is_last.then_some(&metadata);
-                let since = since.as_ref();
-                posted.push(slack.post_answer(&channel, &thread, &part, blocks.as_ref(), meta, since).await?);
+                let ts = slack
+                    .post_answer(&channel, &thread, &part, blocks.as_ref(), meta, since.as_ref())
+                    .await?;
+                // Into the replicas' copy with its state, before anything acts on it.
+                let own = crate::slack::events::Message {
+                    channel: channel.clone(),
+                    ts: ts.clone(),
+                    thread_ts: Some(thread.clone()),
+                    user: Some(services.identity.user_id.clone()),
+                    bot_id: services.identity.bot_id.clone(),
+                    subtype: None,
+                    text: UserText::new(part.clone()),
+                    blocks_text: UserText::new(String::new()),
+                };
+                super::shared::record(&services, &own, meta);
+                posted.push(ts);
             }
             Ok::<_, SlackError>(posted)
         };
@@ -597,6 +631,7 @@ fn world(s: &SharedServices) -> World<'_> {
         channel_name: &s.channel_name,
         llm: s.openai.is_some(),
         peers: s.health.peers_seen(),
+        coordinated: s.coord.is_some(),
         now: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     }
 }

@@ -9,6 +9,8 @@ use itbot_fakes::redis_server::RedisServer;
 
 use crate::helpers::{spawn, start_bot, wait_for, Setup, Tweak};
 
+const ESCALATION: &str = "could you take this one?";
+
 fn redis() -> RedisServer {
     RedisServer::start().expect("redis-server starts (apt-get install redis-server)")
 }
@@ -159,12 +161,31 @@ async fn three_replicas_on_redis_answer_every_ticket_once_within_one_slack_budge
         app.ws.post(&app.ws.user_id(&format!("person{i}")), &app.it(), "didn't help", Some(root));
     }
     join_all(roots.iter().map(|root| app.wait_bot_replies(root, 2))).await;
+    // Each asks for a person and 👎s the answer in the same instant: Slack spreads the two events
+    // over the replicas' sockets, so two replicas may decide to escalate the same thread at once.
+    for (i, root) in roots.iter().enumerate() {
+        let person = app.ws.user_id(&format!("person{i}"));
+        let answer = app.bot_replies(root)[1].ts.clone();
+        app.ws.post(&person, &app.it(), "can someone from IT help?", Some(root));
+        app.ws.react(&person, &app.it(), &answer, "-1");
+    }
+    join_all(roots.iter().map(|root| app.wait_bot_replies(root, 3))).await;
     app.control().await;
 
     for root in &roots {
-        assert_eq!(app.bot_replies(root).len(), 2, "a turn was answered twice or not at all in {root}");
+        let replies = app.bot_replies(root);
+        assert_eq!(replies.len(), 3, "a turn was answered twice or not at all in {root}");
+        let texts: Vec<String> = replies.iter().map(|r| r.text.chars().take(80).collect()).collect();
+        assert_eq!(app.bot_replies_with(root, "*Symptom:*"), 1, "escalations in {root}: {texts:#?}");
+        assert_eq!(
+            app.bot_replies_with(root, ESCALATION),
+            1,
+            "the brief does not name the assignee: {texts:#?}"
+        );
     }
     assert_eq!(app.ws.rate_limited_calls(), 0, "three replicas together went past Slack's limits");
+    // Replicas read each other's turns from Redis, not from Slack.
+    assert_eq!(app.ws.calls_of("conversations.replies"), 0, "a thread was read from Slack");
     let metrics = app.metrics().await;
     assert!(metrics.contains(r#"itbot_redis_calls_total{op="reserve",outcome="ok"}"#), "{metrics}");
     drop((second, third));
@@ -200,4 +221,31 @@ async fn redis_dying_mid_run_silences_nothing_and_the_bot_uses_it_again_when_it_
         assert_eq!(app.bot_replies(root).len(), n, "{root}");
     }
     assert_eq!(app.ws.rate_limited_calls(), 0);
+}
+
+#[actix_rt::test]
+async fn an_escalation_another_replica_has_claimed_is_not_posted_again() {
+    let server = redis();
+    let app = spawn(Setup { tweak: Some(with_redis(&server)), ..Setup::default() }).await;
+    let alice = app.ws.user_id("alice");
+    let root = app.ws.post(&alice, &app.it(), "my vpn won't connect from home", None);
+    app.wait_bot_replies(&root, 1).await;
+    // Another replica won this thread's escalation a moment ago and has not posted it yet.
+    let other = Coord::connect(&server.url().into(), None)
+        .expect("url")
+        .scoped(app.ws.team_id(), app.ws.bot_user_id());
+    assert!(other.once(&["escalation", &app.it(), &root], Duration::from_secs(60)).await.expect("claimed"));
+
+    app.ws.post(&alice, &app.it(), "can someone from IT help?", Some(&root));
+    app.control().await;
+
+    assert_eq!(app.bot_replies_with(&root, "*Symptom:*"), 0, "escalated although another replica claimed it");
+
+    // The claim is per thread: another ticket escalates as usual.
+    let bob = app.ws.user_id("bob");
+    let second = app.ws.post(&bob, &app.it(), "okta verify push not arriving", None);
+    app.wait_bot_replies(&second, 1).await;
+    app.ws.post(&bob, &app.it(), "can someone from IT help?", Some(&second));
+    app.wait_bot_replies(&second, 2).await;
+    assert_eq!(app.bot_replies_with(&second, "*Symptom:*"), 1);
 }
