@@ -411,8 +411,13 @@ mod tests {
         {
             let kb = KnowledgeBase::shipped_for(&facts);
             for a in kb.articles() {
-                let raw = facts::raw_placeholders(&text_of(a));
+                let text = text_of(a);
+                let raw = facts::raw_placeholders(&text);
                 assert!(raw.is_empty(), "{name}: {} shows {raw:?}", a.slug);
+                // A fallback's words must fit the sentence around them.
+                for doubled in ["the the ", "your your ", "the your ", "a your ", "your the "] {
+                    assert!(!text.to_lowercase().contains(doubled), "{name}: {} reads `{doubled}`", a.slug);
+                }
             }
         }
     }
