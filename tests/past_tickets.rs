@@ -22,9 +22,11 @@ const RECALL_AT_3_FLOOR: f64 = 0.97;
 /// Quoting on the tuning sets at `QUOTE_SHARE`, as measured when it was chosen, rounded down.
 const TUNING_PRECISION_FLOOR: f64 = 0.84;
 const TUNING_RECALL_FLOOR: f64 = 0.60;
-/// Quoting on the held-out set: floors set before it was first run.
-const HELDOUT_PRECISION_FLOOR: f64 = 0.75;
-const HELDOUT_RECALL_FLOOR: f64 = 0.40;
+/// Quoting on the held-out set, as measured the one time it was run (85.7% and 67.5%, after the
+/// last change to the rule and threshold), rounded down: a guard against regressions, not a
+/// target to tune to.
+const HELDOUT_PRECISION_FLOOR: f64 = 0.85;
+const HELDOUT_RECALL_FLOOR: f64 = 0.67;
 
 fn lines(file: &str) -> Vec<Value> {
     let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
