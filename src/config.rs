@@ -65,10 +65,26 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompanySettings {
-    /// Named in the assistant's instructions.
+    /// Named in the assistant's instructions and in knowledge articles (`{company}`).
     pub name: String,
     /// The tools answers are written for.
     pub tech_stack: Vec<String>,
+    /// The domains of employees' email addresses, main one first (`{email_domain}`).
+    pub email_domains: Vec<String>,
+    /// `okta`, `microsoft` (Entra ID), `google` or empty: names the sign-in in articles and
+    /// chooses the sign-in and MFA articles.
+    pub identity_provider: String,
+    /// Where employees sign in to the identity provider's dashboard (`{idp_url}`).
+    pub sign_in_url: String,
+    /// `macos` and/or `windows`, main one first: chooses the device articles.
+    pub platforms: Vec<String>,
+    /// `google` (Google Workspace), `microsoft` (Microsoft 365) or empty: chooses the mail
+    /// and calendar articles.
+    pub productivity_suite: String,
+    /// Where employees file requests outside Slack, if anywhere (`{ticket_portal_url}`).
+    pub ticket_portal_url: String,
+    /// The GitHub organization's name, for the SSO steps (`{github_org}`).
+    pub github_org: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -417,6 +433,52 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The `[company]` facts: known values only, so a typo ("mac", "gsuite") is caught here
+    /// rather than silently choosing no articles.
+    fn validate_company(&self, bad: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        let c = &self.company;
+        let one_of = |key: &str, value: &str, allowed: &[&str]| {
+            if value.is_empty() || allowed.contains(&value) {
+                Ok(())
+            } else {
+                Err(bad(key, format!("`{value}` is not one of {} (or empty)", allowed.join(", "))))
+            }
+        };
+        one_of("company.identity_provider", &c.identity_provider, &["okta", "microsoft", "google"])?;
+        one_of("company.productivity_suite", &c.productivity_suite, &["google", "microsoft"])?;
+        for p in &c.platforms {
+            if !["macos", "windows"].contains(&p.as_str()) {
+                return Err(bad("company.platforms", format!("`{p}` is not macos or windows")));
+            }
+        }
+        for d in &c.email_domains {
+            if d.contains('@') || !d.contains('.') || d.contains(char::is_whitespace) {
+                return Err(bad(
+                    "company.email_domains",
+                    format!("`{d}` is not a domain (like example.com)"),
+                ));
+            }
+        }
+        for (key, url) in
+            [("company.sign_in_url", &c.sign_in_url), ("company.ticket_portal_url", &c.ticket_portal_url)]
+        {
+            let ok = url.is_empty()
+                || ((url.starts_with("https://") || url.starts_with("http://"))
+                    && !url.contains(char::is_whitespace));
+            if !ok {
+                return Err(bad(key, format!("`{url}` is not an http(s) URL")));
+            }
+        }
+        let org_ok = c.github_org.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+        if !org_ok {
+            return Err(bad(
+                "company.github_org",
+                format!("`{}` is not a GitHub organization name", c.github_org),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: String| ConfigError::Invalid {
             source_name: origin(key),
@@ -464,6 +526,8 @@ impl Settings {
         }
         range("outage.window_secs", self.outage.window_secs as f64, 60.0, 86_400.0)?;
         range("report.weekly_hour", self.report.weekly_hour as f64, 0.0, 23.0)?;
+
+        self.validate_company(&bad)?;
 
         for (key, pattern) in [
             ("assist.assignee_pattern", &self.assist.assignee_pattern),
@@ -813,6 +877,32 @@ mod tests {
     fn an_explicit_config_path_that_does_not_exist_is_an_error() {
         let err = Config::load(env(&[("ITBOT_CONFIG", "/nonexistent/itbot.toml")])).unwrap_err();
         assert!(err.to_string().starts_with("/nonexistent/itbot.toml: cannot read the file"), "{err}");
+    }
+
+    #[test]
+    fn company_facts_with_a_typo_are_caught_and_lists_come_from_the_environment() {
+        for (text, want) in [
+            ("platforms = [\"mac\"]", "my.toml: [company] platforms: `mac` is not macos or windows"),
+            (
+                "productivity_suite = \"gsuite\"",
+                "my.toml: [company] productivity_suite: `gsuite` is not one of google, microsoft (or empty)",
+            ),
+            (
+                "identity_provider = \"Okta\"",
+                "my.toml: [company] identity_provider: `Okta` is not one of okta, microsoft, google (or empty)",
+            ),
+            ("sign_in_url = \"acme.okta.com\"", "my.toml: [company] sign_in_url: `acme.okta.com` is not an http(s) URL"),
+            (
+                "email_domains = [\"@acme.com\"]",
+                "my.toml: [company] email_domains: `@acme.com` is not a domain (like example.com)",
+            ),
+        ] {
+            let file = ("my.toml".to_string(), format!("[company]\n{text}\n"));
+            let err = Settings::layered(Some(&file), &|_: &str| None).unwrap_err().to_string();
+            assert_eq!(err, want);
+        }
+        let lookup = env(&[("ITBOT__COMPANY__PLATFORMS", "windows,macos")]);
+        assert_eq!(Settings::layered(None, &lookup).unwrap().company.platforms, ["windows", "macos"]);
     }
 
     #[test]

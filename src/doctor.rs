@@ -11,6 +11,8 @@ use serde::Deserialize;
 use crate::actors::slack_api::{ApiOptions, SlackApiActor};
 use crate::config::Config;
 use crate::http::Health;
+use crate::knowledge::facts::{raw_placeholders, Mentioned, PLACEHOLDERS};
+use crate::knowledge::KnowledgeBase;
 use crate::slack::{SlackApi, WebClient};
 
 /// One check's verdict.
@@ -58,7 +60,10 @@ pub async fn run(config: &Config) -> Vec<Check> {
     let mut checks =
         vec![ok("config", format!("{} and the environment are valid", config.env.config_path.display()))];
     match crate::startup::load_knowledge(config) {
-        Ok(kb) => checks.push(ok("knowledge base", format!("{} articles", kb.articles().len()))),
+        Ok(kb) => {
+            checks.push(ok("knowledge base", format!("{} articles", kb.articles().len())));
+            checks.extend(knowledge_checks(&kb));
+        }
         Err(e) => checks.push(fail("knowledge base", e.to_string())),
     }
     let tokens = match config.slack_tokens() {
@@ -153,6 +158,57 @@ async fn redis(config: &Config) -> Option<Check> {
     })
 }
 
+/// What employees would read in the articles: no raw placeholder (that fails), and which
+/// `[company]` keys would replace general words with the company's own (said, not failed).
+/// Only articles this company can be shown by default are judged.
+pub fn knowledge_checks(kb: &KnowledgeBase) -> Vec<Check> {
+    let mut raw = Vec::new();
+    let mut keys: Vec<(&'static str, Vec<&str>)> = Vec::new();
+    let nothing_named = Mentioned::default();
+    for (article, missing) in kb.unfilled() {
+        let text = [&article.title, &article.intro, &article.steps, &article.alternative, &article.tell_it];
+        for found in text.iter().flat_map(|t| raw_placeholders(t)) {
+            raw.push(format!("{} shows `{found}`", article.slug));
+        }
+        if !article.audience.fits(&nothing_named, kb.facts()) {
+            continue;
+        }
+        for p in missing {
+            match keys.iter_mut().find(|(k, _)| *k == p.key) {
+                Some((_, slugs)) if !slugs.contains(&article.slug.as_str()) => slugs.push(&article.slug),
+                Some(_) => {}
+                None => keys.push((p.key, vec![&article.slug])),
+            }
+        }
+    }
+    let placeholders = if raw.is_empty() {
+        ok("articles", "every article renders with no raw placeholder")
+    } else {
+        fail(
+            "articles",
+            format!(
+                "{}: write a placeholder filled from [company] instead ({})",
+                raw.join("; "),
+                PLACEHOLDERS.iter().map(|p| format!("{{{}}}", p.name)).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    };
+    let facts = if keys.is_empty() {
+        ok("company facts", "every fact the articles use is set in [company]")
+    } else {
+        let list: Vec<String> =
+            keys.iter().map(|(k, slugs)| format!("{k} (used by {})", slugs.join(", "))).collect();
+        ok(
+            "company facts",
+            format!(
+                "articles use general words where these are unset; set them to name yours: {}",
+                list.join("; ")
+            ),
+        )
+    };
+    vec![placeholders, facts]
+}
+
 /// The IT channel exists, is visible, and the bot is a member.
 async fn channel(config: &Config, slack: &SlackApi) -> Check {
     let name = &config.env.it_channel_name;
@@ -230,4 +286,64 @@ struct Models {
 #[derive(Debug, Deserialize)]
 struct Model {
     id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::Facts;
+
+    const ARTICLE: &str =
+        "---\ntitle: Printer\n---\nIntro.\n\n1. Go to https://<company>.okta.com and {idp_url}.\n\n\
+                           ## If that didn't help\n1. Ask {company}.\n\n## What to tell IT\nThe printer.\n";
+
+    #[test]
+    fn an_article_showing_a_raw_placeholder_fails_and_says_what_to_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("printer.md"), ARTICLE).expect("written");
+        let kb = KnowledgeBase::load_dir(dir.path(), &Facts::default()).expect("loads");
+
+        let checks = knowledge_checks(&kb);
+
+        assert!(!checks[0].ok, "{}", checks[0]);
+        assert!(
+            checks[0].detail.starts_with("printer shows `<company>`: write a placeholder"),
+            "{}",
+            checks[0]
+        );
+        assert!(checks[0].detail.contains("{company}, {email_domain}"), "{}", checks[0]);
+    }
+
+    #[test]
+    fn unset_company_facts_are_named_with_the_articles_that_use_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("printer.md"), ARTICLE.replace("https://<company>.okta.com and ", ""))
+            .expect("written");
+        let kb = KnowledgeBase::load_dir(dir.path(), &Facts::default()).expect("loads");
+
+        let checks = knowledge_checks(&kb);
+
+        assert!(checks[0].ok, "{}", checks[0]);
+        assert_eq!(checks[1].name, "company facts");
+        assert!(
+            checks[1]
+                .detail
+                .ends_with("[company] sign_in_url (used by printer); [company] name (used by printer)"),
+            "{}",
+            checks[1]
+        );
+        let named = Facts {
+            company: Some("Globex".into()),
+            sign_in_url: Some("https://globex.okta.com".into()),
+            ..Facts::default()
+        };
+        let kb = KnowledgeBase::load_dir(dir.path(), &named).expect("loads");
+        assert_eq!(knowledge_checks(&kb)[1].detail, "every fact the articles use is set in [company]");
+    }
+
+    #[test]
+    fn the_shipped_articles_show_no_raw_placeholder() {
+        let checks = knowledge_checks(&KnowledgeBase::shipped());
+        assert!(checks[0].ok, "{}", checks[0]);
+    }
 }

@@ -160,6 +160,14 @@ impl Bm25 {
         self.live == 0
     }
 
+    /// How rare `term` (already tokenized) is in the index: BM25's inverse document frequency,
+    /// 0 for a term no document holds.
+    pub fn idf(&self, term: &str) -> f32 {
+        let Some(p) = self.postings.get(term) else { return 0.0 };
+        let (n, df) = (self.live as f32, p.len() as f32);
+        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+    }
+
     /// The score a short document holding every known term of `query` once would get: a scale
     /// for judging scores independent of the index's size.
     pub fn ceiling(&self, query: &str) -> f32 {

@@ -99,10 +99,11 @@ const SOCKET_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// The knowledge base beside the config file (`<dir>/knowledge/*.md`), or the shipped one.
 pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> {
     let dir = config.env.config_path.parent().unwrap_or_else(|| Path::new(".")).join("knowledge");
+    let facts = crate::knowledge::Facts::from_settings(&config.settings.company);
     if dir.is_dir() {
-        KnowledgeBase::load_dir(&dir)
+        KnowledgeBase::load_dir(&dir, &facts)
     } else {
-        Ok(KnowledgeBase::shipped())
+        Ok(KnowledgeBase::shipped_for(&facts))
     }
 }
 

@@ -408,15 +408,27 @@ async fn doctor_passes_a_good_set_up_and_says_so() {
 
     println!("{out}");
     assert_eq!(code, Some(0), "{out}");
-    for check in
-        ["config", "knowledge base", "slack tokens", "bot token", "scopes", "app token", "channel", "llm"]
-    {
+    for check in [
+        "config",
+        "knowledge base",
+        "articles",
+        "company facts",
+        "slack tokens",
+        "bot token",
+        "scopes",
+        "app token",
+        "channel",
+        "llm",
+    ] {
         assert!(
             out.lines().any(|l| l.starts_with("ok") && l.contains(check)),
             "no passing `{check}` line:\n{out}"
         );
     }
-    assert!(out.contains("all 8 checks passed"), "{out}");
+    assert!(out.contains("all 10 checks passed"), "{out}");
+    // The shipped config leaves the sign-in page unset: doctor names the key to set.
+    let facts = out.lines().find(|l| l.contains("company facts")).unwrap_or_default();
+    assert!(facts.contains("[company] sign_in_url (used by "), "{out}");
 }
 
 #[actix_rt::test]
@@ -434,7 +446,7 @@ async fn doctor_names_what_to_fix_in_a_broken_set_up() {
     assert!(line("scopes").starts_with("FAIL") && line("scopes").contains("app_mentions:read"), "{out}");
     assert!(line("channel").starts_with("FAIL") && line("channel").contains("/invite @itbot"), "{out}");
     assert!(line("llm").starts_with("FAIL") && line("llm").contains("gpt-9-imaginary"), "{out}");
-    assert!(out.contains("3 of 8 checks failed"), "{out}");
+    assert!(out.contains("3 of 10 checks failed"), "{out}");
 }
 
 #[actix_rt::test]
@@ -459,7 +471,7 @@ async fn doctor_checks_redis_when_it_is_set_and_never_prints_its_password() {
     assert_eq!(code, Some(0), "{out}");
     let line = out.lines().find(|l| l.contains("redis")).unwrap_or_default();
     assert!(line.starts_with("ok") && line.contains("version") && line.contains("round trip"), "{out}");
-    assert!(out.contains("all 9 checks passed"), "{out}");
+    assert!(out.contains("all 11 checks passed"), "{out}");
 
     // Nothing listens there: the check fails, names the fix, and keeps the password to itself.
     let gone = format!("redis://:s3cr3t-pw@{}", server.url().trim_start_matches("redis://"));

@@ -91,6 +91,51 @@ async fn a_new_ticket_quotes_how_it_fixed_a_similar_past_ticket() {
     assert!(answer.contains("I pushed the new one from Self Service"), "{answer}");
 }
 
+/// The channel of issue 17: IT fixed a TLS handshake failure by re-importing the profile.
+fn seed_tls_handshake_ticket(ws: &Workspace) {
+    let alice = ws.user_id("alice");
+    let dana = ws.user_id("dana");
+    let root = ws.seed(
+        Some(&alice),
+        "it",
+        "Can't connect to the AWS VPN, it says TLS handshake failed",
+        None,
+        3.0,
+        None,
+    );
+    ws.seed(
+        Some(&dana),
+        "it",
+        "The VPN profile was rotated: remove the old profile and re-import the new one from Self Service",
+        Some(&root),
+        2.9,
+        None,
+    );
+    ws.seed(Some(&alice), "it", "that worked, thanks!", Some(&root), 2.8, None);
+}
+
+#[actix_rt::test]
+async fn an_offline_answer_to_a_new_tls_handshake_error_quotes_the_past_reimport_fix() {
+    let app = spawn(Setup {
+        seed: Some(Box::new(seed_tls_handshake_ticket)),
+        tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
+        ..Setup::default()
+    })
+    .await;
+    wait_for("the backfill", || {
+        let bot = &app.bot;
+        async move { (bot.past_tickets().await == (1, true)).then_some(()) }
+    })
+    .await;
+    let bob = app.ws.user_id("bob");
+
+    let root = app.ws.post(&bob, &app.it(), "AWS VPN client keeps failing with a TLS handshake error", None);
+    let answer = app.wait_bot_replies(&root, 1).await[0].text.clone();
+
+    assert!(answer.contains("*A similar ticket 3 days ago was solved* (IT fixed it)"), "{answer}");
+    assert!(answer.contains("re-import the new one from Self Service"), "{answer}");
+}
+
 #[actix_rt::test]
 async fn live_tickets_reach_the_prompt_of_later_ones_as_fenced_redacted_quotes() {
     let app = spawn(Setup { llm: true, ..Setup::default() }).await;
