@@ -896,9 +896,7 @@ impl Conversation {
 
     /// The most relevant resolved past ticket with a recorded fix, for the offline answer.
     fn past_fix(&self, w: &World) -> Option<compose::PastFix> {
-        let best = self.similar.iter().find(|s| {
-            s.ending.is_resolved() && s.resolution.is_some() && s.share >= crate::tickets::QUOTE_SHARE
-        })?;
+        let best = crate::tickets::fix_to_quote(&self.similar)?;
         Some(compose::PastFix {
             age: crate::tickets::age(&best.thread, w.now),
             by_person: best.ending == Ending::PersonResolved,
