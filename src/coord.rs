@@ -90,6 +90,19 @@ redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
 return wait
 "#;
 
+/// Sets KEYS[1] to ARGV[1] for ARGV[2] ms unless another value holds it: 1 when it is ARGV[1]'s.
+const CLAIM: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if v == ARGV[1] then
+  return 1
+end
+return 0
+"#;
+
 /// Deletes KEYS[1] only while it holds ARGV[1] (a lease released by its holder, not a later one).
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -114,7 +127,10 @@ struct Inner {
     /// After a failure: operations before this (ms after `epoch`) fail at once.
     retry_at_ms: AtomicU64,
     gcra: Script,
+    claim: Script,
     release: Script,
+    /// This process, as the owner of what it claims (random, per start).
+    me: String,
     health: Option<Arc<Health>>,
 }
 
@@ -140,7 +156,9 @@ impl Coord {
                 epoch: Instant::now(),
                 retry_at_ms: AtomicU64::new(0),
                 gcra: Script::new(GCRA),
+                claim: Script::new(CLAIM),
                 release: Script::new(RELEASE),
+                me: format!("{:016x}", fastrand::u64(..)),
                 health,
             }),
             prefix: "itbot:".into(),
@@ -262,6 +280,18 @@ impl Coord {
             .run("once", redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut conn))
             .await?;
         Ok(set.is_some())
+    }
+
+    /// True when `what` is this process's until `ttl` passes: taken now, or taken earlier by this
+    /// process (so a failed attempt can be tried again by the one that claimed it, and only by it).
+    pub async fn claim(&self, what: &[&str], ttl: Duration) -> Result<bool, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.claim.prepare_invoke();
+        call.key(self.key(&[&["claim"], what].concat()))
+            .arg(&self.inner.me)
+            .arg(ttl.as_millis().max(1) as u64);
+        let won: i64 = self.run("claim", call.invoke_async(&mut conn)).await?;
+        Ok(won == 1)
     }
 
     /// Takes `what` for `owner` until `ttl` passes or it is released: true when taken.

@@ -131,6 +131,20 @@ impl ReportActor {
         let s = self.s.clone();
         let build = self.build(WEEKLY_DAYS, due);
         let fut = async move {
+            // With Redis, one replica takes the slot (and only it tries again after a failure).
+            if let Some(coord) = &s.coord {
+                let slot = due.to_string();
+                match coord
+                    .claim(&["weekly_report", s.channel.as_str(), &slot], Duration::from_secs(8 * 86_400))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(false),
+                    Err(e) => {
+                        tracing::warn!(slot = due, error = %e, "weekly report slot not claimed in redis; checking the channel alone")
+                    }
+                }
+            }
             if weekly_posted(&s, due).await? {
                 return Ok(false);
             }

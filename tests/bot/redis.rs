@@ -99,6 +99,12 @@ async fn once_only_effects_votes_and_leases_hold_across_handles() {
     a.release("thread:1.1", "replica-a").await.expect("ok");
     assert!(b.lease("thread:1.1", "replica-b", ttl).await.expect("ok"));
 
+    // A claim stays its claimer's: it may try again, another process may not.
+    assert!(a.claim(&["weekly_report", "C1", "100"], ttl).await.expect("ok"));
+    assert!(a.claim(&["weekly_report", "C1", "100"], ttl).await.expect("ok"), "the claimer lost its claim");
+    let other_process = coord(&server);
+    assert!(!other_process.claim(&["weekly_report", "C1", "100"], ttl).await.expect("ok"), "claimed twice");
+
     a.put_state("C1", "1.1", r#"{"v":1}"#, ttl).await.expect("ok");
     assert_eq!(b.get_state("C1", "1.1").await.expect("ok").as_deref(), Some(r#"{"v":1}"#));
     assert_eq!(b.get_state("C1", "2.2").await.expect("ok"), None);
@@ -248,4 +254,48 @@ async fn an_escalation_another_replica_has_claimed_is_not_posted_again() {
     app.ws.post(&bob, &app.it(), "can someone from IT help?", Some(&second));
     app.wait_bot_replies(&second, 2).await;
     assert_eq!(app.bot_replies_with(&second, "*Symptom:*"), 1);
+}
+
+#[actix_rt::test]
+async fn two_replicas_post_one_weekly_report_and_a_slot_claimed_elsewhere_is_left_to_its_claimer() {
+    use crate::report::{schedule_looked_twice, start_scheduled_with, weekly_reports};
+    use itbot::clock::Clock;
+    use itbot_fakes::workspace::Workspace;
+
+    let server = redis();
+    let ws = Workspace::start(Default::default()).await.expect("workspace");
+    let now = Clock::System.now();
+    let slot = itbot::schedule::next_weekly(now, "mon", 9, "Europe/Berlin").expect("a slot");
+    let clock = Clock::manual(slot - 60);
+    ws.advance_clock(Duration::from_secs((slot - 60 - now) as u64));
+    let one = start_scheduled_with(&ws, &clock, "mon", Some(server.url())).await;
+    let two = start_scheduled_with(&ws, &clock, "mon", Some(server.url())).await;
+    let pass = |secs: i64| {
+        clock.advance(secs);
+        ws.advance_clock(Duration::from_secs(secs as u64));
+    };
+
+    pass(61);
+    wait_for("the weekly report", || {
+        let n = weekly_reports(&ws).len();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    schedule_looked_twice(&one).await;
+    schedule_looked_twice(&two).await;
+    assert_eq!(weekly_reports(&ws).len(), 1, "two replicas posted one week's report");
+
+    // Next week's slot is claimed by a third replica that has not posted yet: these two leave it.
+    let next = itbot::schedule::next_weekly(slot, "mon", 9, "Europe/Berlin").expect("next slot");
+    let other =
+        Coord::connect(&server.url().into(), None).expect("url").scoped(ws.team_id(), ws.bot_user_id());
+    let next_slot = next.to_string();
+    assert!(other
+        .claim(&["weekly_report", ws.it_channel(), &next_slot], Duration::from_secs(600))
+        .await
+        .expect("ok"));
+    pass(next + 1 - clock.now());
+    schedule_looked_twice(&one).await;
+    schedule_looked_twice(&two).await;
+    assert_eq!(weekly_reports(&ws).len(), 1, "a slot another replica claimed was posted");
 }

@@ -113,7 +113,7 @@ async fn a_mention_about_a_problem_that_says_report_is_still_a_ticket() {
 }
 
 /// The bot's weekly reports in the channel (top-level, with the report metadata and a slot).
-fn weekly_reports(ws: &Workspace) -> Vec<Posted> {
+pub fn weekly_reports(ws: &Workspace) -> Vec<Posted> {
     ws.messages(ws.it_channel())
         .into_iter()
         .filter(|p| p.thread_ts.is_none() && p.user.as_deref() == Some(ws.bot_user_id()))
@@ -124,7 +124,7 @@ fn weekly_reports(ws: &Workspace) -> Vec<Posted> {
 /// Waits until the schedule has looked at the clock twice from now. The first look saw the
 /// clock as it is now, and whatever it decided is done by the second: the schedule does not look
 /// while a weekly report is being checked or posted.
-async fn schedule_looked_twice(bot: &Bot) {
+pub async fn schedule_looked_twice(bot: &Bot) {
     let looks = || bot.health.metrics.schedule_looks.get();
     let target = looks() + 2;
     wait_for("the schedule to look at the clock twice", || {
@@ -135,8 +135,19 @@ async fn schedule_looked_twice(bot: &Bot) {
 }
 
 async fn start_scheduled(ws: &Workspace, clock: &Clock, weekly_day: &str) -> Bot {
+    start_scheduled_with(ws, clock, weekly_day, None).await
+}
+
+/// [`start_scheduled`] with `REDIS_URL` set to `redis_url`.
+pub async fn start_scheduled_with(
+    ws: &Workspace,
+    clock: &Clock,
+    weekly_day: &str,
+    redis_url: Option<String>,
+) -> Bot {
     let weekly_day = weekly_day.to_string();
     let tweak: Tweak = Box::new(move |config| {
+        config.env.redis_url = redis_url.map(Into::into);
         config.settings.report.weekly_day = weekly_day;
         config.settings.report.weekly_hour = 9;
         config.settings.report.timezone = "Europe/Berlin".into();
