@@ -528,6 +528,11 @@ impl Conversation {
         &self.question
     }
 
+    /// Still waiting for Assist's card before the first answer.
+    pub fn waiting_for_assist(&self) -> bool {
+        self.phase == Phase::Preparing && !self.assist_seen && !self.wait_over
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }

@@ -80,3 +80,32 @@ fn assert_every_step_answered_once(report: &loadgen::Report) {
     assert_eq!(report.replies, report.tickets + report.follow_ups + report.reactions);
     assert!(report.llm.as_ref().is_some_and(|l| l.first_answers > 0), "{report}");
 }
+
+#[actix_rt::test]
+async fn three_replicas_of_the_real_binary_on_redis_answer_every_step_once_without_a_429() {
+    // Three `itbot run` processes share a real redis-server and Slack's real limits.
+    let options = LoadOptions {
+        bot: BotProcess::Child(PathBuf::from(env!("CARGO_BIN_EXE_itbot"))),
+        load: Load::Rate(1.0),
+        duration: Duration::from_secs(6),
+        max_tickets: Some(4),
+        llm_latency: Some(Duration::from_millis(20)),
+        assist_delay: Duration::from_millis(50),
+        drain: Duration::from_secs(40),
+        seed: 3,
+        replicas: 3,
+        ..LoadOptions::default()
+    };
+
+    let report = tokio::time::timeout(Duration::from_secs(150), loadgen::run(config(), options))
+        .await
+        .expect("the run ends within its deadline")
+        .expect("the run starts");
+
+    assert_eq!(report.tickets, 4, "{report}");
+    assert_eq!(report.replicas, 3, "{report}");
+    assert_every_step_answered_once(&report);
+    assert_eq!(report.rate_limited_calls, 0, "three replicas went past Slack's limits: {report}");
+    assert!(report.redis_commands_per_ticket.is_some_and(|c| c > 0.0), "redis unused: {report}");
+    assert_eq!(report.bot_exit_code, Some(0), "{report}");
+}

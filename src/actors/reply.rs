@@ -278,6 +278,7 @@ impl ReplyActor {
             let cost_usd = self.s.settings.openai.prices.cost_usd(&c.model, &c.usage);
             r.metadata.llm = Some(answer_usage(c, cost_usd));
         }
+        let services = self.s.clone();
         let fut = async move {
             let outcome = match answered {
                 Some(markdown) => {
@@ -303,6 +304,24 @@ impl ReplyActor {
                     ReplyOutcome::FellBack { mrkdwn: r.fallback.clone(), posted }
                 }
             };
+            // Into the replicas' copy with its state (a streamed answer's own events carry none).
+            let (text, posted) = match &outcome {
+                ReplyOutcome::Answered { markdown, posted } => (markdown_to_mrkdwn(markdown.trim()), posted),
+                ReplyOutcome::FellBack { mrkdwn, posted } => (mrkdwn.clone(), posted),
+            };
+            if let Some(ts) = posted.last() {
+                let own = crate::slack::events::Message {
+                    channel: r.channel.clone(),
+                    ts: ts.clone(),
+                    thread_ts: Some(r.thread_ts.clone()),
+                    user: Some(services.identity.user_id.clone()),
+                    bot_id: services.identity.bot_id.clone(),
+                    subtype: None,
+                    text: crate::telemetry::UserText::new(text),
+                    blocks_text: crate::telemetry::UserText::new(String::new()),
+                };
+                super::shared::record(&services, &own, Some(&Metadata::from(r.metadata.clone())));
+            }
             notify.do_send(ReplyFinished { id, outcome });
         };
         self.finished = true;

@@ -301,12 +301,17 @@ impl SocketActor {
                 if num_connections.is_some_and(|n| n > self.health.open_connections())
                     && self.health.mark_peers()
                 {
-                    tracing::warn!(
-                        slot = self.slot,
-                        num_connections,
-                        "another process holds sockets of this app: replicas share the channel, so threads \
-                         are read from Slack before acting; set REDIS_URL to share their state instead"
-                    );
+                    // With Redis (it has answered or failed by now) replicas share through it.
+                    if self.health.redis_up().is_some() {
+                        tracing::info!(slot = self.slot, num_connections, "another process holds sockets of this app: replicas share the channel through redis");
+                    } else {
+                        tracing::warn!(
+                            slot = self.slot,
+                            num_connections,
+                            "another process holds sockets of this app: replicas share the channel, so threads \
+                             are read from Slack before acting; set REDIS_URL to share their state instead"
+                        );
+                    }
                 }
                 if self.pending == Some(generation) {
                     self.promote(generation, ctx);

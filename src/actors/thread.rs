@@ -10,7 +10,7 @@
 //! another replica.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -107,6 +107,9 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 const STATUS: &str = "is looking into it...";
 /// The private note that stands in for the status when a burst has used its budget and the 👀's.
 const ACK_NOTE: &str = "Got it. I'm looking into this and will reply in this thread shortly.";
+
+/// How often a first answer waiting for Assist's card looks for it in the replicas' copy.
+const CARD_LOOK: Duration = Duration::from_millis(250);
 
 /// The private note to a requester whose reply Slack would not take in time.
 const UNPOSTED_NOTE: &str = "Slack is limiting how fast I can post in this channel right now, and my reply to you could not be posted. Reply here to try again; IT can see this thread too.";
@@ -339,14 +342,19 @@ impl ThreadActor {
             }
             Effect::WaitForAssist { secs } => {
                 ctx.run_later(Duration::from_secs(secs), |act, ctx| act.feed(Input::AssistWaitOver, ctx));
+                self.watch_for_card(Instant::now() + Duration::from_secs(secs), ctx);
             }
             Effect::PeerSeen => {
                 if self.s.health.mark_peers() {
-                    tracing::warn!(
-                        thread = %root,
-                        "another process posts as this bot: replicas share the channel, so threads are read from \
-                         Slack before acting (a Slack read per turn); set REDIS_URL to share their state instead"
-                    );
+                    if self.s.coord.is_some() {
+                        tracing::info!(thread = %root, "another process posts as this bot: replicas share the channel through redis");
+                    } else {
+                        tracing::warn!(
+                            thread = %root,
+                            "another process posts as this bot: replicas share the channel, so threads are read from \
+                             Slack before acting (a Slack read per turn); set REDIS_URL to share their state instead"
+                        );
+                    }
                 }
             }
             Effect::Stop => ctx.stop(),
@@ -498,6 +506,34 @@ impl ThreadActor {
             };
             act.feed(Input::Posted(posted), ctx);
         }));
+    }
+
+    /// With Redis: Assist's card may reach another replica's socket. The thread's copy is looked
+    /// at every [`CARD_LOOK`] while the first answer waits for the card, so the answer goes out when
+    /// the card is there instead of at the end of the wait.
+    fn watch_for_card(&mut self, until: Instant, ctx: &mut Context<Self>) {
+        let Some(coord) = self.s.coord.clone() else { return };
+        ctx.run_later(CARD_LOOK, move |act, ctx| {
+            if !act.conversation.waiting_for_assist() || Instant::now() >= until {
+                return;
+            }
+            let (channel, root) = (act.channel.clone(), act.root().clone());
+            let look = async move {
+                let entries = coord.thread_log(channel.as_str(), root.as_str()).await.ok()?;
+                super::shared::from_entries(&entries, &channel, &root)
+            };
+            ctx.spawn(look.into_actor(act).map(move |copy, act, ctx| {
+                let card = copy.as_ref().is_some_and(|messages| {
+                    messages.iter().any(|m| m.message.bot_id.is_some() && act.s.assist.is_assist(&m.message))
+                });
+                if card && act.conversation.waiting_for_assist() {
+                    let read = crate::conversation::Read::AssistCard;
+                    act.feed(Input::ThreadRead { read, messages: copy, escalation_taken: false }, ctx);
+                } else {
+                    act.watch_for_card(until, ctx);
+                }
+            }));
+        });
     }
 
     /// A reply that could not be posted (Slack refused it past its deadline, or it waited too

@@ -69,6 +69,27 @@ impl RedisServer {
         format!("redis://{}", self.addr)
     }
 
+    /// Commands the server has processed since it started (`INFO stats`), for round trips per
+    /// ticket in the load generator.
+    pub fn commands_processed(&self) -> Option<u64> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        stream.write_all(b"INFO stats\r\n").ok()?;
+        let mut reader = BufReader::new(&mut stream);
+        let mut line = String::new();
+        // `$<len>` then the text, line by line.
+        reader.read_line(&mut line).ok()?;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(n) = line.trim().strip_prefix("total_commands_processed:") {
+                return n.parse().ok();
+            }
+        }
+    }
+
     /// Kills the server (as a crash would: no shutdown, nothing saved).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -116,6 +116,9 @@ pub struct LoadOptions {
     pub price: Price,
     /// `RUST_LOG` of a child bot (`info`, the production default, unless told otherwise).
     pub bot_log: String,
+    /// Bot processes on the one workspace; more than one share a real `redis-server` started
+    /// for the run (`REDIS_URL`).
+    pub replicas: usize,
 }
 
 impl Default for LoadOptions {
@@ -133,6 +136,7 @@ impl Default for LoadOptions {
             seed: 1,
             price: Price::default(),
             bot_log: "info".into(),
+            replicas: 1,
         }
     }
 }
@@ -318,6 +322,10 @@ pub struct Report {
     pub first_sign: FirstSign,
     /// Web API calls the workspace refused with 429 during the run.
     pub rate_limited_calls: usize,
+    /// Bot processes (replicas) on the workspace.
+    pub replicas: usize,
+    /// With replicas: commands the shared Redis processed per ticket during the run.
+    pub redis_commands_per_ticket: Option<f64>,
     pub api: ApiUse,
     pub llm: Option<LlmUse>,
     pub memory: Memory,
@@ -403,6 +411,10 @@ impl std::fmt::Display for Report {
             kinds.join(", ")
         )?;
         writeln!(f, "429s:       {} Web API calls refused for the rate limit", self.rate_limited_calls)?;
+        if self.replicas > 1 {
+            let per_ticket = self.redis_commands_per_ticket.map_or("?".to_string(), |c| format!("{c:.1}"));
+            writeln!(f, "replicas:   {} bot processes sharing one redis-server; {per_ticket} Redis commands per ticket", self.replicas)?;
+        }
         writeln!(f, "ack:        {}", self.ack)?;
         writeln!(f, "overhead:   {}", self.overhead)?;
         writeln!(f, "  first answer: {}", self.overhead_first_answer)?;
@@ -653,18 +665,42 @@ async fn measure(
     ws: &Workspace,
     llm: Option<&FakeOpenAi>,
 ) -> Result<Report, LoadError> {
-    let bot = RunningBot::start(config, options, ws, llm).await?;
-    let connections = config.settings.slack.connections;
-    let ready = wait_until(READY_WITHIN, || ws.open_connections() >= connections).await;
+    let replicas = options.replicas.max(1);
+    let redis = if replicas > 1 {
+        Some(itbot_fakes::redis_server::RedisServer::start().map_err(|e| LoadError::Start(e.to_string()))?)
+    } else {
+        None
+    };
+    let redis_url = redis.as_ref().map(|r| r.url());
+    let bot = RunningBot::start(config, options, ws, llm, redis_url.as_deref()).await?;
+    let mut others = Vec::new();
+    for _ in 1..replicas {
+        match RunningBot::start(config, options, ws, llm, redis_url.as_deref()).await {
+            Ok(b) => others.push(b),
+            Err(e) => {
+                bot.stop().await;
+                for b in others {
+                    b.stop().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let connections = config.settings.slack.connections * replicas;
+    let ready = wait_until(READY_WITHIN * replicas as u32, || ws.open_connections() >= connections).await;
     // The startup read of the (empty) channel is not a per-ticket call: let it happen first.
     let backfilled = config.settings.history.backfill_messages == 0
         || wait_until(Duration::from_secs(10), || ws.calls_of("conversations.history") > 0).await;
     if !ready || !backfilled {
         bot.stop().await;
-        return Err(LoadError::NotReady(READY_WITHIN.as_secs()));
+        for b in others {
+            b.stop().await;
+        }
+        return Err(LoadError::NotReady(READY_WITHIN.as_secs() * replicas as u64));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    let redis_before = redis.as_ref().and_then(|r| r.commands_processed());
     let calls_before = ws.api_calls().len();
     let limited_before = ws.rate_limited_calls();
     let acks_before = ws.envelopes_acked();
@@ -692,7 +728,21 @@ async fn measure(
     let live_threads = bot.live_threads().await;
     let envelopes = ws.envelopes_sent() - envelopes_before;
     let ack = Summary::of(ws.ack_latencies(acks_before).iter().map(|d| d.as_micros() as u64).collect());
-    let (bot_log, bot_exit_code) = bot.stop().await;
+    let redis_commands =
+        redis.as_ref().and_then(|r| r.commands_processed()).zip(redis_before).map(|(a, b)| a - b);
+    let (mut bot_log, mut bot_exit_code) = bot.stop().await;
+    // Every replica's warnings and errors count; the first non-zero exit code stands.
+    for b in others {
+        let (log, code) = b.stop().await;
+        if let (Some(all), Some(log)) = (bot_log.as_mut(), log) {
+            all.warnings += log.warnings;
+            all.errors += log.errors;
+            all.first_problems.extend(log.first_problems);
+        }
+        if bot_exit_code == Some(0) && code != Some(0) {
+            bot_exit_code = code;
+        }
+    }
 
     let mut report = driver.report(elapsed);
     report.bot = match &options.bot {
@@ -706,6 +756,9 @@ async fn measure(
     report.api = driver.api_use(&calls[calls_before..]);
     report.first_sign = driver.first_sign(&calls[calls_before..]);
     report.rate_limited_calls = ws.rate_limited_calls() - limited_before;
+    report.replicas = replicas;
+    report.redis_commands_per_ticket =
+        redis_commands.filter(|_| report.tickets > 0).map(|c| c as f64 / report.tickets as f64);
     report.llm = llm.map(|l| llm_use(l, config, options.price, report.tickets));
     report.memory = Memory {
         rss_start_kib: rss_start,
@@ -749,6 +802,7 @@ impl RunningBot {
         options: &LoadOptions,
         ws: &Workspace,
         llm: Option<&FakeOpenAi>,
+        redis_url: Option<&str>,
     ) -> Result<RunningBot, LoadError> {
         match &options.bot {
             BotProcess::Child(exe) => {
@@ -771,6 +825,9 @@ impl RunningBot {
                     if !(operators && std::env::var_os(k).is_some()) {
                         cmd.env(k, v);
                     }
+                }
+                if let Some(url) = redis_url {
+                    cmd.env("REDIS_URL", url);
                 }
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
                 let mut child = cmd.spawn().map_err(|e| LoadError::Spawn {
@@ -801,6 +858,7 @@ impl RunningBot {
                 // As for the child (`child_env`): the load is an outage by design, measured
                 // without outage detection.
                 config.settings.outage.min_reporters = 0;
+                config.env.redis_url = redis_url.map(|u| u.to_string().into());
                 match llm {
                     Some(l) => {
                         config.env.openai_base_url = l.base_url();

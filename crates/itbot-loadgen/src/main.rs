@@ -82,6 +82,10 @@ struct Args {
     /// The child bot's log filter (`RUST_LOG`); `info` is the production default.
     #[arg(long, default_value = "info")]
     bot_log: String,
+    /// Bot processes on the one workspace. More than one share a real `redis-server` (Debian's
+    /// package) that the run starts on a free loopback port, as replicas share Railway's Redis.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
+    replicas: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -206,6 +210,7 @@ fn run(config: Config, args: Args) -> ExitCode {
         seed: args.seed,
         price: loadgen::Price { input_per_mtok: args.price_input, output_per_mtok: args.price_output },
         bot_log: args.bot_log,
+        replicas: usize::from(args.replicas),
     };
     let result = actix_rt::System::new().block_on(loadgen::run(config, options));
     let report = match result {
