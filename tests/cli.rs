@@ -153,12 +153,15 @@ fn a_bad_value_in_the_config_file_names_the_file_key_and_reason() {
 }
 
 #[test]
-fn explain_shows_category_redaction_and_articles() {
+fn explain_shows_kind_confidence_why_redaction_and_articles() {
     let out = itbot(&["explain", "I can't access Figma, email me at a@b.co"], &[], "");
 
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("category: technical"), "{stdout}");
+    assert!(stdout.contains("kind:     technical ("), "{stdout}");
+    assert!(stdout.contains("% sure"), "{stdout}");
+    assert!(stdout.contains("why:      "), "{stdout}");
+    assert!(stdout.contains("rules:    can't"), "{stdout}");
     assert!(stdout.contains("[email]") && !stdout.contains("a@b.co"), "{stdout}");
 }
 
