@@ -108,6 +108,10 @@ fn the_demo_plays_without_input_and_exits_cleanly() {
     assert_eq!(stdout.matches("Possible outage").count(), 1, "outage pings:\n{stdout}");
     assert!(stdout.contains("This looks like a known issue"), "no known-issue answer:\n{stdout}");
     assert!(stdout.contains("*IT report*") && stdout.contains("*Outages:* 1 (3 tickets)"), "{stdout}");
+    // Posts that are not tickets: a pointer under the question, nothing under the thanks.
+    assert!(stdout.contains("leave it to the IT team to answer here"), "no pointer:\n{stdout}");
+    assert!(stdout.contains("(not a ticket: itbot stays out of it)"), "{stdout}");
+    assert!(!stdout.contains("did not answer in time"), "{stdout}");
 }
 
 #[test]
