@@ -1,5 +1,5 @@
-//! A small text classifier: multinomial logistic regression over words, word pairs, character
-//! trigrams and a few shape features (a question mark, the length), trained in the process
+//! A small text classifier: multinomial logistic regression over words, crude stems, word
+//! pairs, character trigrams and a few shape features (a question mark, the length), trained in the process
 //! from labelled examples (the triage and follow-up sets embedded in the binary, see
 //! `triage.rs`). Training takes milliseconds and happens once; a prediction takes
 //! microseconds. Pure: no I/O, deterministic (a fixed seed orders the examples).
@@ -116,6 +116,11 @@ impl Model {
         p
     }
 
+    /// How many of `features` starting with `prefix` the model knows (was trained on).
+    pub fn known(&self, features: &[String], prefix: &str) -> usize {
+        features.iter().filter(|f| f.starts_with(prefix) && self.vocab.contains_key(*f)).count()
+    }
+
     /// The features that pull hardest towards `class` against the others, strongest first.
     pub fn pulls(&self, features: &[String], class: usize, n: usize) -> Vec<Pull> {
         let idx = self.encode(features);
@@ -134,6 +139,18 @@ impl Model {
         pulls.truncate(n);
         pulls
     }
+}
+
+/// A crude stem: common English endings cut ("installing", "installed" → "install").
+fn stem(w: &str) -> &str {
+    for suffix in ["ing", "ed", "es", "s", "ly"] {
+        if let Some(s) = w.strip_suffix(suffix) {
+            if s.chars().count() >= 3 {
+                return s;
+            }
+        }
+    }
+    w
 }
 
 /// Each present feature counts 1/√n, so long and short messages weigh alike.
@@ -162,6 +179,7 @@ pub fn text_features(norm: &str, raw: &str) -> Vec<String> {
     let mut prev = "^";
     for w in &words {
         f.push(format!("w:{w}"));
+        f.push(format!("t:{}", stem(w)));
         f.push(format!("b:{prev} {w}"));
         prev = w;
         let padded: Vec<char> = format!("<{w}>").chars().collect();
@@ -172,6 +190,10 @@ pub fn text_features(norm: &str, raw: &str) -> Vec<String> {
         }
     }
     f.push(format!("b:{prev} $"));
+    // Emoji and other symbols say a lot in Slack (🙏, 👍, 🔥), and normalising drops them.
+    for c in raw.chars().filter(|c| !(c.is_alphanumeric() || c.is_ascii() || c.is_whitespace())) {
+        f.push(format!("e:{c}"));
+    }
     if raw.contains('?') {
         f.push("s:question".into());
     }
