@@ -180,8 +180,17 @@ fn follow_ups_cross_validated_on_the_tuning_sets() {
 #[test]
 fn the_shipped_models_read_their_own_training_sets() {
     let rules = rules();
+    let started = std::time::Instant::now();
+    rules.models();
+    let trained = started.elapsed();
+    let started = std::time::Instant::now();
     let kinds: Vec<_> =
         training::kinds().into_iter().map(|(w, t)| (w, rules.classify(t).category, t)).collect();
+    println!(
+        "training both models took {} ms; a triage {} µs per post (this build's profile)",
+        trained.as_millis(),
+        started.elapsed().as_micros() / kinds.len().max(1) as u128
+    );
     let outcomes: Vec<_> = training::outcomes().into_iter().map(|(w, t)| (w, rules.outcome(t), t)).collect();
     println!("== the shipped models on the rows they were trained on (not a measure of unseen posts) ==");
     let k = report("triage, all tuning sets", &Category::ALL, &kinds, false);
