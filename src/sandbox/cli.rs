@@ -355,7 +355,10 @@ impl Driver {
                 self.order.push(p.ts.clone());
                 // A post that is not a ticket, in a mode that leaves it unanswered: nothing to
                 // wait for (whatever the bot does post is still shown).
-                let unanswered = self.rules.classify(&p.text).category == crate::triage::Category::NotTicket
+                // (`@itbot report` and other mentions are commands, answered before triage.)
+                let mentions_bot = p.text.contains(&format!("<@{}>", self.bot_user));
+                let unanswered = !mentions_bot
+                    && self.rules.classify(&p.text).category == crate::triage::Category::NotTicket
                     && crate::compose::not_ticket_reply(&self.triage, &p.text).is_none();
                 self.threads.insert(
                     p.ts.clone(),
