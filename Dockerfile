@@ -18,6 +18,9 @@ RUN mkdir -p src crates/itbot-fakes/src crates/itbot-loadgen/src \
     && rm -rf src
 COPY src ./src
 COPY config ./config
+# The triage classifiers are trained at first use from the labelled tuning sets, embedded in the
+# binary (src/triage.rs names them; no held-out set is embedded).
+COPY tests/data ./tests/data
 # Make sure cargo sees the real sources as newer than the placeholder build.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p itbot --no-default-features
 

@@ -105,7 +105,8 @@ pub fn is_help_request(text: &str) -> bool {
 pub const CLASSIFY_PROMPT: &str =
     "Classify this message from a company's IT help channel. Answer with one word: \
 access (asks to be given access to an app, system or data), change (asks IT to change something: groups, \
-settings, accounts, equipment) or technical (something is broken, or a question).";
+settings, accounts, equipment), technical (something is broken, or a how-to question) or not_ticket \
+(not a request for help: thanks, an FYI, chatter, a question about who or where).";
 
 /// Said with the offline answer when the LLM failed after its retries.
 pub const AI_UNAVAILABLE_NOTE: &str =
@@ -238,6 +239,28 @@ pub fn change_ack(assignee: Option<&UserId>, ticket: Option<&str>) -> String {
         who(assignee),
         ticket_note(ticket)
     )
+}
+
+/// What a post that is not a ticket gets (`[triage] not_ticket`): never steps. With `brief`,
+/// a question (who approves, where is, what's the policy) gets the configured pointer; thanks,
+/// FYIs and chatter get nothing, as a person in the channel would leave them.
+pub fn not_ticket_reply(triage: &crate::config::TriageSettings, text: &str) -> Option<String> {
+    if triage.not_ticket == crate::config::NotTicketReply::Quiet || triage.not_ticket_reply.trim().is_empty()
+    {
+        return None;
+    }
+    is_question(text).then(|| triage.not_ticket_reply.clone())
+}
+
+/// A question: it has a question mark, or opens with a question word.
+fn is_question(text: &str) -> bool {
+    const OPENERS: &[&str] = &[
+        "who", "whom", "where", "what", "what's", "when", "which", "how", "is", "are", "does", "do", "can",
+        "should",
+    ];
+    let lower = text.to_lowercase();
+    let first = lower.split(|c: char| !(c.is_alphanumeric() || c == '\'')).find(|w| !w.is_empty());
+    lower.contains('?') || first.is_some_and(|w| OPENERS.contains(&w))
 }
 
 /// When the requester says it worked.

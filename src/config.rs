@@ -111,6 +111,26 @@ pub struct TriageSettings {
     pub request: Vec<String>,
     /// Which category wins when several match.
     pub precedence: Vec<String>,
+    /// Phrases of posts that are not tickets (thanks, FYIs, who/where questions).
+    pub chatter: Vec<String>,
+    /// What the bot does with a post that is not a ticket: `quiet` (nothing) or `brief` (a
+    /// short pointer under a who/where/policy question, nothing under thanks or an FYI).
+    pub not_ticket: NotTicketReply,
+    /// The pointer posted under a question that is not a ticket (`not_ticket = "brief"`).
+    pub not_ticket_reply: String,
+    /// Below this confidence (0..1) the triage is unsure: the LLM settles it when configured,
+    /// and a post is never taken for "not a ticket".
+    pub min_confidence: f64,
+}
+
+/// What the bot does with a post that is not a ticket. Never troubleshooting steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotTicketReply {
+    /// No reply at all.
+    Quiet,
+    /// A short pointer under questions; nothing under thanks, FYIs and chatter.
+    Brief,
 }
 
 /// Phrases that decide how a follow-up went.
@@ -566,11 +586,15 @@ impl Settings {
                     .into(),
             ));
         }
+        if !(0.0..=1.0).contains(&self.triage.min_confidence) {
+            return Err(bad("triage.min_confidence", "must be between 0 and 1".into()));
+        }
         for (key, list) in [
             ("triage.problem", &self.triage.problem),
             ("triage.access", &self.triage.access),
             ("triage.change", &self.triage.change),
             ("triage.request", &self.triage.request),
+            ("triage.chatter", &self.triage.chatter),
             ("followup.human", &self.followup.human),
             ("followup.failed", &self.followup.failed),
             ("followup.worked", &self.followup.worked),

@@ -327,6 +327,8 @@ enum Draft {
     KnownIssue(String),
     /// The LLM is writing answer `id`; released when the first answer is due.
     Live(u64),
+    /// Not a ticket: a short pointer, or nothing (`[triage] not_ticket`).
+    NotTicket(Option<String>),
 }
 
 /// An answer from the knowledge base, and what giving it notes for the escalation brief.
@@ -751,6 +753,14 @@ impl Conversation {
             // Resumed from Slack: nothing to prepare.
             return;
         }
+        if self.triage.category == Category::NotTicket {
+            // Thanks, an FYI, a who/where question: no "looking into it", no wait for Assist,
+            // no steps. (An unsure triage is never "not a ticket".)
+            tracing::info!(thread = %self.root, confidence = self.triage.confidence, "not a ticket");
+            self.wait_over = true;
+            self.prepare_answer(w, fx);
+            return;
+        }
         if w.settings.slack.status_indicator {
             fx.push(Effect::SetStatus);
         }
@@ -786,6 +796,12 @@ impl Conversation {
     /// is reported to outage detection first (once): part of an outage, the requester is told
     /// it is known instead of being walked through fixes that cannot work.
     fn prepare_answer(&mut self, w: &World, fx: &mut Vec<Effect>) {
+        if self.triage.category == Category::NotTicket {
+            self.draft =
+                Draft::NotTicket(compose::not_ticket_reply(&w.settings.triage, self.question.expose()));
+            self.maybe_post_first(w, fx);
+            return;
+        }
         if self.triage.category != Category::Technical {
             self.draft = Draft::Acknowledgement;
             self.maybe_post_first(w, fx);
@@ -986,6 +1002,19 @@ impl Conversation {
                 (text, ReplyKind::Answer, Phase::Helping)
             }
             Draft::KnownIssue(text) => (text.clone(), ReplyKind::Plain, Phase::Acknowledged),
+            Draft::NotTicket(reply) => {
+                // Not counted, not recorded as a past ticket, no buttons: the thread is left
+                // to people. Acknowledged keeps the bot quiet there unless it is mentioned or a
+                // person is asked for.
+                let reply = reply.clone();
+                self.set_phase(Phase::Acknowledged, fx);
+                tracing::info!(thread = %self.root, replied = reply.is_some(), "not a ticket");
+                match reply {
+                    Some(text) => self.post(w, text, ReplyKind::Plain, fx),
+                    None => fx.push(Effect::Stop),
+                }
+                return;
+            }
         };
         self.set_phase(next, fx);
         tracing::info!(
@@ -1613,6 +1642,53 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    // --- Not a ticket ---
+
+    #[test]
+    fn thanks_or_an_fyi_gets_no_reply_no_status_and_is_not_counted() {
+        let f = Fixture::new();
+        for text in ["thanks all!", "FYI the printer on 3 is fixed"] {
+            let (d, fx) = Driver::new(&f, true, text);
+            assert_eq!(d.c.triage().category, Category::NotTicket, "{text}");
+            assert!(posts(&fx).is_empty(), "{text}: {fx:?}");
+            assert!(!fx.iter().any(|e| matches!(
+                e,
+                Effect::SetStatus
+                    | Effect::Mark(_)
+                    | Effect::Count(_)
+                    | Effect::Record { .. }
+                    | Effect::StartReply(_)
+            )));
+            assert!(fx.contains(&Effect::Stop));
+        }
+    }
+
+    #[test]
+    fn a_who_question_gets_the_configured_pointer_without_steps_or_buttons() {
+        let f = Fixture::new();
+        let (mut d, fx) = Driver::new(&f, false, "who approves software purchases?");
+        assert_eq!(posts(&fx), vec![(f.settings.triage.not_ticket_reply.clone(), ReplyKind::Plain)]);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Count(Count::Ticket(_)) | Effect::Record { .. })));
+        assert_eq!(d.phase(), Phase::Acknowledged);
+        // The thread is left to people: a later word from the requester gets no steps.
+        assert!(posts(&d.reply(REQUESTER, "ok, but who exactly?")).is_empty());
+    }
+
+    #[test]
+    fn quiet_mode_answers_no_post_that_is_not_a_ticket() {
+        let f = Fixture::with(|s| s.triage.not_ticket = crate::config::NotTicketReply::Quiet);
+        let (_, fx) = Driver::new(&f, false, "who approves software purchases?");
+        assert!(posts(&fx).is_empty());
+    }
+
+    #[test]
+    fn a_problem_asked_about_others_too_is_still_a_ticket() {
+        let f = Fixture::new();
+        let (d, fx) = Driver::new(&f, false, "my vpn keeps dropping every few minutes, anyone else?");
+        assert_eq!(d.c.triage().category, Category::Technical);
+        assert!(fx.contains(&Effect::SetStatus), "{fx:?}");
     }
 
     // --- Preparing ---

@@ -1,5 +1,7 @@
-//! `itbot explain`: what the bot would do with a message, without Slack or an LLM: the category
-//! and the rules that decided it, the redacted text an LLM would see, and the articles it would use.
+//! `itbot explain`: what the bot would do with a message, without Slack or an LLM: the kind
+//! (access, change, technical, not a ticket), how sure the triage is and why (the rules that
+//! fired, the classifier's probabilities and strongest features), the redacted text an LLM
+//! would see, and the articles it would use.
 
 use std::io::{BufRead, Write};
 
@@ -14,19 +16,39 @@ use crate::triage::{Category, Outcome, Rules};
 /// The explanation of one message.
 #[derive(Debug, Serialize)]
 pub struct Explanation {
+    /// The kind of post (`not_ticket` for thanks, FYIs, who/where questions).
+    pub kind: Category,
+    /// The classifier's probability of `kind` (0..1, two decimals).
+    pub confidence: f32,
+    /// The same as `kind` (kept for scripts written before `kind`).
     pub category: Category,
-    /// The phrases that decided the category.
+    /// The phrases the rules found.
     pub rules: Vec<String>,
-    /// False when no rule (or rules of two kinds) matched; the LLM settles such posts.
+    /// What the phrase rules alone said.
+    pub by_rules: Category,
+    /// False below `[triage] min_confidence`; the LLM settles such posts.
     pub confident: bool,
+    /// The classifier's probability of each kind.
+    pub probabilities: Vec<KindProbability>,
+    /// The features that pulled hardest towards `kind` (`w:` word, `b:` word pair, `c:`
+    /// character trigram, `r:`/`p:` what the rules said or found, `s:` shape).
+    pub why: Vec<String>,
     /// How the message would be read as a follow-up in a thread.
     pub outcome: Outcome,
+    /// The classifier's probability of `outcome`.
+    pub outcome_confidence: f32,
     /// What would be sent to the LLM (`null` when the message holds a credential: nothing is sent).
     pub redacted: Option<String>,
     pub secret_found: bool,
     pub articles: Vec<ArticleRef>,
     /// Similar past tickets (with `--history`).
     pub past_tickets: Vec<TicketRef>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KindProbability {
+    pub kind: Category,
+    pub p: f32,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,11 +70,23 @@ pub struct ArticleRef {
 pub fn explain(rules: &Rules, kb: &KnowledgeBase, past: Option<&TicketIndex>, text: &str) -> Explanation {
     let triage = rules.classify(text);
     let r = redact(text);
+    let round = |p: f32| (p * 100.0).round() / 100.0;
+    let (outcome, outcome_confidence) = rules.read_follow_up(text);
     Explanation {
+        kind: triage.category,
+        confidence: round(triage.confidence),
         category: triage.category,
         rules: triage.matched,
+        by_rules: triage.by_rules,
         confident: triage.confident,
-        outcome: rules.outcome(text),
+        probabilities: Category::ALL
+            .iter()
+            .zip(rules.kind_probabilities(text))
+            .map(|(kind, p)| KindProbability { kind: *kind, p: round(p) })
+            .collect(),
+        why: rules.kind_reasons(text, triage.category, 5).into_iter().map(|p| p.feature).collect(),
+        outcome,
+        outcome_confidence: round(outcome_confidence),
         redacted: (!r.secret_found).then_some(r.text),
         secret_found: r.secret_found,
         articles: kb
@@ -89,13 +123,25 @@ pub fn print(
 ) -> std::io::Result<()> {
     let e = explain(rules, kb, past, text);
     let sure = if e.confident { "" } else { " (unsure: the LLM decides when one is configured)" };
-    writeln!(out, "category: {}{sure}", e.category.as_str())?;
+    writeln!(out, "kind:     {} ({:.0}% sure){sure}", e.kind.as_str(), e.confidence * 100.0)?;
+    let probabilities: Vec<String> =
+        e.probabilities.iter().map(|k| format!("{} {:.0}%", k.kind.as_str(), k.p * 100.0)).collect();
+    writeln!(out, "classifier: {}", probabilities.join(", "))?;
     writeln!(
         out,
-        "rules:    {}",
-        if e.rules.is_empty() { "(none: default)".to_string() } else { e.rules.join(", ") }
+        "why:      {}",
+        if e.why.is_empty() { "(no known words)".to_string() } else { e.why.join(", ") }
     )?;
-    writeln!(out, "as a follow-up: {}", e.outcome.as_str())?;
+    writeln!(
+        out,
+        "rules:    {} -> {}",
+        if e.rules.is_empty() { "(none: default)".to_string() } else { e.rules.join(", ") },
+        e.by_rules.as_str()
+    )?;
+    if e.kind == Category::NotTicket {
+        writeln!(out, "reply:    no steps (not a ticket: [triage] not_ticket)")?;
+    }
+    writeln!(out, "as a follow-up: {} ({:.0}% sure)", e.outcome.as_str(), e.outcome_confidence * 100.0)?;
     match &e.redacted {
         Some(text) => writeln!(out, "to LLM:   {text}")?,
         None => writeln!(
@@ -171,9 +217,14 @@ mod tests {
         let lines: Vec<serde_json::Value> =
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2]["kind"], "not_ticket", "{}", lines[2]);
         assert_eq!(lines[2]["outcome"], "worked");
         assert_eq!(lines[0]["category"], "access");
+        assert_eq!(lines[0]["kind"], "access");
+        assert!(lines[0]["confidence"].as_f64().unwrap() > 0.5);
         assert_eq!(lines[1]["category"], "technical");
+        assert_eq!(lines[1]["probabilities"].as_array().unwrap().len(), 4);
+        assert!(!lines[1]["why"].as_array().unwrap().is_empty());
         assert_eq!(lines[1]["articles"][0]["slug"], "aws-client-vpn");
         assert!(lines[1]["redacted"].as_str().unwrap().contains("[email]"));
     }

@@ -181,6 +181,10 @@ impl TicketSummary {
 
         let category =
             latest.and_then(|s| s.category).unwrap_or_else(|| rules.classify(root.text.expose()).category);
+        // Thanks, FYIs and who/where questions are not tickets: not counted.
+        if !category.is_ticket() {
+            return None;
+        }
         let first_response = by_bot
             .iter()
             .filter_map(|m| ts_micros(&m.message.ts))
@@ -298,11 +302,13 @@ pub struct PerCategory<T> {
 }
 
 impl<T> PerCategory<T> {
-    fn get_mut(&mut self, c: Category) -> &mut T {
+    /// `None` for a post that is not a ticket (never counted).
+    fn get_mut(&mut self, c: Category) -> Option<&mut T> {
         match c {
-            Category::Technical => &mut self.technical,
-            Category::Access => &mut self.access,
-            Category::Change => &mut self.change,
+            Category::Technical => Some(&mut self.technical),
+            Category::Access => Some(&mut self.access),
+            Category::Change => Some(&mut self.change),
+            Category::NotTicket => None,
         }
     }
 
@@ -412,17 +418,23 @@ impl Report {
         let mut by_article: BTreeMap<&str, u64> = BTreeMap::new();
         let mut by_date: BTreeMap<String, PerCategory<u64>> = BTreeMap::new();
         for t in &tickets {
-            *by_category.get_mut(t.category) += 1;
+            if let Some(n) = by_category.get_mut(t.category) {
+                *n += 1;
+            }
             feedback.up += t.feedback.up;
             feedback.down += t.feedback.down;
-            feedback.by_category.get_mut(t.category).add(t.feedback);
+            if let Some(v) = feedback.by_category.get_mut(t.category) {
+                v.add(t.feedback);
+            }
             llm.add(&t.llm);
             if let Some(a) = &t.article {
                 *by_article.entry(a.as_str()).or_default() += 1;
             }
             let date =
                 crate::schedule::local_date(t.asked_micros.div_euclid(1_000_000), tz).unwrap_or_default();
-            *by_date.entry(date).or_default().get_mut(t.category) += 1;
+            if let Some(n) = by_date.entry(date).or_default().get_mut(t.category) {
+                *n += 1;
+            }
         }
         // Micro-dollars: a sum of floats is not exact, a report should read the same everywhere.
         llm.cost_usd = (llm.cost_usd * 1e6).round() / 1e6;

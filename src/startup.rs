@@ -107,15 +107,19 @@ pub fn load_knowledge(config: &Config) -> Result<KnowledgeBase, KnowledgeError> 
     }
 }
 
-/// The triage and follow-up rules of the configuration.
+/// The triage and follow-up rules of the configuration, with their classifiers trained now
+/// (tens of milliseconds), so the first employee does not wait for it.
 fn triage_rules(config: &Config) -> Result<crate::triage::Rules, ConfigError> {
-    crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
-        ConfigError::Invalid {
-            source_name: config.env.config_path.display().to_string(),
-            key: "[triage]".into(),
-            reason: e.to_string(),
-        }
-    })
+    let rules =
+        crate::triage::Rules::new(&config.settings.triage, &config.settings.followup).map_err(|e| {
+            ConfigError::Invalid {
+                source_name: config.env.config_path.display().to_string(),
+                key: "[triage]".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    rules.models();
+    Ok(rules)
 }
 
 /// Who the bot is (`auth.test`) and which channel it serves (`IT_CHANNEL_ID`, or found by name).

@@ -108,6 +108,10 @@ fn the_demo_plays_without_input_and_exits_cleanly() {
     assert_eq!(stdout.matches("Possible outage").count(), 1, "outage pings:\n{stdout}");
     assert!(stdout.contains("This looks like a known issue"), "no known-issue answer:\n{stdout}");
     assert!(stdout.contains("*IT report*") && stdout.contains("*Outages:* 1 (3 tickets)"), "{stdout}");
+    // Posts that are not tickets: a pointer under the question, nothing under the thanks.
+    assert!(stdout.contains("leave it to the IT team to answer here"), "no pointer:\n{stdout}");
+    assert!(stdout.contains("(not a ticket: itbot stays out of it)"), "{stdout}");
+    assert!(!stdout.contains("did not answer in time"), "{stdout}");
 }
 
 #[test]
@@ -153,12 +157,15 @@ fn a_bad_value_in_the_config_file_names_the_file_key_and_reason() {
 }
 
 #[test]
-fn explain_shows_category_redaction_and_articles() {
+fn explain_shows_kind_confidence_why_redaction_and_articles() {
     let out = itbot(&["explain", "I can't access Figma, email me at a@b.co"], &[], "");
 
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("category: technical"), "{stdout}");
+    assert!(stdout.contains("kind:     technical ("), "{stdout}");
+    assert!(stdout.contains("% sure"), "{stdout}");
+    assert!(stdout.contains("why:      "), "{stdout}");
+    assert!(stdout.contains("rules:    can't"), "{stdout}");
     assert!(stdout.contains("[email]") && !stdout.contains("a@b.co"), "{stdout}");
 }
 

@@ -46,6 +46,9 @@ got a new phone and Okta Verify isn't sending me push notifications
 /as frank
 zoom can't hear anyone in meetings
 /react -1
+/as judy
+who approves software purchases?
+thanks all, the new laptops are great!
 /as grace
 the VPN is down for me too, AWS VPN Client says connection failed
 /as henry
@@ -81,6 +84,9 @@ struct Driver {
     person: String,
     /// The longest the driver waits for the bot before moving on.
     patience: Duration,
+    /// The bot's triage, so a post that is not a ticket and gets no reply is not waited for.
+    rules: crate::triage::Rules,
+    triage: crate::config::TriageSettings,
 }
 
 /// Runs the sandbox until the input ends or `/quit`.
@@ -108,6 +114,9 @@ pub async fn run(config: Config, options: Options) -> Result<(), String> {
         "the offline knowledge base"
     };
 
+    let rules = crate::triage::Rules::new(&config.settings.triage, &config.settings.followup)
+        .map_err(|e| format!("the triage rules do not compile: {e}"))?;
+    let triage = config.settings.triage.clone();
     let options_http = StartOptions { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
     let mut posted = ws.subscribe();
     let bot = Bot::start(config, options_http).await.map_err(|e| e.to_string())?;
@@ -130,6 +139,8 @@ pub async fn run(config: Config, options: Options) -> Result<(), String> {
         current_thread: None,
         person: FIRST_PERSON.to_string(),
         patience,
+        rules,
+        triage,
     };
 
     let mut lines: Box<dyn Iterator<Item = String>> = Box::new(std::iter::empty());
@@ -342,12 +353,19 @@ impl Driver {
             None => {
                 let number = self.order.len() + 1;
                 self.order.push(p.ts.clone());
+                // A post that is not a ticket, in a mode that leaves it unanswered: nothing to
+                // wait for (whatever the bot does post is still shown).
+                // (`@itbot report` and other mentions are commands, answered before triage.)
+                let mentions_bot = p.text.contains(&format!("<@{}>", self.bot_user));
+                let unanswered = !mentions_bot
+                    && self.rules.classify(&p.text).category == crate::triage::Category::NotTicket
+                    && crate::compose::not_ticket_reply(&self.triage, &p.text).is_none();
                 self.threads.insert(
                     p.ts.clone(),
                     ThreadView {
                         number,
                         requester: author.clone(),
-                        awaiting: usize::from(p.bot_id.is_none()),
+                        awaiting: usize::from(p.bot_id.is_none() && !unanswered),
                         ..ThreadView::default()
                     },
                 );
@@ -359,6 +377,9 @@ impl Driver {
                     bold(&author),
                     indent(&text, 4)
                 );
+                if unanswered && p.bot_id.is_none() {
+                    println!("{}", dim("  (not a ticket: itbot stays out of it)"));
+                }
             }
             Some(thread) => {
                 let Some(view) = self.threads.get_mut(&thread) else { return };

@@ -314,7 +314,7 @@ async fn an_unsure_post_is_settled_by_a_one_word_llm_classification() {
     let llm = app.llm.clone().expect("llm");
     llm.set_reply(Some("access".into()));
 
-    let (_, root) = ticket(&app, "bob", "Tableau for the finance team").await;
+    let (_, root) = ticket(&app, "bob", "snowflake finance").await;
 
     let reply = &app.bot_replies(&root)[0].text;
     assert!(reply.contains("Access requests are provisioned by IT"), "{reply}");

@@ -8,6 +8,7 @@ mod helpers;
 mod history;
 mod lifecycle;
 mod metrics;
+mod not_ticket;
 mod outage;
 mod redis;
 mod replicas;
