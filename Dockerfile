@@ -18,9 +18,10 @@ RUN mkdir -p src crates/itbot-fakes/src crates/itbot-loadgen/src \
     && rm -rf src
 COPY src ./src
 COPY config ./config
-# The triage classifiers are trained at first use from the labelled tuning sets, embedded in the
-# binary (src/triage.rs names them; no held-out set is embedded).
+# Data compiled into the binary: the labelled tuning sets the triage classifiers train on
+# (src/triage.rs names them; no held-out set is embedded) and the gitleaks secret rules.
 COPY tests/data ./tests/data
+COPY data ./data
 # Make sure cargo sees the real sources as newer than the placeholder build.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p itbot --no-default-features
 

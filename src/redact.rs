@@ -18,6 +18,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
+pub mod rules;
+
 /// What a redacted span was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,6 +164,7 @@ pub fn find(text: &str) -> Vec<Finding> {
     let urls = url_spans(text);
     detect_slack_tokens(text, &mut candidates);
     detect_secrets(text, &mut candidates);
+    detect_own_secret_rules(text, &mut candidates);
     detect_passwords(text, &mut candidates);
     detect_mfa_codes(text, &mut candidates);
     detect_emails(text, &mut candidates);
@@ -170,7 +173,70 @@ pub fn find(text: &str) -> Vec<Finding> {
     detect_ibans(text, &urls, &mut candidates);
     detect_gov_ids(text, &urls, &mut candidates);
     detect_phones(text, &urls, &mut candidates);
+    candidates.retain(|f| !(f.kind.is_secret() && is_placeholder(f.kind, &text[f.start..f.end])));
     resolve(candidates)
+}
+
+/// Words that mark a value as an example or a placeholder rather than a credential.
+const PLACEHOLDER_MARKS: &[&str] = &[
+    "example",
+    "sample",
+    "dummy",
+    "placeholder",
+    "your",
+    "changeme",
+    "change_me",
+    "change-me",
+    "redacted",
+    "xxxx",
+    "****",
+    "....",
+    "...",
+    "…",
+    "<",
+    "{{",
+    "${",
+    "%(",
+    "fake",
+    "replace",
+    "insert",
+    "notreal",
+    "not-real",
+    "not_real",
+    "secret_here",
+    "token_here",
+    "key_here",
+    "goes-here",
+    "goes_here",
+];
+
+/// Whether a secret-looking value is an example (`AKIA…EXAMPLE`), a placeholder (`<your token>`,
+/// `your-api-key`, `changeme`) or a mask (`xxxx`, `****`). A private key is a placeholder only
+/// when almost nothing of its body is there.
+pub fn is_placeholder(kind: Kind, value: &str) -> bool {
+    let lower = value.to_lowercase();
+    if kind == Kind::PrivateKey {
+        let body: usize = value
+            .lines()
+            .filter(|l| !l.contains("-----") && !l.contains(':'))
+            .map(|l| l.chars().filter(char::is_ascii_alphanumeric).count())
+            .sum();
+        return body < 8 || ((lower.contains("...") || lower.contains('…')) && body < 200);
+    }
+    if PLACEHOLDER_MARKS.iter().any(|m| lower.contains(m)) {
+        return true;
+    }
+    // A value of one or two distinct characters ("aaaaaaaa", "00000000", "abababab").
+    let mut distinct: Vec<char> = Vec::new();
+    for c in lower.chars().filter(|c| c.is_alphanumeric()) {
+        if !distinct.contains(&c) {
+            distinct.push(c);
+            if distinct.len() > 2 {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Keeps the strongest of overlapping findings (priority, then length), in text order.
@@ -262,6 +328,48 @@ static PASSWORD_KEYED: LazyLock<Regex> = LazyLock::new(|| {
         r"(?i)\b(password|passwd|passcode|passphrase|pwd|pw|pin|pass|kennwort|mot de passe|contraseña)\b(?:\s+[\w.@/'-]{1,40}?){0,4}?\s*((?:is now|is still|is|was|should be|will be|set to|changed to|reset to|to)\b|:|=|->|→)\s*",
     )
 });
+
+/// A key whose name says it holds a credential, in code, config or JSON (`"AwsSecretKey": "…"`,
+/// `DB_PASSWORD=…`, `client_secret: …`), then the value, quoted or not.
+static IDENT_KEYED: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?i)["'`]?\b([a-z0-9_.-]*(?:secret|passw(?:or)?d|pwd|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|credentials?|auth[_.-]?key|signing[_.-]?key|conn(?:ection)?[_.-]?str(?:ing)?)[a-z0-9_.-]*)["'`]?\s*(?::=|=>|:|=)\s*(?:"([^"\n]{3,300})"|'([^'\n]{3,300})'|`([^`\n]{3,300})`|([^\s,;"'`<>]{6,300}))"#,
+    )
+});
+
+/// SQL: `CREATE USER … IDENTIFIED BY 'secret'` (MySQL, Oracle), `PASSWORD 'secret'` (Postgres).
+static SQL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?i)\b(?:identified\s+(?:with\s+\S+\s+)?by(?:\s+password)?|with\s+(?:encrypted\s+)?password|password\s+for\s+\S+\s*=)\s*(?:'([^'\n]{1,128})'|"([^"\n]{1,128})"|([^\s;'"]{3,128}))"#,
+    )
+});
+
+/// `user:password@host` without a scheme (`admin:S3cret!@10.0.0.5`, `svc:pw@db.acme.io`).
+static USER_PASS_AT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)(?:^|[\s(\[<'`])([a-z0-9._\\-]{1,40}):([^\s:@/]{3,64})@(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}|localhost)\b",
+    )
+});
+
+/// `creds: admin / Hunter2!`, `login is svc-backup:Winter2024`, `user/pass jdoe/Passw0rd`.
+static USER_PASS_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:creds?|credentials|login|logon|user(?:name)?\s*/\s*pass(?:word)?|user(?:name)?\s*(?:and|&)\s*pass(?:word)?)\b\s*(?:is|are|:|=)?\s*([a-z0-9._@\\-]{1,64})\s*(?::|/|\s/\s)\s*(\S{3,64})",
+    )
+});
+
+/// A PEM body pasted without its header: three or more lines of base64, or one long DER blob
+/// (`MII…` is how every DER-encoded RSA/EC/PKCS#8 key starts; `b3BlbnNzaC1rZXktdjE` is
+/// "openssh-key-v1").
+static PEM_BODY: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?m)(?:^[ \t>]*[A-Za-z0-9+/]{40,80}={0,2}[ \t]*\r?\n){2,}[ \t>]*[A-Za-z0-9+/]{4,80}={0,2}(?:[ \t]*\r?\n[ \t]*-----END [A-Z0-9 ]*PRIVATE KEY-----)?|\b(?:MII|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{200,}={0,2}",
+    )
+});
+
+/// A private member of a JSON Web Key (`"d"`, the RSA factors, or `"k"` of a symmetric key).
+static JWK_PRIVATE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#""(?:d|p|q|dp|dq|qi|k)"\s*:\s*"([A-Za-z0-9_-]{16,})""#));
 
 static PASSWORD_BARE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:password|passwd|passcode|pwd|pw)\s+"));
 
@@ -358,6 +466,98 @@ fn detect_secrets(text: &str, out: &mut Vec<Finding>) {
             && !looks_like_ticket_or_path(v);
         if plausible {
             push(out, Kind::ApiKey, value.start(), value.start() + v.len());
+        }
+    }
+}
+
+/// Names that hold no secret although they contain a secret-ish word (`token_url`, `secret_name`).
+fn harmless_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let last = key.rsplit(['_', '.', '-']).next().unwrap_or(&key);
+    [
+        "id", "ids", "url", "uri", "urls", "name", "names", "file", "path", "length", "len", "size", "type",
+        "endpoint", "expiry", "expires", "ttl", "count", "policy", "prompt", "field", "label", "hint",
+        "manager", "reset", "format", "version", "header", "required", "enabled",
+    ]
+    .contains(&last)
+        || key.ends_with("_at")
+        || key.ends_with("id")
+        || key.contains("public")
+        || key == "csrf_token"
+}
+
+fn detect_own_secret_rules(text: &str, out: &mut Vec<Finding>) {
+    for h in rules::GITLEAKS_RULES.find(text) {
+        push(out, h.kind, h.start, h.end);
+    }
+    for c in IDENT_KEYED.captures_iter(text) {
+        let Some(key) = c.get(1) else { continue };
+        let Some(value) = c.get(2).or(c.get(3)).or(c.get(4)).or(c.get(5)) else { continue };
+        let quoted = c.get(5).is_none();
+        if harmless_key(key.as_str()) {
+            continue;
+        }
+        let v = value.as_str().trim_end_matches(['.', ',', ')', ']', '}']);
+        let lower_key = key.as_str().to_ascii_lowercase();
+        let password = lower_key.contains("pass") || lower_key.contains("pwd");
+        let strength = if quoted { Strength::Loose } else { Strength::Medium };
+        let ok = if password {
+            plausible_password(v, strength) && !v.starts_with('$') && !v.starts_with('%')
+        } else {
+            v.chars().count() >= 8
+                && !v.contains("://")
+                && !v.starts_with('$')
+                && (has_digit(v) || v.chars().any(|c| "+/=_-".contains(c)))
+                && rules::entropy(v.as_bytes()) >= 2.8
+        };
+        if ok {
+            let kind = if password { Kind::Password } else { Kind::ApiKey };
+            push(out, kind, value.start(), value.start() + v.len());
+        }
+    }
+    for c in SQL_PASSWORD.captures_iter(text) {
+        if let Some(v) = c.get(1).or(c.get(2)).or(c.get(3)) {
+            if plausible_password(v.as_str(), Strength::Quoted) {
+                push(out, Kind::Password, v.start(), v.end());
+            }
+        }
+    }
+    for c in USER_PASS_AT.captures_iter(text) {
+        let (Some(user), Some(pass)) = (c.get(1), c.get(2)) else { continue };
+        let user = user.as_str().to_ascii_lowercase();
+        if ["mailto", "tel", "http", "https", "ssh", "git", "ftp"].contains(&user.as_str()) {
+            continue;
+        }
+        if plausible_password(pass.as_str(), Strength::Quoted) {
+            push(out, Kind::Password, pass.start(), pass.end());
+        }
+    }
+    for c in USER_PASS_PAIR.captures_iter(text) {
+        let Some(pass) = c.get(2) else { continue };
+        let v = pass.as_str().trim_end_matches(['.', ',', ';', ')']);
+        if plausible_password(v, Strength::Medium) {
+            push(out, Kind::Password, pass.start(), pass.start() + v.len());
+        }
+    }
+    for m in PEM_BODY.find_iter(text) {
+        let body = m.as_str();
+        // A certificate or public key pasted with its header is public: leave it.
+        let before = &text[..m.start()];
+        let header = before.trim_end().rsplit('\n').next().unwrap_or("");
+        if header.contains("CERTIFICATE") || header.contains("PUBLIC KEY") {
+            continue;
+        }
+        let has_upper = body.chars().any(|c| c.is_ascii_uppercase());
+        let has_lower = body.chars().any(|c| c.is_ascii_lowercase());
+        if has_upper && has_lower && has_digit(body) {
+            push(out, Kind::PrivateKey, m.start(), m.end());
+        }
+    }
+    if text.contains("\"kty\"") {
+        for c in JWK_PRIVATE.captures_iter(text) {
+            if let Some(v) = c.get(1) {
+                push(out, Kind::PrivateKey, v.start(), v.end());
+            }
         }
     }
 }
