@@ -45,6 +45,7 @@ pub fn needed_scopes(config: &Config) -> Vec<(&'static str, &'static str)> {
         ("channels:history", "receive messages and read threads back after a restart"),
         ("app_mentions:read", "know when someone @mentions the bot"),
         ("reactions:read", "see thumbs-down reactions on answers"),
+        ("users:read", "know members' names, so they become @user in what is sent out (users.list)"),
     ];
     if config.env.it_channel_id.is_none() {
         needed.push(("channels:read", "find the channel by name (or set IT_CHANNEL_ID)"));

@@ -318,6 +318,9 @@ impl Bot {
             std::thread::spawn(move || tokenizer.warm_up());
         }
 
+        // Members' names, for redaction: read in the background, paced, after the bot is up.
+        actix::spawn(load_members(slack.background(), MEMBERS_PACE));
+
         // The backfill yields Slack's read budget to every live answer.
         let tickets = TicketIndexActor::new(
             config.settings.history.max_tickets,
@@ -470,4 +473,38 @@ impl Bot {
         self.http.stop(true).await;
         self.stop_socket_thread().await;
     }
+}
+
+/// `users.list` is Tier 2 (20 calls a minute): one page every three seconds stays inside it.
+const MEMBERS_PACE: Duration = Duration::from_secs(3);
+/// At most this many pages (200 members each) are read.
+const MEMBERS_MAX_PAGES: usize = 500;
+
+/// Reads the workspace's members a page at a time and hands their names to redaction, so the
+/// names of people in the workspace become `@user` in everything that leaves. Answers do not
+/// wait for it; until it is done only Slack mentions are replaced. Without `users:read` the bot
+/// goes on without names (and `itbot doctor` says the scope is missing).
+pub async fn load_members(slack: SlackApi, pace: Duration) {
+    let mut members = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..MEMBERS_MAX_PAGES {
+        if page > 0 {
+            actix_rt::time::sleep(pace).await;
+        }
+        match slack.users_list(cursor.as_deref()).await {
+            Ok(p) => {
+                members.extend(p.members);
+                cursor = p.next_cursor;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pages = page, "could not read the workspace's members; names are not redacted");
+                return;
+            }
+        }
+        if cursor.is_none() {
+            break;
+        }
+    }
+    tracing::info!(members = members.len(), "members' names loaded for redaction");
+    crate::redact::people::set_directory(crate::redact::People::new(&members));
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::api::{args, next_cursor, ApiResponse, Args, Body};
 use super::events::HistoryMessage;
 use super::{Blocks, BotId, ChannelId, SlackError, Ts, UserId, WebClient};
+use crate::redact::Member;
 use crate::state::Metadata;
 use secrecy::SecretString;
 
@@ -123,6 +124,14 @@ impl PostCheck {
         }
         Ok(None)
     }
+}
+
+/// A page of `users.list`.
+#[derive(Debug, Clone)]
+pub struct MembersPage {
+    pub members: Vec<Member>,
+    /// Where the next page starts; `None` after the last one.
+    pub next_cursor: Option<String>,
 }
 
 /// Which page of `conversations.history` to read.
@@ -309,6 +318,36 @@ impl SlackApi {
                 None => return Ok(None),
             }
         }
+    }
+
+    /// One page of the workspace's members (`users.list`, scope `users:read`): the people's real
+    /// and display names, without bots, Slackbot and deactivated accounts; and the next cursor.
+    pub async fn users_list(&self, cursor: Option<&str>) -> Result<MembersPage, SlackError> {
+        let mut a = args([("limit", json!(200))]);
+        if let Some(c) = cursor {
+            a.insert("cursor", json!(c));
+        }
+        let r = self.bot("users.list", a, Body::Form).await?;
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let members = r.body["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                !m["deleted"].as_bool().unwrap_or(false)
+                    && !m["is_bot"].as_bool().unwrap_or(false)
+                    && m["id"].as_str() != Some("USLACKBOT")
+            })
+            .map(|m| {
+                let profile = &m["profile"];
+                let real = s(profile, "real_name");
+                Member {
+                    real_name: if real.is_empty() { s(m, "real_name") } else { real },
+                    display_name: s(profile, "display_name"),
+                }
+            })
+            .collect();
+        Ok(MembersPage { members, next_cursor: next_cursor(&r.body) })
     }
 
     /// The channel's name and whether the bot is a member.

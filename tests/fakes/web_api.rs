@@ -375,6 +375,44 @@ async fn conversations_list_paginates_and_finds_the_it_channel() {
 }
 
 #[actix_rt::test]
+async fn users_list_pages_every_member_with_real_and_display_names() {
+    let ws = start(fast_options()).await;
+    let dana = ws.add_member("dana.w", "Dana Whitfield");
+    ws.add_member("priya", "Priya Raman");
+
+    let mut members: Vec<Value> = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    for _ in 0..20 {
+        let mut q = vec![("limit", "2")];
+        if !cursor.is_empty() {
+            q.push(("cursor", cursor.as_str()));
+        }
+        let r = call_get(&ws, "users.list", Some(ws.bot_token()), &q).await;
+        assert_eq!(r.body["ok"], true, "{}", r.body);
+        pages += 1;
+        members.extend(r.body["members"].as_array().unwrap().iter().cloned());
+        cursor = r.body["response_metadata"]["next_cursor"].as_str().unwrap().to_string();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+
+    // Slackbot, the three apps' bot users and the two people, two a page.
+    assert_eq!(members.len(), 6, "{members:?}");
+    assert_eq!(pages, 3);
+    let d = members.iter().find(|m| m["id"] == dana.as_str()).expect("dana is listed");
+    assert_eq!(d["profile"]["real_name"], "Dana Whitfield");
+    assert_eq!(d["profile"]["display_name"], "dana.w");
+    assert_eq!(d["is_bot"], false);
+    assert!(members.iter().any(|m| m["id"] == "USLACKBOT"));
+    assert_eq!(members.iter().filter(|m| m["is_bot"] == true).count(), 3);
+    let bad = call_get(&ws, "users.list", Some(ws.bot_token()), &[("cursor", "nonsense")]).await;
+    assert_eq!(bad.body["error"], "invalid_cursor");
+    ws.stop().await;
+}
+
+#[actix_rt::test]
 async fn an_injected_rate_limit_returns_429_with_retry_after_once() {
     let ws = start(fast_options()).await;
     ws.inject("chat.postMessage", Fault::RateLimited { retry_after_secs: 7 });

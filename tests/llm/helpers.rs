@@ -30,6 +30,8 @@ pub type Tweak = Box<dyn FnOnce(&mut Config)>;
 pub struct Setup {
     pub workspace: Option<WorkspaceOptions>,
     pub tweak: Option<Tweak>,
+    /// Members (display name, real name) in the workspace before the bot starts.
+    pub members: Vec<(&'static str, &'static str)>,
 }
 
 /// A config pointed at the workspace and the fake LLM (edits the struct, never the environment).
@@ -51,6 +53,9 @@ pub fn config_for(ws: &Workspace, llm: &FakeOpenAi) -> Config {
 pub async fn spawn(setup: Setup) -> TestApp {
     let ws = Workspace::start(setup.workspace.unwrap_or_default()).await.expect("workspace starts");
     crate::common::watch(&ws);
+    for (display, real) in &setup.members {
+        ws.add_member(display, real);
+    }
     let llm = FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm starts");
     let mut config = config_for(&ws, &llm);
     if let Some(tweak) = setup.tweak {

@@ -112,3 +112,41 @@ async fn nothing_identifying_or_secret_reaches_the_llm_or_any_log_line() {
     assert_eq!(warnings.len(), 2, "each requester with a secret is warned once");
     assert!(warnings.iter().all(|w| w.text.contains("delete") && w.text.contains("rotate")));
 }
+
+#[actix_rt::test]
+async fn members_names_become_at_user_in_the_prompt_and_in_the_escalation_brief() {
+    let app = spawn(Setup {
+        members: vec![("dana.w", "Dana Whitfield"), ("will.t", "Will Turner")],
+        ..Default::default()
+    })
+    .await;
+    // The bot reads users.list in the background after it connects. (nextest runs each test in
+    // a process of its own, so no other test's bot swaps the directory meanwhile.)
+    wait_for("the members' names to load", || {
+        let loaded = itbot::redact::people::directory().is_some_and(|p| !p.find("Dana Whitfield").is_empty());
+        async move { loaded.then_some(()) }
+    })
+    .await;
+    app.llm.set_reply(Some("1. Reconnect the **AWS VPN Client**.".into()));
+    let alice = app.ws.user_id("alice");
+
+    let root = app.ws.post(
+        &alice,
+        &app.it(),
+        "VPN fails for me and Dana Whitfield since 9, will it be back? thanks Will for the tip",
+        None,
+    );
+    app.wait_bot_replies(&root, 1).await;
+    app.ws.post(&alice, &app.it(), "can a human help? dana.w is stuck too", Some(&root));
+    let brief = app.wait_bot_replies(&root, 2).await[1].text.clone();
+
+    let sent: String = app.llm.requests().iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(!sent.is_empty(), "the LLM was not asked");
+    for name in ["Dana", "Whitfield", "dana.w", "thanks Will"] {
+        assert!(!sent.contains(name), "{name} reached the LLM: {sent}");
+        assert!(!brief.contains(name), "{name} is in the brief: {brief}");
+    }
+    assert!(sent.contains("will it be back"), "an ordinary word was taken for a name: {sent}");
+    assert!(brief.contains("@user"), "{brief}");
+    assert!(app.calls("users.list").len() == 1, "one page of members is read");
+}

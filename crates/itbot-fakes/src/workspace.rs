@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 /// Scopes the simulated bot token carries (sent as `x-oauth-scopes`).
 pub const BOT_SCOPES: &str =
-    "chat:write,channels:history,channels:read,app_mentions:read,reactions:read,reactions:write";
+    "chat:write,channels:history,channels:read,app_mentions:read,reactions:read,reactions:write,users:read";
 
 /// Slack's documented per-app limit of concurrent Socket Mode connections.
 const MAX_CONNECTIONS: usize = 10;
@@ -86,7 +86,7 @@ pub fn method_limit(method: &str) -> (u32, u32) {
         "apps.connections.open" => (6, 4),
         "chat.postMessage" => (60, 3),
         "auth.test" => (600, 20),
-        "conversations.list" | "chat.startStream" | "chat.stopStream" => (20, 4),
+        "conversations.list" | "users.list" | "chat.startStream" | "chat.stopStream" => (20, 4),
         "users.info" | "chat.postEphemeral" | "chat.appendStream" => (100, 16),
         _ => (50, 8),
     }
@@ -271,6 +271,20 @@ impl Workspace {
             Some(u) => u.id.clone(),
             None => st.human(name),
         }
+    }
+
+    /// Adds a member with a display name and a real name (as `users.list` and `users.info` give
+    /// them); returns the id. A member who already exists keeps their id and takes `real_name`.
+    pub fn add_member(&self, display_name: &str, real_name: &str) -> String {
+        let mut st = self.inner.lock();
+        let id = match st.users.iter().find(|u| u.bot_id.is_none() && u.name == display_name) {
+            Some(u) => u.id.clone(),
+            None => st.human(display_name),
+        };
+        if let Some(u) = st.users.iter_mut().find(|u| u.id == id) {
+            u.real_name = real_name.to_string();
+        }
+        id
     }
 
     /// Display name of any user id or bot id (`itbot`, `Assist`, a human's name).
@@ -1834,6 +1848,7 @@ const METHODS: &[&str] = &[
     "reactions.get",
     "assistant.threads.setStatus",
     "users.info",
+    "users.list",
 ];
 
 struct ParsedRequest {
@@ -2138,6 +2153,7 @@ impl Inner {
                 }
                 json!({"ok": true})
             }
+            "users.list" => self.users_list(p),
             "users.info" => {
                 let id = p_str(p, "user").unwrap_or_default();
                 let st = self.lock();
@@ -2219,6 +2235,43 @@ impl Inner {
             "is_bot": u.bot_id.is_some(),
             "is_app_user": false,
             "updated": PROFILE_UPDATED,
+        })
+    }
+
+    /// `users.list`: every member (humans, bots and Slackbot), a page at a time with Slack's
+    /// cursor (`limit` up to 1000; Slack advises 200 or fewer).
+    fn users_list(&self, p: &Map<String, Value>) -> Value {
+        let start = match p_str(p, "cursor") {
+            None => 0,
+            Some(c) => match decode_cursor(&c, "user_idx:").and_then(|s| s.parse::<usize>().ok()) {
+                Some(i) => i,
+                None => return slack_error("invalid_cursor"),
+            },
+        };
+        let limit = p_limit(p, 200, 1000);
+        let st = self.lock();
+        let slackbot = json!({
+            "id": "USLACKBOT",
+            "team_id": self.ids.team_id,
+            "name": "slackbot",
+            "deleted": false,
+            "real_name": "Slackbot",
+            "profile": {"real_name": "Slackbot", "display_name": "Slackbot", "team": self.ids.team_id},
+            "is_bot": false,
+            "is_app_user": false,
+            "updated": 0,
+        });
+        let all: Vec<Value> =
+            std::iter::once(slackbot).chain(st.users.iter().map(|u| self.user_json(u))).collect();
+        let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+        let next = start + page.len();
+        let next_cursor =
+            if next < all.len() { encode_cursor(&format!("user_idx:{next}")) } else { String::new() };
+        json!({
+            "ok": true,
+            "members": page,
+            "cache_ts": PROFILE_UPDATED,
+            "response_metadata": {"next_cursor": next_cursor},
         })
     }
 
