@@ -8,7 +8,7 @@ use std::io::{BufRead, Write};
 use serde::Serialize;
 
 use crate::knowledge::KnowledgeBase;
-use crate::redact::redact;
+use crate::redact::{redact, Kind};
 use crate::text::clip;
 use crate::tickets::{Ending, TicketIndex};
 use crate::triage::{Category, Outcome, Rules};
@@ -40,6 +40,9 @@ pub struct Explanation {
     /// What would be sent to the LLM (`null` when the message holds a credential: nothing is sent).
     pub redacted: Option<String>,
     pub secret_found: bool,
+    /// Every kind of private data found in the message (each once, in a fixed order), e.g.
+    /// `["email", "password"]`: what was replaced, or why nothing is sent.
+    pub found: Vec<Kind>,
     pub articles: Vec<ArticleRef>,
     /// Similar past tickets (with `--history`).
     pub past_tickets: Vec<TicketRef>,
@@ -72,6 +75,9 @@ pub fn explain(rules: &Rules, kb: &KnowledgeBase, past: Option<&TicketIndex>, te
     let r = redact(text);
     let round = |p: f32| (p * 100.0).round() / 100.0;
     let (outcome, outcome_confidence) = rules.read_follow_up(text);
+    let mut found: Vec<Kind> = r.findings.iter().map(|f| f.kind).collect();
+    found.sort();
+    found.dedup();
     Explanation {
         kind: triage.category,
         confidence: round(triage.confidence),
@@ -89,6 +95,7 @@ pub fn explain(rules: &Rules, kb: &KnowledgeBase, past: Option<&TicketIndex>, te
         outcome_confidence: round(outcome_confidence),
         redacted: (!r.secret_found).then_some(r.text),
         secret_found: r.secret_found,
+        found,
         articles: kb
             .search(text, 3)
             .into_iter()
@@ -142,6 +149,10 @@ pub fn print(
         writeln!(out, "reply:    no steps (not a ticket: [triage] not_ticket)")?;
     }
     writeln!(out, "as a follow-up: {} ({:.0}% sure)", e.outcome.as_str(), e.outcome_confidence * 100.0)?;
+    if !e.found.is_empty() {
+        let kinds: Vec<&str> = e.found.iter().map(|k| k.as_str()).collect();
+        writeln!(out, "found:    {}", kinds.join(", "))?;
+    }
     match &e.redacted {
         Some(text) => writeln!(out, "to LLM:   {text}")?,
         None => writeln!(
@@ -227,5 +238,21 @@ mod tests {
         assert!(!lines[1]["why"].as_array().unwrap().is_empty());
         assert_eq!(lines[1]["articles"][0]["slug"], "aws-client-vpn");
         assert!(lines[1]["redacted"].as_str().unwrap().contains("[email]"));
+        assert_eq!(lines[1]["found"], serde_json::json!(["email"]));
+        assert_eq!(lines[0]["found"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn jsonl_names_every_kind_found_even_when_nothing_is_sent() {
+        let kb = KnowledgeBase::shipped();
+        let s = crate::config::Settings::shipped();
+        let rules = Rules::new(&s.triage, &s.followup).unwrap();
+        let mut out = Vec::new();
+        let input =
+            "call +1 415 555 0100 or mail a@b.com, my password is Hunter2!xyz, card 4111 1111 1111 1111\n";
+        jsonl(&rules, &kb, input.as_bytes(), &mut out).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["found"], serde_json::json!(["email", "phone", "card", "password"]));
+        assert_eq!(line["redacted"], serde_json::Value::Null);
     }
 }
