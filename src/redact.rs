@@ -1,10 +1,13 @@
-//! Redaction before any text leaves the process for the LLM.
+//! Redaction before any text leaves the process (the LLM prompt, the escalation brief, past
+//! tickets' fixes quoted to others).
 //!
-//! People and places become typed placeholders: Slack user, channel and group mentions, emails,
-//! phone numbers, IP addresses, card numbers (Luhn-checked), IBANs (mod-97-checked) and
-//! government ids. Secrets — passwords written in text, API keys and tokens, JWTs, PEM private
-//! keys, MFA and recovery codes — are found too, and a message that carries one is not sent at
-//! all (the caller checks [`Redacted::secret_found`]).
+//! People and places become typed placeholders: Slack user, channel and group mentions, the
+//! workspace's members' names written in plain words ([`people`]), emails, phone numbers, IP
+//! addresses, card numbers (Luhn-checked), IBANs (mod-97-checked) and government ids. Secrets —
+//! gitleaks' rule set loaded as data ([`rules`]), plus passwords written in text, keys in code and
+//! config, JWTs, PEM and JWK private keys, MFA and recovery codes — are found too, and a message
+//! that carries one is not sent at all (the caller checks [`Redacted::secret_found`]). Examples
+//! and placeholders (`AKIA…EXAMPLE`, `<your token>`, `xxxx`) are not taken for secrets.
 //!
 //! What IT needs is left alone: ticket keys (`IT-1042`, `INC0012345678`), asset tags, versions,
 //! error codes, dates, and the URLs of internal tools. Detection favours precision on numbers
@@ -416,10 +419,11 @@ static USER_PASS_PAIR: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A PEM body pasted without its header: three or more lines of base64, or one long DER blob
 /// (`MII…` is how every DER-encoded RSA/EC/PKCS#8 key starts; `b3BlbnNzaC1rZXktdjE` is
-/// "openssh-key-v1").
+/// "openssh-key-v1"; `LS0tLS1CRUdJTi…` is a whole PEM key base64-encoded again, as Kubernetes
+/// secrets hold them: the three prefixes of Nosey Parker's rule).
 static PEM_BODY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?m)(?:^[ \t>]*[A-Za-z0-9+/]{40,80}={0,2}[ \t]*\r?\n){2,}[ \t>]*[A-Za-z0-9+/]{4,80}={0,2}(?:[ \t]*\r?\n[ \t]*-----END [A-Z0-9 ]*PRIVATE KEY-----)?|\b(?:MII|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{200,}={0,2}",
+        r"(?m)(?:^[ \t>]*[A-Za-z0-9+/]{40,80}={0,2}[ \t]*\r?\n){2,}[ \t>]*[A-Za-z0-9+/]{4,80}={0,2}(?:[ \t]*\r?\n[ \t]*-----END [A-Z0-9 ]*PRIVATE KEY-----)?|\b(?:MII|b3BlbnNzaC1rZXktdjE|LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0t|LS0tLS1CRUdJTiBEU0EgUFJJVkFURSBLRVktLS0t|LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0t)[A-Za-z0-9+/]{200,}={0,2}",
     )
 });
 
@@ -618,7 +622,8 @@ fn detect_own_secret_rules(text: &str, out: &mut Vec<Finding>) {
     for c in USER_PASS_PAIR.captures_iter(text) {
         let (Some(user), Some(pass)) = (c.get(1), c.get(2)) else { continue };
         let v = pass.as_str().trim_end_matches(['.', ',', ';', ')']);
-        if plausible_password(v, Strength::Medium) {
+        // An account name has a letter ("login at 08:45:12" is a time).
+        if has_letter(user.as_str()) && plausible_password(v, Strength::Medium) {
             // The pair is the credential: the account name goes with its password.
             push(out, Kind::Password, user.start(), pass.start() + v.len());
         }
@@ -1341,6 +1346,28 @@ mod tests {
             "the password for okta is [password]"
         );
         assert_eq!(redact("I forgot my password again").text, "I forgot my password again");
+    }
+
+    #[test]
+    fn odd_input_neither_panics_nor_loses_its_length_bounds() {
+        let people = People::new(&[Member { real_name: "Zoë Müller".into(), display_name: "zoë".into() }]);
+        let mut inputs: Vec<String> = vec![
+            "🔑🔑 password: 🙈🙈🙈 token=ß€ 4111 1111 1111 1111 Zoë".into(),
+            "كلمة المرور password is سر123 and +966 50 123 4567 Zoë Müller".into(),
+            "-----BEGIN RSA PRIVATE KEY-----".into(),
+            "\u{0}\u{1}\u{feff}password=\u{202e}abc123\u{202c}".into(),
+            "a".repeat(200_000),
+            "glpat-".repeat(10_000),
+        ];
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        inputs.push(String::from_utf8_lossy(&bytes).into_owned());
+        for text in &inputs {
+            let r = redact_with(text, Some(&people));
+            for f in &r.findings {
+                assert!(f.start < f.end && f.end <= text.len());
+                assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+            }
+        }
     }
 
     #[test]
