@@ -918,10 +918,15 @@ impl Conversation {
     /// The most relevant resolved past ticket with a recorded fix, for the offline answer.
     fn past_fix(&self, w: &World) -> Option<compose::PastFix> {
         let best = crate::tickets::fix_to_quote(&self.similar)?;
+        // Redacted again when quoted: the index may have kept it before members' names loaded.
+        let fix = redact(best.resolution.as_ref()?.expose());
+        if fix.secret_found {
+            return None;
+        }
         Some(compose::PastFix {
             age: crate::tickets::age(&best.thread, w.now),
             by_person: best.ending == Ending::PersonResolved,
-            fix: best.resolution.as_ref()?.expose().to_string(),
+            fix: fix.text,
         })
     }
 
