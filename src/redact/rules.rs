@@ -63,7 +63,8 @@ enum Target {
 struct Allow {
     regexes: Vec<Regex>,
     target: Target,
-    stopwords: Vec<String>,
+    /// The stopwords as one case-insensitive literal search (a rule can have a thousand).
+    stopwords: Option<Regex>,
 }
 
 /// One compiled rule.
@@ -115,11 +116,13 @@ fn allow_from(def: &AllowDef) -> Option<Allow> {
         Some("line") => Target::Line,
         _ => Target::Secret,
     };
-    Some(Allow {
-        regexes: def.regexes.iter().filter_map(|r| compile(r).ok()).collect(),
-        target,
-        stopwords: def.stopwords.iter().map(|s| s.to_ascii_lowercase()).collect(),
-    })
+    let stopwords = (!def.stopwords.is_empty())
+        .then(|| {
+            let words: Vec<String> = def.stopwords.iter().map(|w| regex::escape(w)).collect();
+            compile(&format!("(?i){}", words.join("|"))).ok()
+        })
+        .flatten();
+    Some(Allow { regexes: def.regexes.iter().filter_map(|r| compile(r).ok()).collect(), target, stopwords })
 }
 
 fn kind_of(id: &str) -> Kind {
@@ -188,7 +191,7 @@ impl RuleSet {
         let global = config.allowlist.as_ref().and_then(allow_from).unwrap_or(Allow {
             regexes: Vec::new(),
             target: Target::Secret,
-            stopwords: Vec::new(),
+            stopwords: None,
         });
         RuleSet { rules, always, keywords, keyword_rules, global, skipped }
     }
@@ -250,14 +253,8 @@ impl Allow {
             Target::Match => whole,
             Target::Line => line,
         };
-        if self.regexes.iter().any(|r| r.is_match(target)) {
-            return true;
-        }
-        if self.stopwords.is_empty() {
-            return false;
-        }
-        let lower = secret.to_ascii_lowercase();
-        self.stopwords.iter().any(|w| contains(&lower, w.as_bytes()))
+        self.regexes.iter().any(|r| r.is_match(target))
+            || self.stopwords.as_ref().is_some_and(|s| s.is_match(secret))
     }
 }
 
