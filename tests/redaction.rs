@@ -11,6 +11,8 @@ use itbot::redact::{find_with, redact_with, Kind, Member, People};
 const CORPUS: &str = include_str!("redaction_corpus.txt");
 const SECRETS: &str = include_str!("data/redaction/secrets.txt");
 const PLACEHOLDERS: &str = include_str!("data/redaction/placeholders.txt");
+const SECRETS_HELDOUT: &str = include_str!("data/redaction/secrets_heldout.txt");
+const PLACEHOLDERS_HELDOUT: &str = include_str!("data/redaction/placeholders_heldout.txt");
 const PII: &str = include_str!("data/redaction/pii.txt");
 const ORDINARY: &str = include_str!("data/redaction/ordinary.txt");
 const PEOPLE: &str = include_str!("data/redaction/people.tsv");
@@ -112,6 +114,9 @@ fn recall(data: &str, people: Option<&People>) -> BTreeMap<String, Recall> {
 
 struct Figures {
     recall: BTreeMap<String, Recall>,
+    /// Secrets of the held-out set, scored apart.
+    heldout: Recall,
+    heldout_fp: (u32, u32, Vec<String>),
     outsiders: Recall,
     placeholder_fp: (u32, u32, Vec<String>),
     words_lost: (u32, u32, Vec<String>),
@@ -131,17 +136,9 @@ fn measure() -> Figures {
     }
     let outsiders = recall(OUTSIDERS, Some(&people)).remove("name").unwrap_or_default();
 
-    let (mut fp, mut n, mut fp_lines) = (0, 0, Vec::new());
-    for line in lines(PLACEHOLDERS) {
-        // Unlabelled: `{{ … }}` here is a template placeholder, not a gold span.
-        let text = line.replace("\\n", "\n");
-        n += 1;
-        let r = redact_with(&text, Some(&people));
-        if r.secret_found {
-            fp += 1;
-            fp_lines.push(format!("{} -> {}", text.replace('\n', "\\n"), r.text.replace('\n', "\\n")));
-        }
-    }
+    let heldout = recall(SECRETS_HELDOUT, None).remove("secret").unwrap_or_default();
+    let (fp, n, fp_lines) = withheld(PLACEHOLDERS, &people);
+    let heldout_fp = withheld(PLACEHOLDERS_HELDOUT, &people);
 
     // Ordinary words lost: words of the message missing from what is sent out.
     let (mut lost, mut words, mut lost_lines) = (0, 0, Vec::new());
@@ -173,11 +170,28 @@ fn measure() -> Figures {
 
     Figures {
         recall: all,
+        heldout,
+        heldout_fp,
         outsiders,
         placeholder_fp: (fp, n, fp_lines),
         words_lost: (lost, words, lost_lines),
         name_false: (false_names, name_findings, false_lines),
     }
+}
+
+/// Lines of `data` (unlabelled: `{{ … }}` there is a template placeholder) that would be withheld.
+fn withheld(data: &str, people: &People) -> (u32, u32, Vec<String>) {
+    let (mut fp, mut n, mut fp_lines) = (0, 0, Vec::new());
+    for line in lines(data) {
+        let text = line.replace("\\n", "\n");
+        n += 1;
+        let r = redact_with(&text, Some(people));
+        if r.secret_found {
+            fp += 1;
+            fp_lines.push(format!("{} -> {}", text.replace('\n', "\\n"), r.text.replace('\n', "\\n")));
+        }
+    }
+    (fp, n, fp_lines)
 }
 
 fn pct(a: u32, b: u32) -> f64 {
@@ -202,8 +216,17 @@ fn redaction_meets_the_goals_of_issue_16_on_the_labelled_sets() {
         f.outsiders.total,
         100.0 * f.outsiders.rate()
     );
+    eprintln!(
+        "{:<28} {:>6} {:>6} {:>7.1}%",
+        "secret (held out)",
+        f.heldout.found,
+        f.heldout.total,
+        100.0 * f.heldout.rate()
+    );
     let (fp, n, _) = &f.placeholder_fp;
     eprintln!("placeholders taken for secrets: {fp} of {n} ({:.1}%)", pct(*fp, *n));
+    let (hfp, hn, _) = &f.heldout_fp;
+    eprintln!("placeholders taken for secrets (held out): {hfp} of {hn} ({:.1}%)", pct(*hfp, *hn));
     let (lost, words, _) = &f.words_lost;
     eprintln!("ordinary words lost: {lost} of {words} ({:.2}%)", pct(*lost, *words));
     let (false_names, name_findings, _) = &f.name_false;
@@ -216,7 +239,10 @@ fn redaction_meets_the_goals_of_issue_16_on_the_labelled_sets() {
             eprintln!("missed {label}: {m}");
         }
     }
-    for m in f.placeholder_fp.2.iter().chain(&f.words_lost.2).chain(&f.name_false.2) {
+    for m in &f.heldout.misses {
+        eprintln!("missed (held out): {m}");
+    }
+    for m in f.placeholder_fp.2.iter().chain(&f.heldout_fp.2).chain(&f.words_lost.2).chain(&f.name_false.2) {
         eprintln!("false: {m}");
     }
 
@@ -233,13 +259,19 @@ fn redaction_meets_the_goals_of_issue_16_on_the_labelled_sets() {
         floor(label, 1.0);
     }
     assert!(pct(*fp, *n) <= 5.0, "placeholders taken for secrets: {fp} of {n}");
+    assert!(
+        f.heldout.total >= 20 && f.heldout.rate() >= 0.95,
+        "held-out secret recall {:.3}",
+        f.heldout.rate()
+    );
+    assert!(pct(*hfp, *hn) <= 5.0, "held-out placeholders taken for secrets: {hfp} of {hn}");
     assert!(pct(*lost, *words) <= 0.5, "ordinary words lost: {lost} of {words}");
     assert!(100.0 - pct(*false_names, *name_findings) >= 95.0, "name precision");
 }
 
 #[test]
 fn the_labelled_sets_parse_and_every_gold_span_has_a_known_kind() {
-    for data in [SECRETS, PII, NAMES, OUTSIDERS] {
+    for data in [SECRETS, SECRETS_HELDOUT, PII, NAMES, OUTSIDERS] {
         for line in lines(data) {
             let (text, gold) = parse(line);
             for g in gold {
