@@ -209,35 +209,30 @@ pub fn find_with(text: &str, people: Option<&People>) -> Vec<Finding> {
 /// Words that mark a value as an example or a placeholder rather than a credential.
 const PLACEHOLDER_MARKS: &[&str] = &[
     "example",
-    "sample",
-    "dummy",
     "placeholder",
-    "your",
     "changeme",
     "change_me",
     "change-me",
     "redacted",
     "xxxx",
     "****",
-    "....",
     "...",
     "…",
     "<",
     "{{",
     "${",
     "%(",
-    "fake",
-    "replace",
-    "insert",
-    "notreal",
-    "not-real",
-    "not_real",
     "secret_here",
     "token_here",
     "key_here",
     "goes-here",
     "goes_here",
 ];
+
+/// Words that mark a placeholder only in a value without digits (`YOUR_API_KEY`,
+/// `insert-token`), since a real password may hold them ("Yourself2024!", "Sample#123").
+const SOFT_PLACEHOLDER_MARKS: &[&str] =
+    &["your", "sample", "dummy", "fake", "replace", "insert", "notreal", "not-real", "not_real"];
 
 /// Values that only name what belongs there (`USER:PASSWORD@host`, `"password": "password"`).
 const PLACEHOLDER_WORDS: &[&str] = &[
@@ -282,7 +277,11 @@ pub fn is_placeholder(kind: Kind, value: &str) -> bool {
             .sum();
         return body < 8 || (PLACEHOLDER_MARKS.iter().any(|m| lower.contains(m)) && body < 200);
     }
-    if PLACEHOLDER_MARKS.iter().any(|m| lower.contains(m)) || PLACEHOLDER_WORDS.contains(&lower.as_str()) {
+    let soft = !has_digit(value) && SOFT_PLACEHOLDER_MARKS.iter().any(|m| lower.contains(m));
+    if soft
+        || PLACEHOLDER_MARKS.iter().any(|m| lower.contains(m))
+        || PLACEHOLDER_WORDS.contains(&lower.as_str())
+    {
         return true;
     }
     // A value of one or two distinct characters ("aaaaaaaa", "00000000", "abababab").
@@ -1313,6 +1312,18 @@ mod tests {
             for secret in ["hunter2", "xoxb-1234", "sk-proj", "AKIAABCD", "ghp_abc", "5678"] {
                 assert!(!r.text.contains(secret), "{text} -> {}", r.text);
             }
+        }
+    }
+
+    #[test]
+    fn examples_and_placeholders_are_not_secrets_but_a_password_with_a_placeholder_word_is() {
+        for text in
+            ["AKIAIOSFODNN7EXAMPLE", "API_KEY=your-api-key", "token: <your token>", "password: changeme"]
+        {
+            assert!(!redact(text).secret_found, "{text}");
+        }
+        for text in ["my password is Yourself2024!", "password: Sample#123x"] {
+            assert!(redact(text).secret_found, "{text}");
         }
     }
 
