@@ -121,7 +121,7 @@ impl Tier {
             "apps.connections.open" => Tier::Connections,
             "chat.postMessage" => Tier::PostMessage,
             "auth.test" => Tier::Special,
-            "conversations.list" | "chat.startStream" | "chat.stopStream" => Tier::Two,
+            "conversations.list" | "users.list" | "chat.startStream" | "chat.stopStream" => Tier::Two,
             "users.info" | "chat.postEphemeral" | "chat.appendStream" => Tier::Four,
             // chat.update, conversations.history/replies/info, reactions.*, and anything unknown.
             _ => Tier::Three,
@@ -728,6 +728,7 @@ mod tests {
         assert_eq!(Tier::of("apps.connections.open"), Tier::Connections);
         assert_eq!(Tier::of("chat.postMessage"), Tier::PostMessage);
         assert_eq!(Tier::of("conversations.list"), Tier::Two);
+        assert_eq!(Tier::of("users.list"), Tier::Two);
         assert_eq!(Tier::of("conversations.replies"), Tier::Three);
         assert_eq!(Tier::of("users.info"), Tier::Four);
         assert_eq!(Tier::of("auth.test"), Tier::Special);
