@@ -23,7 +23,7 @@ use crate::http::Health;
 /// Longest a Redis operation may take before the caller falls back.
 const DEADLINE: Duration = Duration::from_millis(500);
 /// After a failure, operations fail at once for this long instead of each waiting for Redis.
-const COOL_OFF: Duration = Duration::from_secs(1);
+pub const COOL_OFF: Duration = Duration::from_secs(1);
 
 /// The shared budget's answer for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,13 +95,32 @@ pub async fn read_thread(s: &Services, ts: &Ts) -> Result<Vec<HistoryMessage>, S
             Ok(Some(parent)) => Ts::from(parent.as_str()),
             _ => ts.clone(),
         };
-        if let Ok(entries) = coord.thread_log(channel, root.as_str()).await {
-            if let Some(messages) = from_entries(&entries, &s.channel, &root) {
-                return Ok(messages);
+        for attempt in 0..2 {
+            if let Ok(entries) = coord.thread_log(channel, root.as_str()).await {
+                if let Some(messages) = from_entries(&entries, &s.channel, &root) {
+                    if whole(&messages, &s.identity.user_id) {
+                        return Ok(messages);
+                    }
+                }
+            }
+            if attempt == 0 {
+                tokio::time::sleep(COPY_SETTLE).await;
             }
         }
     }
     s.slack.thread_messages(&s.channel, ts).await
+}
+
+/// How long a copy caught between a post and its poster's record is given to settle.
+const COPY_SETTLE: Duration = Duration::from_millis(300);
+
+/// A copy is whole when the bot's posts in it carry their state: Slack delivers a post's event
+/// (to any replica) before its poster has the answer and records the post with its state, so a
+/// copy read in that moment shows the post without it.
+fn whole(messages: &[HistoryMessage], bot: &crate::slack::UserId) -> bool {
+    let bots: Vec<&HistoryMessage> =
+        messages.iter().filter(|m| m.message.user.as_ref() == Some(bot)).collect();
+    bots.is_empty() || bots.iter().any(|m| m.metadata.is_some())
 }
 
 #[cfg(test)]
@@ -156,6 +175,28 @@ mod tests {
         );
         assert_eq!(thread[1].message.blocks_text.expose(), "Ticket IT-7 created. Assignee: <@U9>");
         assert_eq!(thread[3].message.text.expose(), "still broken");
+    }
+
+    #[test]
+    fn a_copy_whose_bot_post_has_no_state_yet_is_not_whole() {
+        let channel = ChannelId::from("C1");
+        let root = Ts::from("100.000100");
+        let bot = UserId::from("UBOT");
+        let mut entries = vec![
+            entry(&message("100.000100", None, "U1", "my vpn fails"), None),
+            entry(&message("100.000300", Some("100.000100"), "UBOT", "Try this"), None),
+        ];
+        let copy = from_entries(&entries, &channel, &root).expect("root");
+        assert!(!whole(&copy, &bot), "a post without its state was taken as the whole thread");
+        entries.push(entry(
+            &message("100.000300", Some("100.000100"), "UBOT", "Try this"),
+            Some(&Metadata::from(ThreadState::default())),
+        ));
+        assert!(whole(&from_entries(&entries, &channel, &root).expect("root"), &bot));
+        assert!(
+            whole(&from_entries(&entries[..1], &channel, &root).expect("root"), &bot),
+            "no post yet is whole"
+        );
     }
 
     #[test]

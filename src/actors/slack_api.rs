@@ -527,6 +527,12 @@ impl SlackApiActor {
                 lane.queue.push_front(p);
                 self.pump(&key, ctx);
             }
+            // A call that goes now or never found the shared budget full: its caller has a
+            // cheaper way (no status, a post instead of a stream), so it is not retried.
+            Err(e @ SlackError::NoRoom { .. }) => {
+                tracing::debug!(method, call = id, "no room in the shared budget now; not sent");
+                let _ = p.reply.send(Err(e));
+            }
             Err(e) if e.is_transient() && attempt < self.options.max_attempts => {
                 let wait = backoff(attempt);
                 if now + wait >= p.deadline {

@@ -299,7 +299,16 @@ impl ThreadActor {
                     let claim = match (&s.coord, read) {
                         (Some(coord), crate::conversation::Read::EscalationCheck) => {
                             let ttl = Duration::from_secs(s.settings.threads.idle_secs.max(3600));
-                            coord.once(&["escalation", s.channel.as_str(), root.as_str()], ttl).await
+                            let what = ["escalation", s.channel.as_str(), root.as_str()];
+                            // A person waits on this one: a Redis that just failed is asked
+                            // once more, after its cool-off, before deciding without it.
+                            match coord.once(&what, ttl).await {
+                                Err(_) => {
+                                    tokio::time::sleep(crate::coord::COOL_OFF).await;
+                                    coord.once(&what, ttl).await
+                                }
+                                decided => decided,
+                            }
                         }
                         _ => Ok(true),
                     };

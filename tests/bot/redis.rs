@@ -299,3 +299,52 @@ async fn two_replicas_post_one_weekly_report_and_a_slot_claimed_elsewhere_is_lef
     schedule_looked_twice(&two).await;
     assert_eq!(weekly_reports(&ws).len(), 1, "a slot another replica claimed was posted");
 }
+
+#[actix_rt::test]
+async fn a_call_that_goes_now_or_never_finds_the_shared_budget_full_and_is_not_sent_or_retried() {
+    use actix::Actor;
+    use itbot::actors::slack_api::{ApiOptions, ShareBudgets, SlackApiActor};
+    use itbot::http::Health;
+    use itbot::slack::client::StreamStart;
+    use itbot::slack::{ChannelId, SlackApi, SlackError, Ts, UserId, WebClient};
+    use itbot_fakes::workspace::Workspace;
+
+    let server = redis();
+    let ws = Workspace::start(Default::default()).await.expect("workspace");
+    let options = ApiOptions::default();
+    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
+    let actor = SlackApiActor::new(
+        client,
+        ws.bot_token().to_string().into(),
+        ws.app_token().to_string().into(),
+        options.clone(),
+        Health::new(),
+    )
+    .start();
+    let shared =
+        Coord::connect(&server.url().into(), None).expect("url").scoped(ws.team_id(), ws.bot_user_id());
+    actor.send(ShareBudgets(shared.clone())).await.expect("the actor takes the budget");
+    let api = SlackApi::new(actor.recipient(), options.call_timeout());
+    // Other replicas have spent chat.startStream's budget (Tier 2) for the next minute.
+    while let Slot::After(_) =
+        shared.reserve("chat.startStream", 20, 3, Duration::from_secs(60)).await.expect("ok")
+    {}
+
+    let alice = ws.user_id("alice");
+    let root = Ts::from(ws.post(&alice, ws.it_channel(), "a ticket", None).as_str());
+    let team = ws.team_id().to_string();
+    let started = Instant::now();
+    let outcome = api
+        .start_stream(StreamStart {
+            channel: &ChannelId::from(ws.it_channel()),
+            thread_ts: &root,
+            recipient_user: &UserId::from(alice.as_str()),
+            recipient_team: &team,
+            markdown_text: "Looking",
+        })
+        .await;
+
+    assert!(matches!(outcome, Err(SlackError::NoRoom { .. })), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "the refused stream waited {:?}", started.elapsed());
+    assert_eq!(ws.calls_of("chat.startStream"), 0, "a stream without room was sent");
+}
