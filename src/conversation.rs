@@ -299,6 +299,9 @@ pub enum Effect {
         message: Ts,
         up: u64,
         down: u64,
+        /// The vote just cast (with Redis, counted there across replicas).
+        voter: UserId,
+        vote_up: bool,
     },
     /// Deliver [`Input::AssistWaitOver`] after this many seconds.
     WaitForAssist {
@@ -1416,7 +1419,13 @@ impl Conversation {
         fx.push(Effect::Count(Count::Feedback { category: self.triage.category, up, via: Via::Button }));
         self.answering = None;
         tracing::info!(thread = %self.root, up, requester = (user == self.requester), "feedback");
-        fx.push(Effect::WriteVotes { message: message_ts, up: ups, down: downs });
+        fx.push(Effect::WriteVotes {
+            message: message_ts,
+            up: ups,
+            down: downs,
+            voter: user.clone(),
+            vote_up: up,
+        });
         if user == self.requester && !up {
             self.escalate(w, Trigger::Feedback, fx);
             return;

@@ -373,6 +373,15 @@ impl Coord {
         self.run("thread_log", async move { conn.lrange::<_, Vec<String>>(key, 0, -1).await }).await
     }
 
+    /// A message's counts (up, down) over every replica.
+    pub async fn vote_counts(&self, message: &str) -> Result<(u32, u32), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["votes", message]);
+        let values: Vec<String> = self.run("vote_counts", async move { conn.hvals(key).await }).await?;
+        let up = values.iter().filter(|v| v.as_str() == "up").count() as u32;
+        Ok((up, values.len() as u32 - up))
+    }
+
     /// Records `user`'s vote on `message` (true: 👍) and returns the message's counts (up, down)
     /// over every replica. A person's later vote replaces their earlier one.
     pub async fn vote(

@@ -108,6 +108,9 @@ const STATUS: &str = "is looking into it...";
 /// The private note that stands in for the status when a burst has used its budget and the 👀's.
 const ACK_NOTE: &str = "Got it. I'm looking into this and will reply in this thread shortly.";
 
+/// How long Redis keeps a message's votes: as far back as a report reads (90 days).
+const VOTES_KEPT: Duration = Duration::from_secs(90 * 86_400);
+
 /// How often a first answer waiting for Assist's card looks for it in the replicas' copy.
 const CARD_LOOK: Duration = Duration::from_millis(250);
 
@@ -139,8 +142,12 @@ struct VoteWrite {
     /// held (from before a restart, or another replica) are the base.
     message: Option<HistoryMessage>,
     base: VoteCounts,
-    /// The counts given in this process, latest first.
+    /// The counts given in this process, latest first; with Redis, every replica's.
     here: VoteCounts,
+    /// `here` holds every replica's counts (from Redis): the base is not added.
+    shared: bool,
+    /// The counts last written to Slack.
+    written: Option<VoteCounts>,
     /// A write is in flight; `dirty` when votes changed meanwhile.
     writing: bool,
     dirty: bool,
@@ -342,9 +349,31 @@ impl ThreadActor {
             }
             Effect::Forget => self.s.tickets.do_send(Forget(root)),
             Effect::Count(count) => self.count(count),
-            Effect::WriteVotes { message, up, down } => {
-                self.votes.entry(message.clone()).or_default().here = VoteCounts { up, down };
-                self.write_votes(message, ctx);
+            Effect::WriteVotes { message, up, down, voter, vote_up } => {
+                let Some(coord) = self.s.coord.clone() else {
+                    self.votes.entry(message.clone()).or_default().here = VoteCounts { up, down };
+                    self.write_votes(message, ctx);
+                    return;
+                };
+                // With Redis, each person's vote is kept there, so votes cast on different
+                // replicas at once are all counted.
+                let key = message.to_string();
+                let cast = async move { coord.vote(&key, voter.as_str(), vote_up, VOTES_KEPT).await };
+                ctx.spawn(cast.into_actor(self).map(move |counted, act, ctx| {
+                    let root = act.root().clone();
+                    let votes = act.votes.entry(message.clone()).or_default();
+                    match counted {
+                        Ok((up, down)) => {
+                            votes.here = VoteCounts { up: u64::from(up), down: u64::from(down) };
+                            votes.shared = true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(thread = %root, error = %e, "vote not counted in redis; counting this replica's");
+                            votes.here = VoteCounts { up, down };
+                        }
+                    }
+                    act.write_votes(message, ctx);
+                }));
             }
             Effect::Settle { ms } => {
                 ctx.run_later(Duration::from_millis(ms), |act, ctx| act.feed(Input::Settled, ctx));
@@ -613,7 +642,13 @@ impl ThreadActor {
                 Some(Metadata::ThreadState(s)) => (**s).clone(),
                 _ => fallback_state,
             };
-            state.feedback = Some(VoteCounts { up: votes.base.up + votes.here.up, down: votes.base.down + votes.here.down });
+            let total = if votes.shared {
+                votes.here
+            } else {
+                VoteCounts { up: votes.base.up + votes.here.up, down: votes.base.down + votes.here.down }
+            };
+            votes.written = Some(total);
+            state.feedback = Some(total);
             let metadata = Metadata::from(state);
             let text = message.message.text.expose().to_string();
             let blocks = message.blocks.clone();
@@ -630,8 +665,27 @@ impl ThreadActor {
                 votes.writing = false;
                 if votes.dirty {
                     act.write_votes(message_ts, ctx);
+                } else if votes.shared {
+                    act.recheck_votes(message_ts, ctx);
                 }
             }));
+        }));
+    }
+
+    /// With Redis: another replica may have written older counts over ours; if Redis's counts
+    /// differ from what was written last, they are written again.
+    fn recheck_votes(&mut self, message_ts: Ts, ctx: &mut Context<Self>) {
+        let Some(coord) = self.s.coord.clone() else { return };
+        let key = message_ts.to_string();
+        let look = async move { coord.vote_counts(&key).await };
+        ctx.spawn(look.into_actor(self).map(move |counts, act, ctx| {
+            let Ok((up, down)) = counts else { return };
+            let Some(votes) = act.votes.get_mut(&message_ts) else { return };
+            let now = VoteCounts { up: u64::from(up), down: u64::from(down) };
+            if votes.written != Some(now) {
+                votes.here = now;
+                act.write_votes(message_ts, ctx);
+            }
         }));
     }
 

@@ -348,3 +348,44 @@ async fn a_call_that_goes_now_or_never_finds_the_shared_budget_full_and_is_not_s
     assert!(started.elapsed() < Duration::from_secs(2), "the refused stream waited {:?}", started.elapsed());
     assert_eq!(ws.calls_of("chat.startStream"), 0, "a stream without room was sent");
 }
+
+#[actix_rt::test]
+async fn votes_cast_on_two_replicas_at_once_are_all_counted() {
+    let server = redis();
+    let app = spawn(Setup { tweak: Some(with_redis(&server)), ..Setup::default() }).await;
+    let second = start_bot(&app.ws, None, Some(with_redis(&server))).await;
+    let alice = app.ws.user_id("alice");
+    let root = app.ws.post(&alice, &app.it(), "AWS VPN client says authentication failed", None);
+    let answer = app.wait_bot_replies(&root, 1).await[0].ts.clone();
+
+    // A third replica has just counted two votes it has not written to Slack yet.
+    let third = Coord::connect(&server.url().into(), None)
+        .expect("url")
+        .scoped(app.ws.team_id(), app.ws.bot_user_id());
+    third.vote(&answer, "UOTHER1", true, Duration::from_secs(600)).await.expect("counted");
+    third.vote(&answer, "UOTHER2", false, Duration::from_secs(600)).await.expect("counted");
+    // Ten colleagues vote in the same moment; Slack spreads the clicks over both replicas.
+    for i in 0..10 {
+        let voter = app.ws.user_id(&format!("colleague{i}"));
+        assert!(app.ws.click_feedback(&voter, &app.it(), &answer, i < 8), "the answer has no buttons");
+    }
+
+    let counts = || {
+        app.ws.thread(&app.it(), &root).into_iter().find(|p| p.ts == answer).and_then(|p| p.metadata).map(
+            |m| {
+                (
+                    m["event_payload"]["feedback"]["up"].as_u64(),
+                    m["event_payload"]["feedback"]["down"].as_u64(),
+                )
+            },
+        )
+    };
+    wait_for("all twelve votes in the answer's metadata", || {
+        let c = counts();
+        async move { (c == Some((Some(9), Some(3)))).then_some(()) }
+    })
+    .await;
+    app.control().await;
+    assert_eq!(counts(), Some((Some(9), Some(3))), "a later write lost votes");
+    drop(second);
+}
