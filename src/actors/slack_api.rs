@@ -572,32 +572,28 @@ impl SlackApiActor {
         let total = TransportStats::bump(&self.health.transport.dropped_calls);
         let channel = key.channel.as_deref().unwrap_or("");
         let thread_ts = p.call.thread_ts.as_ref().map(|t| t.as_str()).unwrap_or("");
+        let waited_ms = p.enqueued.elapsed().as_millis() as u64;
+        macro_rules! dropped {
+            ($level:ident) => {
+                tracing::$level!(
+                    method = p.call.method,
+                    call = p.id,
+                    channel,
+                    thread_ts,
+                    queued = depth,
+                    waited_ms,
+                    dropped_calls_total = total,
+                    reason,
+                    "slack call dropped"
+                )
+            };
+        }
         // A status or a marker is worthless when late, and no one waits for background work: a
         // warning. Anything else was meant for a person: an error.
         if is_cosmetic(p.call.method) || p.call.background {
-            tracing::warn!(
-                method = p.call.method,
-                call = p.id,
-                channel,
-                thread_ts,
-                queued = depth,
-                waited_ms = p.enqueued.elapsed().as_millis() as u64,
-                dropped_calls_total = total,
-                reason,
-                "slack call dropped"
-            );
+            dropped!(warn);
         } else {
-            tracing::error!(
-                method = p.call.method,
-                call = p.id,
-                channel,
-                thread_ts,
-                queued = depth,
-                waited_ms = p.enqueued.elapsed().as_millis() as u64,
-                dropped_calls_total = total,
-                reason,
-                "slack call dropped"
-            );
+            dropped!(error);
         }
         let _ = p.reply.send(Err(SlackError::Dropped { method: p.call.method.to_string(), reason }));
     }

@@ -302,29 +302,18 @@ async fn two_replicas_post_one_weekly_report_and_a_slot_claimed_elsewhere_is_lef
 
 #[actix_rt::test]
 async fn a_call_that_goes_now_or_never_finds_the_shared_budget_full_and_is_not_sent_or_retried() {
-    use actix::Actor;
-    use itbot::actors::slack_api::{ApiOptions, ShareBudgets, SlackApiActor};
+    use itbot::actors::slack_api::{ApiOptions, ShareBudgets};
     use itbot::http::Health;
     use itbot::slack::client::StreamStart;
-    use itbot::slack::{ChannelId, SlackApi, SlackError, Ts, UserId, WebClient};
+    use itbot::slack::{ChannelId, SlackError, Ts, UserId};
     use itbot_fakes::workspace::Workspace;
 
     let server = redis();
     let ws = Workspace::start(Default::default()).await.expect("workspace");
-    let options = ApiOptions::default();
-    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
-    let actor = SlackApiActor::new(
-        client,
-        ws.bot_token().to_string().into(),
-        ws.app_token().to_string().into(),
-        options.clone(),
-        Health::new(),
-    )
-    .start();
+    let (api, actor) = crate::common::api_on(&ws, &ApiOptions::default(), Health::new());
     let shared =
         Coord::connect(&server.url().into(), None).expect("url").scoped(ws.team_id(), ws.bot_user_id());
     actor.send(ShareBudgets(shared.clone())).await.expect("the actor takes the budget");
-    let api = SlackApi::new(actor.recipient(), options.call_timeout());
     // Other replicas have spent chat.startStream's budget (Tier 2) for the next minute.
     while let Slot::After(_) =
         shared.reserve("chat.startStream", 20, 3, Duration::from_secs(60)).await.expect("ok")

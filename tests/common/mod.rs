@@ -88,3 +88,23 @@ pub fn bot_replies(ws: &Workspace, thread: &str) -> Vec<Posted> {
         .filter(|p| p.ts != thread && p.user.as_deref() == Some(ws.bot_user_id()))
         .collect()
 }
+
+/// The Web API actor alone against `ws` (no bot around it), and the client that calls through it.
+#[allow(dead_code)] // not every binary that includes this file uses it
+pub fn api_on(
+    ws: &Workspace,
+    options: &itbot::actors::slack_api::ApiOptions,
+    health: std::sync::Arc<itbot::http::Health>,
+) -> (itbot::slack::SlackApi, actix::Addr<itbot::actors::slack_api::SlackApiActor>) {
+    use actix::Actor as _;
+    let client = itbot::slack::WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
+    let actor = itbot::actors::slack_api::SlackApiActor::new(
+        client,
+        ws.bot_token().to_string().into(),
+        ws.app_token().to_string().into(),
+        options.clone(),
+        health,
+    )
+    .start();
+    (itbot::slack::SlackApi::new(actor.clone().recipient(), options.call_timeout()), actor)
+}

@@ -6,17 +6,15 @@ mod common;
 mod helpers;
 mod soak;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::api_on;
 use helpers::{counter, fast_transport, fast_workspace, spawn, wait_until, Setup, TestApp};
-use itbot::actors::slack_api::{ApiOptions, Backlog, GetBacklog, SlackApiActor};
+use itbot::actors::slack_api::{ApiOptions, Backlog, GetBacklog};
 use itbot::http::{Health, TransportStats};
 use itbot::slack::client::StreamStart;
-use itbot::slack::{ChannelId, SlackApi, SlackError, Ts, UserId, WebClient};
+use itbot::slack::{ChannelId, SlackApi, SlackError, Ts, UserId};
 use itbot_fakes::workspace::{Fault, RateLimits, Workspace, WorkspaceOptions};
-
-use actix::Actor;
 
 const VPN: &str = "My VPN won't connect from home, AWS VPN Client spins";
 
@@ -319,24 +317,6 @@ async fn a_hung_post_times_out_and_is_sent_again_once() {
     answered_once(&app, "alice", VPN).await;
 
     assert_eq!(app.ws.calls_of("chat.postMessage"), 3, "the hung one, the answer, the control answer");
-}
-
-/// The Web API actor alone against `ws` (no bot around it), and the client that calls through it.
-fn api_on(
-    ws: &Workspace,
-    options: &ApiOptions,
-    health: Arc<Health>,
-) -> (SlackApi, actix::Addr<SlackApiActor>) {
-    let client = WebClient::new(itbot::net::http_client(options.request_timeout), ws.api_url());
-    let actor = SlackApiActor::new(
-        client,
-        ws.bot_token().to_string().into(),
-        ws.app_token().to_string().into(),
-        options.clone(),
-        health,
-    )
-    .start();
-    (SlackApi::new(actor.clone().recipient(), options.call_timeout()), actor)
 }
 
 #[actix_rt::test]
