@@ -1,6 +1,7 @@
 //! Coordination between replicas, in Redis (`REDIS_URL`): Slack's budgets shared by every
-//! process (a GCRA limiter in a Lua script), once-only effects decided atomically (`SET NX`), and
-//! each thread's state where any replica can read it without reading Slack.
+//! process (a GCRA limiter in a Lua script), once-only effects decided atomically (`SET NX`), one
+//! turn per thread at a time (a hold with a deadline, renewed while the turn runs), and each
+//! thread's copy where any replica can read it without reading Slack.
 //!
 //! Without `REDIS_URL` there is no [`Coord`] and nothing here runs: one replica keeps its state in
 //! memory and in Slack message metadata. With it, a failing Redis never silences the bot: every
@@ -103,13 +104,61 @@ end
 return 0
 "#;
 
-/// Deletes KEYS[1] only while it holds ARGV[1] (a lease released by its holder, not a later one).
-const RELEASE: &str = r#"
+/// A thread's turn. KEYS[1] is the turn (held by one token `owner:n`), KEYS[2] the process that
+/// took the thread's last turn. ARGV: this process (`owner`), the token, the turn's TTL (ms), how
+/// long the last taker is remembered (ms). Returns -1 when the turn is this token's now and this
+/// process took the last turn too, -2 when it is this token's now but another process took the
+/// last one (what it wrote is newer than this process's memory), else the ms before another
+/// process's hold runs out. A hold by an older token of this process (its release not yet
+/// arrived) is this process's.
+const TAKE_TURN: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 1 then
+    left = 1
+  end
+  return left
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local last = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
+if last and last ~= ARGV[1] then
+  return -2
+end
+return -1
+"#;
+
+/// Ends a turn: deletes KEYS[1] only while it holds ARGV[1] (this turn's token, not a later one).
+const END_TURN: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 "#;
+
+/// Whether another process holds KEYS[1]: the ms before its hold runs out, or -1.
+const TURN_ELSEWHERE: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 1 then
+    left = 1
+  end
+  return left
+end
+return -1
+"#;
+
+/// What asking for a thread's turn found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// The turn is this process's until it ends it or the TTL passes. `after_other`: another
+    /// process took the thread's previous turn, so this process's memory of the thread is old.
+    Mine { after_other: bool },
+    /// Another process holds it, for at most this long unless it renews.
+    Elsewhere(Duration),
+}
 
 /// A handle on the replicas' shared Redis. Cheap to clone.
 #[derive(Clone)]
@@ -128,8 +177,11 @@ struct Inner {
     retry_at_ms: AtomicU64,
     gcra: Script,
     claim: Script,
-    release: Script,
-    /// This process, as the owner of what it claims (random, per start).
+    take_turn: Script,
+    end_turn: Script,
+    turn_elsewhere: Script,
+    /// This process, as the owner of what it claims: its pid (so an operator can tell which
+    /// replica holds a thread) and a random part (pids repeat across containers).
     me: String,
     health: Option<Arc<Health>>,
 }
@@ -157,8 +209,10 @@ impl Coord {
                 retry_at_ms: AtomicU64::new(0),
                 gcra: Script::new(GCRA),
                 claim: Script::new(CLAIM),
-                release: Script::new(RELEASE),
-                me: format!("{:016x}", fastrand::u64(..)),
+                take_turn: Script::new(TAKE_TURN),
+                end_turn: Script::new(END_TURN),
+                turn_elsewhere: Script::new(TURN_ELSEWHERE),
+                me: format!("{}-{:012x}", std::process::id(), fastrand::u64(..) >> 16),
                 health,
             }),
             prefix: "itbot:".into(),
@@ -294,48 +348,48 @@ impl Coord {
         Ok(won == 1)
     }
 
-    /// Takes `what` for `owner` until `ttl` passes or it is released: true when taken.
-    pub async fn lease(&self, what: &str, owner: &str, ttl: Duration) -> Result<bool, CoordError> {
-        let mut conn = self.inner.conn.clone();
-        let key = self.key(&["lease", what]);
-        let ms = ttl.as_millis().max(1) as u64;
-        let set: Option<String> = self
-            .run(
-                "lease",
-                redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(ms).query_async(&mut conn),
-            )
-            .await?;
-        Ok(set.is_some())
-    }
-
-    /// Gives `what` back, if `owner` still holds it.
-    pub async fn release(&self, what: &str, owner: &str) -> Result<(), CoordError> {
-        let mut conn = self.inner.conn.clone();
-        let mut call = self.inner.release.prepare_invoke();
-        call.key(self.key(&["lease", what])).arg(owner);
-        self.run("release", call.invoke_async::<i64>(&mut conn)).await.map(drop)
-    }
-
-    /// Stores a thread's state (JSON) for `ttl`.
-    pub async fn put_state(
+    /// Asks for a thread's turn with `token` (a number this process never reuses for the
+    /// thread), held for `ttl`; asked again with the same token, it renews. The thread's last
+    /// taker is remembered for `remember`.
+    pub async fn take_turn(
         &self,
         channel: &str,
         thread: &str,
-        json: &str,
+        token: u64,
         ttl: Duration,
-    ) -> Result<(), CoordError> {
+        remember: Duration,
+    ) -> Result<Turn, CoordError> {
         let mut conn = self.inner.conn.clone();
-        let key = self.key(&["thread", channel, thread]);
-        let ms = ttl.as_millis().max(1) as u64;
-        let json = json.to_string();
-        self.run("put_state", async move { conn.pset_ex::<_, _, ()>(key, json, ms).await }).await
+        let mut call = self.inner.take_turn.prepare_invoke();
+        call.key(self.key(&["turn", channel, thread]))
+            .key(self.key(&["last", channel, thread]))
+            .arg(&self.inner.me)
+            .arg(format!("{}:{token}", self.inner.me))
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(remember.as_millis().max(1) as u64);
+        let answer: i64 = self.run("take_turn", call.invoke_async(&mut conn)).await?;
+        Ok(match answer {
+            -1 => Turn::Mine { after_other: false },
+            -2 => Turn::Mine { after_other: true },
+            ms => Turn::Elsewhere(Duration::from_millis(ms.max(1) as u64)),
+        })
     }
 
-    /// A thread's state (JSON), if a replica stored one that has not expired.
-    pub async fn get_state(&self, channel: &str, thread: &str) -> Result<Option<String>, CoordError> {
+    /// Ends the turn taken with `token` (a later turn's hold is left alone).
+    pub async fn end_turn(&self, channel: &str, thread: &str, token: u64) -> Result<(), CoordError> {
         let mut conn = self.inner.conn.clone();
-        let key = self.key(&["thread", channel, thread]);
-        self.run("get_state", async move { conn.get::<_, Option<String>>(key).await }).await
+        let mut call = self.inner.end_turn.prepare_invoke();
+        call.key(self.key(&["turn", channel, thread])).arg(format!("{}:{token}", self.inner.me));
+        self.run("end_turn", call.invoke_async::<i64>(&mut conn)).await.map(drop)
+    }
+
+    /// How long another process still holds the thread's turn (`None`: no other process does).
+    pub async fn turn_elsewhere(&self, channel: &str, thread: &str) -> Result<Option<Duration>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.turn_elsewhere.prepare_invoke();
+        call.key(self.key(&["turn", channel, thread])).arg(&self.inner.me);
+        let ms: i64 = self.run("turn_elsewhere", call.invoke_async(&mut conn)).await?;
+        Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
     }
 
     /// Appends message `ts` to the copy of `thread`, kept `ttl` after its last message (and

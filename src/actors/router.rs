@@ -90,6 +90,9 @@ impl<T: Eq + Hash + Clone> Seen<T> {
 struct ThreadLoaded {
     /// The ts the lookup was made for (a root, a reply or a reacted message).
     key: Ts,
+    /// Another replica held the thread's turn when it was looked up (with Redis): the thread
+    /// is the bot's even if the copy shows no answer yet (that replica died before posting).
+    was_held: bool,
     result: Result<Option<LoadedThread>, SlackError>,
 }
 
@@ -208,6 +211,8 @@ impl RouterActor {
         let services = self.services.clone();
         tracing::info!(ts = %key, "reading an unknown thread");
         let fut = async move {
+            // A thread another replica is answering is read once its answer is in the copy.
+            let was_held = super::shared::wait_for_turn(&services, &key).await;
             let mut messages = super::shared::read_thread(&services, &key).await;
             // Slack answers a reply's ts (a reaction's or a click's message) with that reply
             // alone; its `thread_ts` names the thread to read.
@@ -223,7 +228,7 @@ impl RouterActor {
                 let root = all.next()?.message;
                 Some(LoadedThread { root, replies: all.collect() })
             });
-            ThreadLoaded { key, result }
+            ThreadLoaded { key, was_held, result }
         };
         ctx.spawn(fut.into_actor(self).map(|loaded, _, ctx| ctx.notify(loaded)));
     }
@@ -474,11 +479,21 @@ impl Handler<ThreadLoaded> for RouterActor {
         }
         if !self.threads.contains_key(&root) {
             let services = self.services.clone();
+            let first = loaded.was_held.then(|| thread.root.clone()).filter(|r| r.user.is_some());
             let resumed = ThreadActor::resume(services, thread);
             match resumed {
                 Some(make) => {
                     self.spawn_thread(root.clone(), ctx, make);
                     tracing::info!(thread = %root, "thread resumed from slack");
+                }
+                None if first.is_some() => {
+                    // A replica took this thread's turn and is gone without an answer in the
+                    // copy (it died mid-turn): the ticket starts again here.
+                    tracing::warn!(thread = %root, "the replica answering this ticket stopped before its first answer; answering it here");
+                    let (services, first) = (self.services.clone(), first.expect("checked"));
+                    self.spawn_thread(root.clone(), ctx, |stopped, id| {
+                        ThreadActor::new(services, stopped, id, first)
+                    });
                 }
                 None => {
                     tracing::debug!(thread = %root, "not a ticket the bot answered; left alone");

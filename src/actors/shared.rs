@@ -111,6 +111,38 @@ pub async fn read_thread(s: &Services, ts: &Ts) -> Result<Vec<HistoryMessage>, S
     s.slack.thread_messages(&s.channel, ts).await
 }
 
+/// With Redis, how long a replica holds a thread's turn without renewing it: a replica that dies
+/// mid-turn blocks the thread this long at most. A live one renews every third of it.
+pub const TURN_LEASE: Duration = Duration::from_secs(10);
+/// How often a turn held elsewhere is asked about again.
+pub const TURN_POLL: Duration = Duration::from_millis(200);
+/// The longest an event waits for a turn another replica keeps renewing; after that it is
+/// acted on anyway (and the wait is logged), since a silent thread is worse than a race.
+pub const TURN_WAIT_MAX: Duration = Duration::from_secs(120);
+
+/// With Redis: waits while another replica holds the turn of the thread `ts` belongs to (its
+/// root or a reply in it), so that a thread another replica is answering is read once the answer
+/// is in the copy. True when it waited.
+pub async fn wait_for_turn(s: &Services, ts: &Ts) -> bool {
+    let Some(coord) = &s.coord else { return false };
+    let channel = s.channel.as_str();
+    let root = match coord.thread_of(channel, ts.as_str()).await {
+        Ok(Some(parent)) => parent,
+        _ => ts.to_string(),
+    };
+    let started = std::time::Instant::now();
+    let mut waited = false;
+    while let Ok(Some(left)) = coord.turn_elsewhere(channel, &root).await {
+        if started.elapsed() >= TURN_WAIT_MAX {
+            tracing::warn!(thread = %root, "another replica kept this thread's turn too long; reading it anyway");
+            break;
+        }
+        waited = true;
+        tokio::time::sleep(left.min(TURN_POLL)).await;
+    }
+    waited
+}
+
 /// How long a copy caught between a post and its poster's record is given to settle.
 const COPY_SETTLE: Duration = Duration::from_millis(300);
 

@@ -9,7 +9,7 @@
 //! metadata, and [`ThreadActor::resume`] rebuilds the actor from it after a restart or on
 //! another replica.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::openai::Complete;
 use super::outage::{Answer, Reported};
 use super::reply::{Cancel, Release, ReplyActor, ReplyFinished, ReplyRequest};
+use super::shared::{TURN_LEASE, TURN_POLL, TURN_WAIT_MAX};
 use super::tickets::{FindSimilar, Forget, Record};
 use super::SharedServices;
 use crate::compose;
@@ -132,6 +133,56 @@ pub struct ThreadActor {
     votes: HashMap<Ts, VoteWrite>,
     /// Drains waiting for the turn in flight to end.
     drained: Vec<oneshot::Sender<()>>,
+    /// With Redis: this replica's hold on the thread's turn, and what waits for it.
+    turn: TurnHold,
+}
+
+/// One turn per thread across replicas (with Redis): an input that may start a turn waits until
+/// this replica holds the thread's lease, which it renews while the turn runs and gives back when
+/// the turn ends. A replica that takes the turn after another one rebuilds the conversation from
+/// the replicas' copy first.
+#[derive(Default)]
+struct TurnHold {
+    state: Hold,
+    /// The token of the hold being asked for or held (never reused by this process).
+    token: u64,
+    /// Inputs waiting for the turn, in arrival order.
+    parked: VecDeque<Input>,
+    renew: Option<SpawnHandle>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+enum Hold {
+    #[default]
+    Free,
+    Asking,
+    Held,
+}
+
+/// Tokens for turn holds, unique in this process.
+static TURN_TOKENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Whether `input` may start a turn (and so waits for the thread's lease, with Redis).
+fn needs_turn(input: &Input) -> bool {
+    matches!(
+        input,
+        Input::Started
+            | Input::Reply { .. }
+            | Input::RootEdited(_)
+            | Input::RootDeleted
+            | Input::Reaction { .. }
+            | Input::GetHuman { .. }
+            | Input::Feedback { .. }
+    )
+}
+
+/// How asking for a thread's turn ended.
+enum TurnAsked {
+    /// Held; `stale` when another replica had the thread since this one last did.
+    Taken { stale: bool },
+    /// Redis did not answer, or another replica kept the turn past [`TURN_WAIT_MAX`]: acted on
+    /// as a lone replica would.
+    Alone,
 }
 
 /// Writing one message's feedback counts into its metadata. Slack keeps no count, so the bot
@@ -183,6 +234,7 @@ impl ThreadActor {
             idle: None,
             votes: HashMap::new(),
             drained: Vec::new(),
+            turn: TurnHold::default(),
         }
     }
 
@@ -201,6 +253,137 @@ impl ThreadActor {
         self.conversation.root()
     }
 
+    /// Hands `input` to the conversation once this replica may act on it: with Redis, an input
+    /// that may start a turn waits for the thread's turn.
+    fn submit(&mut self, input: Input, ctx: &mut Context<Self>) {
+        if self.s.coord.is_none() || self.turn.state == Hold::Held || !needs_turn(&input) {
+            self.feed(input, ctx);
+            return;
+        }
+        self.turn.parked.push_back(input);
+        if self.turn.state == Hold::Free {
+            self.ask_turn(ctx);
+        }
+    }
+
+    /// Asks Redis for the thread's turn until this replica holds it (another replica's hold is
+    /// waited out: it ends, or runs out when that replica died mid-turn).
+    fn ask_turn(&mut self, ctx: &mut Context<Self>) {
+        let Some(coord) = self.s.coord.clone() else { return };
+        self.turn.state = Hold::Asking;
+        self.turn.token = TURN_TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (channel, root, token) = (self.channel.to_string(), self.root().to_string(), self.turn.token);
+        let remember = Duration::from_secs(self.s.settings.threads.idle_secs.max(60));
+        let ask = async move {
+            let started = Instant::now();
+            let mut waited = false;
+            loop {
+                match coord.take_turn(&channel, &root, token, TURN_LEASE, remember).await {
+                    Ok(crate::coord::Turn::Mine { after_other }) => {
+                        return TurnAsked::Taken { stale: after_other || waited }
+                    }
+                    Ok(crate::coord::Turn::Elsewhere(left)) => {
+                        if started.elapsed() >= TURN_WAIT_MAX {
+                            tracing::warn!(thread = %root, waited_secs = started.elapsed().as_secs(), "another replica kept this thread's turn too long; acting anyway");
+                            return TurnAsked::Alone;
+                        }
+                        waited = true;
+                        tokio::time::sleep(left.min(TURN_POLL)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(thread = %root, error = %e, "thread's turn not taken in redis; acting as a lone replica");
+                        return TurnAsked::Alone;
+                    }
+                }
+            }
+        };
+        ctx.spawn(ask.into_actor(self).map(|asked, act, ctx| act.turn_taken(asked, ctx)));
+    }
+
+    fn turn_taken(&mut self, asked: TurnAsked, ctx: &mut Context<Self>) {
+        self.turn.state = Hold::Held;
+        let stale = match asked {
+            TurnAsked::Taken { stale } => {
+                self.renew_turn(ctx);
+                stale
+            }
+            TurnAsked::Alone => false,
+        };
+        if !stale {
+            self.run_parked(ctx);
+            return;
+        }
+        // Another replica had the thread: what it heard and posted is in the copy, not here.
+        let s = self.s.clone();
+        let root = self.root().clone();
+        let read = async move { super::shared::read_thread(&s, &root).await };
+        ctx.spawn(read.into_actor(self).map(|read, act, ctx| {
+            match read {
+                Ok(messages) => act.rebuild(messages),
+                Err(e) => {
+                    tracing::warn!(thread = %act.root(), error = %e, "thread not read after another replica's turn; acting on what this replica knows")
+                }
+            }
+            act.run_parked(ctx);
+        }));
+    }
+
+    /// Takes the conversation as the replicas' copy has it (another replica's answers and the
+    /// messages it heard), when the copy shows the bot's state.
+    fn rebuild(&mut self, messages: Vec<HistoryMessage>) {
+        let mut messages = messages.into_iter();
+        let Some(root) = messages.next() else { return };
+        let replies: Vec<HistoryMessage> = messages.collect();
+        let s = self.s.clone();
+        if let Some(conversation) = Conversation::resume(&world(&s), root.message, &replies) {
+            tracing::info!(thread = %self.root(), "another replica took this thread's last turn; continuing from its copy");
+            self.conversation = conversation;
+        }
+    }
+
+    fn run_parked(&mut self, ctx: &mut Context<Self>) {
+        while let Some(input) = self.turn.parked.pop_front() {
+            self.feed(input, ctx);
+        }
+        self.end_turn_if_done(ctx);
+    }
+
+    /// Keeps the hold alive while the turn runs.
+    fn renew_turn(&mut self, ctx: &mut Context<Self>) {
+        let Some(coord) = self.s.coord.clone() else { return };
+        let every = TURN_LEASE / 3;
+        let handle = ctx.run_interval(every, move |act, ctx| {
+            let (channel, root, token) = (act.channel.to_string(), act.root().to_string(), act.turn.token);
+            let remember = Duration::from_secs(act.s.settings.threads.idle_secs.max(60));
+            let coord = coord.clone();
+            let renew = async move { coord.take_turn(&channel, &root, token, TURN_LEASE, remember).await };
+            ctx.spawn(renew.into_actor(act).map(|renewed, act, _| {
+                if let Ok(crate::coord::Turn::Elsewhere(_)) = renewed {
+                    tracing::warn!(thread = %act.root(), "this thread's turn was taken by another replica mid-turn (the hold ran out)");
+                }
+            }));
+        });
+        self.turn.renew = Some(handle);
+    }
+
+    /// Gives the thread's turn back once nothing is in flight and nothing waits.
+    fn end_turn_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.turn.state != Hold::Held || !self.turn.parked.is_empty() || self.conversation.draining() {
+            return;
+        }
+        self.turn.state = Hold::Free;
+        if let Some(h) = self.turn.renew.take() {
+            ctx.cancel_future(h);
+        }
+        let Some(coord) = self.s.coord.clone() else { return };
+        let (channel, root, token) = (self.channel.to_string(), self.root().to_string(), self.turn.token);
+        actix_rt::spawn(async move {
+            if let Err(e) = coord.end_turn(&channel, &root, token).await {
+                tracing::debug!(error = %e, "thread's turn not given back (it runs out by itself)");
+            }
+        });
+    }
+
     /// Hands `input` to the conversation and carries out what it decides.
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
         let s = self.s.clone();
@@ -209,6 +392,7 @@ impl ThreadActor {
             self.carry(effect, ctx);
         }
         self.reset_idle(ctx);
+        self.end_turn_if_done(ctx);
         if !self.drained.is_empty() && !self.draining() {
             for done in self.drained.drain(..) {
                 let _ = done.send(());
@@ -216,9 +400,10 @@ impl ThreadActor {
         }
     }
 
-    /// Shutdown must still wait for this thread: a turn, a first answer or a vote write.
+    /// Shutdown must still wait for this thread: a turn, a first answer, a vote write, or an
+    /// input waiting for the thread's turn.
     fn draining(&self) -> bool {
-        self.conversation.draining() || self.votes.values().any(|v| v.writing)
+        self.conversation.draining() || self.votes.values().any(|v| v.writing) || !self.turn.parked.is_empty()
     }
 
     fn carry(&mut self, effect: Effect, ctx: &mut Context<Self>) {
@@ -709,9 +894,11 @@ impl ThreadActor {
         }));
     }
 
-    /// A turn, a queued follow-up or a feedback write is under way.
+    /// A turn, a queued follow-up, a feedback write or an input waiting for the turn.
     fn in_flight(&self) -> bool {
-        self.conversation.in_flight() || self.votes.values().any(|v| v.writing)
+        self.conversation.in_flight()
+            || self.votes.values().any(|v| v.writing)
+            || !self.turn.parked.is_empty()
     }
 
     fn settled(&self) -> bool {
@@ -740,10 +927,26 @@ impl Actor for ThreadActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
-        self.feed(Input::Started, ctx);
+        if self.conversation.phase() == crate::state::Phase::Preparing {
+            // A new ticket: its first answer is a turn.
+            self.submit(Input::Started, ctx);
+        } else {
+            // Resumed from the copy: nothing to prepare, no turn to take.
+            self.feed(Input::Started, ctx);
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // A turn cut short (the root deleted, evicted) is given back at once, not left to run out.
+        if self.turn.state == Hold::Held {
+            if let Some(coord) = self.s.coord.clone() {
+                let (channel, root, token) =
+                    (self.channel.to_string(), self.root().to_string(), self.turn.token);
+                actix_rt::spawn(async move {
+                    let _ = coord.end_turn(&channel, &root, token).await;
+                });
+            }
+        }
         self.stopped.do_send(ThreadStopped { thread: self.root().clone(), actor: self.actor_id });
     }
 }
@@ -772,7 +975,7 @@ impl Handler<ThreadEvent> for ThreadActor {
                 return;
             }
         };
-        self.feed(input, ctx);
+        self.submit(input, ctx);
     }
 }
 

@@ -1,13 +1,17 @@
 //! Replicas on Redis (`REDIS_URL`), against a real `redis-server` started here: the coordination
 //! primitives, then several bot processes on one simulated workspace with Slack's limits on.
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use itbot::coord::{Coord, CoordError, Slot};
+use itbot::coord::{Coord, CoordError, Slot, Turn};
+use itbot_fakes::fake_openai::{FakeOpenAi, FakeOpenAiOptions};
 use itbot_fakes::redis_server::RedisServer;
+use itbot_fakes::workspace::{Workspace, WorkspaceOptions};
 
-use crate::helpers::{spawn, start_bot, wait_for, Setup, Tweak};
+use crate::common::{bot_replies, wait_on, watch};
+use crate::helpers::{config_for, spawn, start_bot, wait_for, Setup, Tweak};
 
 const ESCALATION: &str = "could you take this one?";
 
@@ -69,7 +73,7 @@ async fn the_shared_budget_hands_out_a_burst_then_one_slot_per_interval_in_order
 }
 
 #[actix_rt::test]
-async fn once_only_effects_votes_and_leases_hold_across_handles() {
+async fn once_only_effects_votes_and_turns_hold_across_processes() {
     let server = redis();
     let (a, b) = (coord(&server), coord(&server));
     let ttl = Duration::from_secs(60);
@@ -92,22 +96,41 @@ async fn once_only_effects_votes_and_leases_hold_across_handles() {
     assert_eq!(votes.len(), 4);
     assert_eq!(a.vote("1.1", "U3", true, ttl).await.expect("ok"), (4, 0));
 
-    assert!(a.lease("thread:1.1", "replica-a", ttl).await.expect("ok"));
-    assert!(!b.lease("thread:1.1", "replica-b", ttl).await.expect("ok"), "two holders");
-    b.release("thread:1.1", "replica-b").await.expect("ok");
-    assert!(!b.lease("thread:1.1", "replica-b", ttl).await.expect("ok"), "released by a non-holder");
-    a.release("thread:1.1", "replica-a").await.expect("ok");
-    assert!(b.lease("thread:1.1", "replica-b", ttl).await.expect("ok"));
+    // One turn per thread: the holder renews with its token; another process waits; an older
+    // token's late release does not end a newer turn; the next taker learns it was not last.
+    let turn = |c: &Coord, token: u64| {
+        let c = c.clone();
+        async move { c.take_turn("C1", "1.1", token, ttl, ttl).await.expect("redis answers") }
+    };
+    assert_eq!(turn(&a, 1).await, Turn::Mine { after_other: false });
+    assert!(matches!(turn(&b, 1).await, Turn::Elsewhere(left) if left <= ttl), "two holders");
+    assert!(b.turn_elsewhere("C1", "1.1").await.expect("ok").is_some());
+    assert_eq!(a.turn_elsewhere("C1", "1.1").await.expect("ok"), None, "its own turn is not elsewhere");
+    assert_eq!(turn(&a, 1).await, Turn::Mine { after_other: false }, "renewing failed");
+    b.end_turn("C1", "1.1", 1).await.expect("ok");
+    assert!(matches!(turn(&b, 1).await, Turn::Elsewhere(_)), "ended by a process that did not hold it");
+    assert_eq!(turn(&a, 2).await, Turn::Mine { after_other: false }, "a newer turn of the holder");
+    a.end_turn("C1", "1.1", 1).await.expect("ok");
+    assert!(matches!(turn(&b, 1).await, Turn::Elsewhere(_)), "an older token's release ended the newer turn");
+    a.end_turn("C1", "1.1", 2).await.expect("ok");
+    assert_eq!(turn(&b, 1).await, Turn::Mine { after_other: true }, "the taker was not told another had it");
+    // A holder that dies stops renewing: its turn runs out by itself.
+    let short = Duration::from_millis(150);
+    assert!(matches!(a.take_turn("C1", "2.2", 3, short, ttl).await.expect("ok"), Turn::Mine { .. }));
+    wait_for("a dead holder's turn to run out", || {
+        let b = b.clone();
+        async move {
+            matches!(b.take_turn("C1", "2.2", 4, ttl, ttl).await, Ok(Turn::Mine { after_other: true }))
+                .then_some(())
+        }
+    })
+    .await;
 
     // A claim stays its claimer's: it may try again, another process may not.
     assert!(a.claim(&["weekly_report", "C1", "100"], ttl).await.expect("ok"));
     assert!(a.claim(&["weekly_report", "C1", "100"], ttl).await.expect("ok"), "the claimer lost its claim");
     let other_process = coord(&server);
     assert!(!other_process.claim(&["weekly_report", "C1", "100"], ttl).await.expect("ok"), "claimed twice");
-
-    a.put_state("C1", "1.1", r#"{"v":1}"#, ttl).await.expect("ok");
-    assert_eq!(b.get_state("C1", "1.1").await.expect("ok").as_deref(), Some(r#"{"v":1}"#));
-    assert_eq!(b.get_state("C1", "2.2").await.expect("ok"), None);
 }
 
 #[actix_rt::test]
@@ -377,4 +400,189 @@ async fn votes_cast_on_two_replicas_at_once_are_all_counted() {
     app.control().await;
     assert_eq!(counts(), Some((Some(9), Some(3))), "a later write lost votes");
     drop(second);
+}
+
+/// Redis and one socket per replica, so a test can aim each event at a replica.
+fn one_socket_with_redis(server: &RedisServer) -> Tweak {
+    let redis = with_redis(server);
+    Box::new(move |c| {
+        redis(c);
+        c.settings.slack.connections = 1;
+    })
+}
+
+#[actix_rt::test]
+async fn two_follow_ups_on_two_replicas_take_turns_and_the_second_answer_knows_the_first() {
+    let server = redis();
+    let app =
+        spawn(Setup { llm: true, tweak: Some(one_socket_with_redis(&server)), ..Setup::default() }).await;
+    let second = start_bot(&app.ws, app.llm.as_ref(), Some(one_socket_with_redis(&server))).await;
+    assert_eq!(app.ws.open_connections(), 2);
+    let llm = app.llm.as_ref().expect("llm");
+    let person = app.ws.user_id("ana");
+
+    app.ws.aim_next_event_at(0);
+    let root = app.ws.post(&person, &app.it(), "my vpn won't connect from home", None);
+    app.wait_bot_replies(&root, 1).await;
+
+    // The first replica answers "didn't help" slowly; meanwhile a question lands on the second.
+    llm.set_reply(Some("Remove the VPN profile, then import profile ZEBRA-7 again.".into()));
+    llm.delay_next(Duration::from_millis(1500));
+    let asked = llm.requests().len();
+    app.ws.aim_next_event_at(0);
+    app.ws.post(&person, &app.it(), "that didn't help, same error", Some(&root));
+    wait_for("the first replica to ask the llm", || {
+        let n = llm.requests().len();
+        async move { (n > asked).then_some(()) }
+    })
+    .await;
+    app.ws.aim_next_event_at(1);
+    app.ws.post(&person, &app.it(), "which menu is the profile list in?", Some(&root));
+
+    let replies = app.wait_bot_replies(&root, 3).await;
+    assert!(
+        replies[1].text.contains("ZEBRA-7"),
+        "the second answer is not the slow one: {}",
+        replies[1].text
+    );
+    let requests = llm.requests();
+    assert_eq!(requests.len(), asked + 2, "a turn was answered twice or not at all");
+    // The second replica took the thread's turn after the first gave it back: its prompt holds
+    // the first replica's answer. (Without one turn at a time it answers from the older copy.)
+    let last = requests.last().expect("a request").to_string();
+    assert!(last.contains("ZEBRA-7"), "the second turn did not see the first turn's answer");
+    app.control().await;
+    assert_eq!(app.bot_replies(&root).len(), 3, "a follow-up was answered twice");
+    drop(second);
+}
+
+/// The real binary as a replica on `ws` with Redis and one socket (so a test can aim events).
+fn replica_process(ws: &Workspace, llm: &FakeOpenAi, server: &RedisServer) -> std::process::Child {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_itbot"));
+    let mut cmd =
+        itbot_loadgen::bot_command(&exe, &config_for(ws), ws, Some(llm), "warn", Some(&server.url()));
+    cmd.env("ITBOT__SLACK__CONNECTIONS", "1").env("ITBOT__ASSIST__WAIT_SECS", "1");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.spawn().expect("the itbot binary starts")
+}
+
+/// Kills the replicas still running when a test ends, however it ends.
+struct Replicas(Vec<std::process::Child>);
+
+impl Replicas {
+    /// SIGKILL, as a crash or an OOM kill: nothing is drained or given back.
+    async fn kill_first(&mut self, ws: &Workspace) {
+        self.0[0].kill().expect("the first replica is killed");
+        let _ = self.0[0].wait();
+        wait_on(ws, "the killed replica's socket to close", || {
+            let open = ws.open_connections();
+            async move { (open == 1).then_some(()) }
+        })
+        .await;
+    }
+}
+
+/// Redis, a workspace with Slack's limits, a fake LLM and two replicas of the real binary, the
+/// first one's socket the oldest.
+async fn two_replica_processes() -> (RedisServer, Workspace, FakeOpenAi, Replicas) {
+    let server = redis();
+    let ws = Workspace::start(WorkspaceOptions::default()).await.expect("workspace starts");
+    watch(&ws);
+    let llm = FakeOpenAi::start(FakeOpenAiOptions::default()).await.expect("fake llm starts");
+    let mut replicas = Replicas(Vec::new());
+    for n in 1..=2 {
+        replicas.0.push(replica_process(&ws, &llm, &server));
+        wait_on(&ws, "the replica to connect", || {
+            let open = ws.open_connections();
+            async move { (open == n).then_some(()) }
+        })
+        .await;
+    }
+    (server, ws, llm, replicas)
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_replica_killed_mid_turn_leaves_the_thread_to_another_once_its_hold_runs_out() {
+    let (_server, ws, llm, mut replicas) = two_replica_processes().await;
+    let (it, person) = (ws.it_channel().to_string(), ws.user_id("ana"));
+
+    ws.aim_next_event_at(0);
+    let root = ws.post(&person, &it, "my vpn won't connect from home", None);
+    wait_replies(&ws, &root, 1).await;
+
+    // The first replica takes the follow-up's turn and is killed while the LLM writes.
+    llm.delay_next(Duration::from_secs(60));
+    let asked = llm.requests().len();
+    ws.aim_next_event_at(0);
+    ws.post(&person, &it, "that didn't help, same error", Some(&root));
+    wait_for("the first replica to ask the llm", || {
+        let n = llm.requests().len();
+        async move { (n > asked).then_some(()) }
+    })
+    .await;
+    replicas.kill_first(&ws).await;
+
+    // The person writes again; only the second replica hears it. It waits out the dead one's
+    // hold on the thread, then answers from the replicas' copy, the unanswered message included.
+    ws.post(&person, &it, "hello? still stuck", Some(&root));
+    let replies = wait_replies(&ws, &root, 2).await;
+    assert_eq!(replies.len(), 2);
+    let prompt = llm.requests().last().expect("a request").to_string();
+    assert!(
+        prompt.contains("that didn't help"),
+        "the dead replica's follow-up is not in the answer's context"
+    );
+    assert!(prompt.contains("still stuck"), "the follow-up that woke the thread is not in the context");
+    assert_eq!(llm.requests().len(), asked + 2, "one answer for the thread after the kill");
+    // Nothing else comes: a control ticket is answered and the thread still has two replies.
+    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
+    wait_replies(&ws, &control, 1).await;
+    assert_eq!(wait_replies(&ws, &root, 2).await.len(), 2, "the thread was answered twice");
+    assert_eq!(ws.rate_limited_calls(), 0);
+}
+
+async fn wait_replies(ws: &Workspace, thread: &str, n: usize) -> Vec<itbot_fakes::workspace::Posted> {
+    wait_on(ws, "the bot's replies", || {
+        let replies = bot_replies(ws, thread);
+        async move { (replies.len() >= n).then_some(replies) }
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_another() {
+    let (_server, ws, llm, mut replicas) = two_replica_processes().await;
+    let (it, person) = (ws.it_channel().to_string(), ws.user_id("ana"));
+
+    // The first replica takes the new ticket and is killed while preparing its first answer.
+    llm.delay_next(Duration::from_secs(60));
+    ws.aim_next_event_at(0);
+    let root = ws.post(&person, &it, "my vpn won't connect from home", None);
+    wait_for("the first replica to ask the llm", || {
+        let n = llm.requests().len();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    replicas.kill_first(&ws).await;
+
+    // The copy holds no answer, but a replica held the thread: it is a ticket, answered here.
+    ws.post(&person, &it, "anyone?", Some(&root));
+    let replies = wait_replies(&ws, &root, 1).await;
+    assert!(!replies.is_empty());
+    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
+    wait_replies(&ws, &control, 1).await;
+    let texts: Vec<String> =
+        bot_replies(&ws, &root).iter().map(|r| r.text.chars().take(60).collect()).collect();
+    // The message that woke the thread is taken as a detail of the question, as before a first
+    // answer: one answer.
+    assert_eq!(texts.len(), 1, "answered more than once: {texts:#?}");
 }

@@ -682,6 +682,14 @@ impl Workspace {
         true
     }
 
+    /// The next event goes to the `index`-th open socket (oldest first), as Slack may choose any
+    /// of an app's sockets; later events go round the sockets from there.
+    pub fn aim_next_event_at(&self, index: usize) {
+        let mut st = self.inner.lock();
+        st.live_conns();
+        st.rr = index;
+    }
+
     /// Every open socket goes silent in both directions (no pings, pongs, events or acks), as if
     /// the network dropped everything without closing: only a watchdog notices.
     pub fn mute_connections(&self) {

@@ -806,29 +806,7 @@ impl RunningBot {
     ) -> Result<RunningBot, LoadError> {
         match &options.bot {
             BotProcess::Child(exe) => {
-                let mut cmd = Command::new(exe);
-                cmd.arg("run");
-                cmd.env_clear();
-                // The operator's overrides (they win over the load generator's) and allocator
-                // tuning, then the workspace's settings.
-                for (k, v) in std::env::vars() {
-                    if k.starts_with("ITBOT__") || k.starts_with("MALLOC_") || k == "PATH" {
-                        cmd.env(k, v);
-                    }
-                }
-                // The same configuration file (a missing one means the shipped defaults).
-                if config.env.config_path.is_file() {
-                    cmd.env("ITBOT_CONFIG", &config.env.config_path);
-                }
-                for (k, v) in child_env(config, ws, llm, &options.bot_log) {
-                    let operators = k.starts_with("ITBOT__") && k != "ITBOT__ASSIST__BOT_IDS";
-                    if !(operators && std::env::var_os(k).is_some()) {
-                        cmd.env(k, v);
-                    }
-                }
-                if let Some(url) = redis_url {
-                    cmd.env("REDIS_URL", url);
-                }
+                let mut cmd = bot_command(exe, config, ws, llm, &options.bot_log, redis_url);
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
                 let mut child = cmd.spawn().map_err(|e| LoadError::Spawn {
                     exe: exe.display().to_string(),
@@ -933,6 +911,43 @@ impl RunningBot {
             }
         }
     }
+}
+
+/// The command that runs the bot binary `exe` against `ws` (and `llm`, and Redis at `redis_url`)
+/// as the load generator runs it: only the operator's `ITBOT__*` overrides, allocator tuning and
+/// `PATH` come from this environment; JSON logs at the level `log`.
+pub fn bot_command(
+    exe: &std::path::Path,
+    config: &Config,
+    ws: &Workspace,
+    llm: Option<&FakeOpenAi>,
+    log: &str,
+    redis_url: Option<&str>,
+) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("run");
+    cmd.env_clear();
+    // The operator's overrides (they win over the load generator's) and allocator tuning, then
+    // the workspace's settings.
+    for (k, v) in std::env::vars() {
+        if k.starts_with("ITBOT__") || k.starts_with("MALLOC_") || k == "PATH" {
+            cmd.env(k, v);
+        }
+    }
+    // The same configuration file (a missing one means the shipped defaults).
+    if config.env.config_path.is_file() {
+        cmd.env("ITBOT_CONFIG", &config.env.config_path);
+    }
+    for (k, v) in child_env(config, ws, llm, log) {
+        let operators = k.starts_with("ITBOT__") && k != "ITBOT__ASSIST__BOT_IDS";
+        if !(operators && std::env::var_os(k).is_some()) {
+            cmd.env(k, v);
+        }
+    }
+    if let Some(url) = redis_url {
+        cmd.env("REDIS_URL", url);
+    }
+    cmd
 }
 
 /// No thread is evicted during a run (the default, 10,000, is the memory target itself).
