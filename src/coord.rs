@@ -392,6 +392,48 @@ impl Coord {
         Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
     }
 
+    /// Adds a report of `symptom` (`member`: its thread and reporter) at Slack time `at`, and
+    /// returns every report of it within `window` of `at`, whichever replica heard it, as
+    /// (member, time). Reports older than two windows are dropped; the set expires with them.
+    pub async fn outage_reports(
+        &self,
+        symptom: &str,
+        member: &str,
+        at: f64,
+        window: Duration,
+    ) -> Result<Vec<(String, f64)>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["reports", symptom]);
+        let w = window.as_secs_f64();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zadd(&key, member, at)
+            .ignore()
+            .zrembyscore(&key, "-inf", at - 2.0 * w)
+            .ignore()
+            .expire(&key, (2.0 * w).ceil().max(1.0) as i64)
+            .ignore()
+            .zrangebyscore_withscores(&key, at - w, at + w);
+        let (reports,): (Vec<(String, f64)>,) =
+            self.run("outage_reports", pipe.query_async(&mut conn)).await?;
+        Ok(reports)
+    }
+
+    /// Keeps `value` under `what` for `ttl` (a message another replica must find: an outage's ping).
+    pub async fn put(&self, what: &[&str], value: &str, ttl: Duration) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&[&["value"], what].concat());
+        let (value, ms) = (value.to_string(), ttl.as_millis().max(1) as u64);
+        self.run("put", async move { conn.pset_ex::<_, _, ()>(key, value, ms).await }).await
+    }
+
+    /// The value kept under `what`, if any.
+    pub async fn get(&self, what: &[&str]) -> Result<Option<String>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&[&["value"], what].concat());
+        self.run("get", async move { conn.get::<_, Option<String>>(key).await }).await
+    }
+
     /// Appends message `ts` to the copy of `thread`, kept `ttl` after its last message (and
     /// remembers which thread a reply belongs to, for a reaction or a click on it).
     pub async fn record(

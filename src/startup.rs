@@ -345,6 +345,7 @@ impl Bot {
             kb.clone(),
             rules.clone(),
         )
+        .with_coord(coord.clone())
         .start();
         let connections = config.settings.slack.connections;
         let grace = Duration::from_secs(config.settings.threads.shutdown_grace_secs);

@@ -5,16 +5,21 @@
 //! the threads that reported it before it was declared (the replica that posts the ping does
 //! that, once). The thread asking gets the verdict and answers its own requester.
 //!
-//! Several replicas each receive a share of the events. So when a report is not yet an outage
-//! here but someone else reported the same symptom to this replica within the window, the
-//! channel's recent posts are read once (`conversations.history`) and every matching report is
-//! counted, whichever replica received it.
+//! Several replicas each receive a share of the events. With Redis (`REDIS_URL`), every report
+//! goes into one shared list per symptom and each replica counts the whole list; the ping is
+//! claimed there, so exactly one replica posts it (and tells the earlier threads), and its ts is
+//! kept there so that any replica hearing a later report brings its list of threads up to date.
+//! Without Redis, when a report is not yet an outage here but someone else reported the same
+//! symptom to this replica within the window, the channel's recent posts are read once
+//! (`conversations.history`) and every matching report is counted, whichever replica received it.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix::prelude::*;
 
 use crate::config::Settings;
+use crate::coord::{Coord, CoordError};
 use crate::http::Health;
 use crate::knowledge::KnowledgeBase;
 use crate::outage::{self, Outage, OutageTracker, Verdict};
@@ -54,6 +59,9 @@ struct Ping {
     /// A post or update is in flight; `dirty` when the list changed meanwhile.
     busy: bool,
     dirty: bool,
+    /// This replica posts the ping (it declared the outage, or won the claim with Redis). A
+    /// replica that did not only updates a ping another one posted.
+    claimed: bool,
 }
 
 pub struct OutageActor {
@@ -72,6 +80,8 @@ pub struct OutageActor {
     /// To read the channel's posts as tickets: the same triage and article search as threads.
     kb: KnowledgeBase,
     rules: Rules,
+    /// The replicas' shared reports and ping claims (with `REDIS_URL`).
+    coord: Option<Coord>,
 }
 
 /// A post in the channel's recent history: its ts, author, text and Slack time.
@@ -117,6 +127,87 @@ impl OutageActor {
             pings: HashMap::new(),
             kb,
             rules,
+            coord: None,
+        }
+    }
+
+    /// Shares reports and the ping with other replicas through Redis.
+    pub fn with_coord(mut self, coord: Option<Coord>) -> OutageActor {
+        self.coord = coord;
+        self
+    }
+
+    /// How long an outage's ping claim and its ts are kept in Redis.
+    fn ping_kept(&self) -> Duration {
+        Duration::from_secs(self.window_secs.max(60) * 6)
+    }
+
+    /// With Redis: counts every replica's reports of the symptom, then claims the ping when the
+    /// reports make an outage that no replica here has claimed.
+    fn report_shared(&mut self, coord: Coord, r: Reported) -> ResponseActFuture<Self, Answer> {
+        let member = format!("{} {}", r.thread, r.requester);
+        let window = Duration::from_secs(self.window_secs);
+        let (symptom, at) = (r.symptom.clone(), r.at);
+        let shared = async move { coord.outage_reports(&symptom, &member, at, window).await };
+        Box::pin(shared.into_actor(self).then(move |shared, act, ctx| {
+            match shared {
+                Ok(reports) => {
+                    for (member, at) in reports {
+                        let Some((thread, requester)) = member.split_once(' ') else { continue };
+                        if thread != r.thread.as_str() {
+                            act.tracker.report(&r.symptom, &Ts::from(thread), &UserId::from(requester), at);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reports not shared through redis; counting this replica's only")
+                }
+            }
+            let verdict = act.tracker.report(&r.symptom, &r.thread, &r.requester, r.at);
+            let unclaimed = match &verdict {
+                Verdict::Declared { first, .. } | Verdict::Known { first } => {
+                    Some(first.clone()).filter(|f| !act.pings.get(f).is_some_and(|(p, _)| p.claimed))
+                }
+                Verdict::Normal => None,
+            };
+            let Some(first) = unclaimed else {
+                return actix::fut::ready(act.settle(&r, verdict, ctx)).boxed_local();
+            };
+            let coord = act.coord.clone().expect("reports are shared only with redis");
+            let (channel, ttl) = (act.channel.to_string(), act.ping_kept());
+            let claim = async move { coord.claim(&["outage_ping", &channel, first.as_str()], ttl).await };
+            claim
+                .into_actor(act)
+                .map(move |won, act, ctx| {
+                    let verdict = act.claimed_verdict(&r, verdict, won);
+                    act.settle(&r, verdict, ctx)
+                })
+                .boxed_local()
+        }))
+    }
+
+    /// The verdict once the ping's claim is decided: the winner declares (and tells every
+    /// earlier thread), the others report a known outage. Without an answer from Redis, this
+    /// replica decides alone.
+    fn claimed_verdict(&self, r: &Reported, verdict: Verdict, won: Result<bool, CoordError>) -> Verdict {
+        let first = match &verdict {
+            Verdict::Declared { first, .. } | Verdict::Known { first } => first.clone(),
+            Verdict::Normal => return verdict,
+        };
+        match won {
+            Ok(true) => {
+                let earlier = self
+                    .tracker
+                    .outage(&r.symptom)
+                    .map(|o| o.threads.iter().filter(|t| **t != first && **t != r.thread).cloned().collect())
+                    .unwrap_or_default();
+                Verdict::Declared { first, earlier }
+            }
+            Ok(false) => Verdict::Known { first },
+            Err(e) => {
+                tracing::warn!(error = %e, "outage ping not claimed in redis; deciding as a lone replica");
+                verdict
+            }
         }
     }
 
@@ -169,12 +260,16 @@ impl OutageActor {
                         self.pings.keys().filter(|t| self.tracker.outage_of(t).is_some()).cloned().collect();
                     self.pings.retain(|t, _| keep.contains(t));
                 }
-                let ping = Ping { earlier: earlier.clone(), ..Ping::default() };
+                let ping = Ping { earlier: earlier.clone(), claimed: true, ..Ping::default() };
                 self.pings.insert(first.clone(), (ping, r.title.clone()));
                 self.ping(first.clone(), ctx);
             }
             Verdict::Known { first } => {
                 tracing::info!(thread = %r.thread, first = %first, "report joins a known outage");
+                if self.coord.is_some() && !self.pings.contains_key(first) && self.pings.len() < MAX_PINGS {
+                    // Another replica posted the ping: this one keeps its list of threads current.
+                    self.pings.insert(first.clone(), (Ping::default(), r.title.clone()));
+                }
                 if self.pings.contains_key(first) {
                     self.ping(first.clone(), ctx);
                 }
@@ -204,45 +299,56 @@ impl OutageActor {
         let Some(o) = self.tracker.outage_of(&first).cloned() else { return };
         ping.busy = true;
         ping.dirty = false;
-        let known = ping.ts.clone();
+        let (known, claimed) = (ping.ts.clone(), ping.claimed);
         let title = title.clone();
         let links: Vec<Option<String>> = o.threads.iter().map(|t| self.link(t)).collect();
         let text = outage::ping_text(self.mention.as_deref(), &title, &o, &self.window, &links);
         let metadata = ping_metadata(&o);
         let (slack, channel, bot) = (self.slack.clone(), self.channel.clone(), self.bot.clone());
+        let (coord, kept) = (self.coord.clone(), self.ping_kept());
         let thread = first.clone();
         // The ping answers the report that made it an outage: it waits for the channel's budget
         // in that employee's place, ahead of the answer telling them it is known.
         let since = o.threads.last().cloned();
         let fut = async move {
-            let ts = match known {
-                Some(ts) => ts,
-                None => {
-                    // Pinged already (before a restart, or by another replica)? Then update that one.
-                    let messages = slack.thread_messages(&channel, &thread).await?;
-                    let earlier = messages.into_iter().find(|m| {
-                        m.message.user.as_ref() == Some(&bot)
-                            && matches!(m.metadata, Some(Metadata::OutagePing(_)))
-                    });
-                    match earlier {
-                        Some(m) => m.message.ts,
-                        None => {
-                            let ts = slack
-                                .post_answer(&channel, &thread, &text, None, Some(&metadata), since.as_ref())
-                                .await?;
-                            return Ok((ts, true));
+            let what = ["outage_ping", channel.as_str(), thread.as_str()];
+            let ts = match (known, &coord) {
+                (Some(ts), _) => Posted::Found(ts),
+                // With Redis, the replica that claimed the ping posts it and keeps its ts there;
+                // the others update it once it is there.
+                (None, Some(coord)) if coord.is_up() != Some(false) => match coord.get(&what).await {
+                    Ok(Some(ts)) => Posted::Found(Ts::from(ts.as_str())),
+                    Ok(None) if claimed => {
+                        let ts = slack
+                            .post_answer(&channel, &thread, &text, None, Some(&metadata), since.as_ref())
+                            .await?;
+                        if let Err(e) = coord.put(&what, ts.as_str(), kept).await {
+                            tracing::warn!(error = %e, "outage ping's ts not shared; other replicas will not update it");
                         }
+                        return Ok(Some((ts, true)));
                     }
+                    Ok(None) => return Ok(None),
+                    Err(_) => {
+                        find_or_post(&slack, &channel, &thread, &bot, &text, &metadata, since.as_ref())
+                            .await?
+                    }
+                },
+                (None, _) => {
+                    find_or_post(&slack, &channel, &thread, &bot, &text, &metadata, since.as_ref()).await?
                 }
             };
+            let ts = match ts {
+                Posted::New(ts) => return Ok(Some((ts, true))),
+                Posted::Found(ts) => ts,
+            };
             slack.update_message(&channel, &ts, &text, None, Some(&metadata)).await?;
-            Ok::<_, crate::slack::SlackError>((ts, false))
+            Ok::<_, crate::slack::SlackError>(Some((ts, false)))
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             let Some((ping, _)) = act.pings.get_mut(&first) else { return };
             ping.busy = false;
             match result {
-                Ok((ts, posted)) => {
+                Ok(Some((ts, posted))) => {
                     ping.ts = Some(ts);
                     let earlier = std::mem::take(&mut ping.earlier);
                     if posted {
@@ -252,6 +358,7 @@ impl OutageActor {
                         act.tell_earlier(&first, &title, earlier);
                     }
                 }
+                Ok(None) => tracing::debug!(thread = %first, "outage ping not posted yet by the replica that claimed it"),
                 Err(e) => tracing::error!(thread = %first, error = %e, "outage ping not posted or updated"),
             }
             if act.pings.get(&first).is_some_and(|(p, _)| p.dirty) {
@@ -274,6 +381,33 @@ impl OutageActor {
     }
 }
 
+/// The ping as it stands: posted just now, or found (posted before) and to be updated.
+enum Posted {
+    New(Ts),
+    Found(Ts),
+}
+
+/// Without Redis: the ping already in the thread (posted before a restart, or by another
+/// replica), else a new one.
+async fn find_or_post(
+    slack: &SlackApi,
+    channel: &ChannelId,
+    thread: &Ts,
+    bot: &UserId,
+    text: &str,
+    metadata: &Metadata,
+    since: Option<&Ts>,
+) -> Result<Posted, SlackError> {
+    let messages = slack.thread_messages(channel, thread).await?;
+    let earlier = messages.into_iter().find(|m| {
+        m.message.user.as_ref() == Some(bot) && matches!(m.metadata, Some(Metadata::OutagePing(_)))
+    });
+    match earlier {
+        Some(m) => Ok(Posted::Found(m.message.ts)),
+        None => Ok(Posted::New(slack.post_answer(channel, thread, text, None, Some(metadata), since).await?)),
+    }
+}
+
 /// What the ping carries for `itbot report`: the symptom and how many threads and people.
 fn ping_metadata(o: &Outage) -> Metadata {
     Metadata::OutagePing(OutagePing {
@@ -293,6 +427,9 @@ impl Handler<Reported> for OutageActor {
 
     fn handle(&mut self, r: Reported, ctx: &mut Self::Context) -> Self::Result {
         self.tracker.expire(r.at);
+        if let Some(coord) = self.coord.clone() {
+            return self.report_shared(coord, r);
+        }
         let verdict = self.tracker.report(&r.symptom, &r.thread, &r.requester, r.at);
         let confirm =
             verdict == Verdict::Normal && self.tracker.others_reported(&r.symptom, &r.requester, r.at);

@@ -586,3 +586,111 @@ async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_anot
     // answer: one answer.
     assert_eq!(texts.len(), 1, "answered more than once: {texts:#?}");
 }
+
+#[actix_rt::test]
+async fn reports_spread_over_three_replicas_make_one_outage_with_one_ping_listing_every_thread() {
+    let server = redis();
+    let it_group = "<!subteam^S0IT|@it-team>";
+    let tweak = |server: &RedisServer| -> Tweak {
+        let base = one_socket_with_redis(server);
+        Box::new(move |c| {
+            base(c);
+            c.settings.escalation.fallback_mention = it_group.into();
+            c.settings.outage.min_reporters = 3;
+            c.settings.outage.window_secs = 600;
+        })
+    };
+    let app = spawn(Setup { tweak: Some(tweak(&server)), ..Setup::default() }).await;
+    let second = start_bot(&app.ws, None, Some(tweak(&server))).await;
+    let third = start_bot(&app.ws, None, Some(tweak(&server))).await;
+    let pings = || -> Vec<itbot_fakes::workspace::Posted> {
+        let bot = app.ws.bot_user_id().to_string();
+        app.ws
+            .messages(&app.it())
+            .into_iter()
+            .filter(|p| p.user.as_deref() == Some(bot.as_str()))
+            .filter(|p| p.metadata.as_ref().is_some_and(|m| m["event_type"] == "itbot_outage"))
+            .collect()
+    };
+
+    // Each replica hears one of the first three reports, then the first two hear one more each.
+    let reports = [
+        ("alice", "AWS VPN client won't connect, it keeps spinning"),
+        ("bob", "vpn is down for me, AWS VPN Client says connection failed"),
+        ("carol", "Can't connect to the VPN from home since this morning"),
+        ("dave", "my AWS VPN keeps disconnecting, can't reach anything"),
+        ("erin", "VPN client stuck connecting"),
+    ];
+    let mut threads = Vec::new();
+    let mut answers = Vec::new();
+    for (i, (who, text)) in reports.iter().enumerate() {
+        app.ws.aim_next_event_at(i % 3);
+        let root = app.ws.post(&app.ws.user_id(who), &app.it(), text, None);
+        answers.push(app.wait_bot_replies(&root, 1).await[0].text.clone());
+        threads.push(root);
+    }
+    wait_for("the ping to list every thread", || {
+        let p = pings();
+        let five = p.len() == 1 && p[0].metadata.as_ref().is_some_and(|m| m["event_payload"]["threads"] == 5);
+        async move { five.then_some(()) }
+    })
+    .await;
+    // The replica that posted the ping tells the threads that reported it before it was declared.
+    let update = app.wait_bot_replies(&threads[1], 2).await[1].text.clone();
+    app.control().await;
+
+    assert_eq!(pings().len(), 1, "pinged more than once across replicas");
+    assert_eq!(
+        pings()[0].thread_ts.as_deref(),
+        Some(threads[0].as_str()),
+        "the ping is not in the first thread"
+    );
+    assert!(!answers[0].contains("known issue") && !answers[1].contains("known issue"));
+    // The third report made it an outage although each replica had heard only one.
+    for (i, answer) in answers.iter().enumerate().skip(2) {
+        assert!(answer.contains("known issue"), "report {i} was not told: {answer}");
+    }
+    assert!(update.contains("treating it as an outage"), "{update}");
+    let reads = app
+        .ws
+        .api_calls()
+        .iter()
+        .filter(|c| c.method == "conversations.history" && !c.params.contains_key("include_all_metadata"))
+        .count();
+    assert_eq!(reads, 0, "replicas read the channel instead of sharing reports");
+    assert_eq!(app.ws.rate_limited_calls(), 0);
+    drop((second, third));
+}
+
+#[actix_rt::test]
+async fn an_assist_card_heard_by_another_replica_releases_the_first_answer_that_waits_for_it() {
+    let server = redis();
+    let tweak = |server: &RedisServer| -> Tweak {
+        let base = one_socket_with_redis(server);
+        Box::new(move |c| {
+            base(c);
+            // Longer than any test waits: only the card can release the answer in time.
+            c.settings.assist.wait_secs = 60;
+        })
+    };
+    let workspace =
+        WorkspaceOptions { assist_delay: Duration::from_millis(1500), ..WorkspaceOptions::default() };
+    let app =
+        spawn(Setup { workspace: Some(workspace), tweak: Some(tweak(&server)), ..Setup::default() }).await;
+    let second = start_bot(&app.ws, None, Some(tweak(&server))).await;
+
+    app.ws.aim_next_event_at(0);
+    let root =
+        app.ws.post(&app.ws.user_id("ana"), &app.it(), "please give me access to the Figma team", None);
+    wait_for("the first replica to take the ticket", || {
+        let signs = ["assistant.threads.setStatus", "reactions.add", "chat.postEphemeral"];
+        let marked = signs.iter().any(|m| app.ws.calls_of(m) > 0);
+        async move { marked.then_some(()) }
+    })
+    .await;
+    // Assist's card reaches the second replica's socket; the first sees it in the copy.
+    app.ws.aim_next_event_at(1);
+    let answer = app.wait_bot_replies(&root, 1).await[0].text.clone();
+    assert!(answer.contains("IT-1000"), "the answer does not name Assist's ticket: {answer}");
+    drop(second);
+}
