@@ -150,6 +150,16 @@ end
 return -1
 "#;
 
+/// The copy of the thread `ARGV[1]` belongs to, in one round trip: KEYS[1] maps a reply to its
+/// thread; ARGV[2] is the prefix of the copies' keys. Returns the thread's root and its entries.
+const THREAD_COPY: &str = r#"
+local root = redis.call('GET', KEYS[1])
+if not root then
+  root = ARGV[1]
+end
+return {root, redis.call('LRANGE', ARGV[2] .. root, 0, -1)}
+"#;
+
 /// What asking for a thread's turn found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turn {
@@ -180,6 +190,7 @@ struct Inner {
     take_turn: Script,
     end_turn: Script,
     turn_elsewhere: Script,
+    thread_copy: Script,
     /// This process, as the owner of what it claims: its pid (so an operator can tell which
     /// replica holds a thread) and a random part (pids repeat across containers).
     me: String,
@@ -212,6 +223,7 @@ impl Coord {
                 take_turn: Script::new(TAKE_TURN),
                 end_turn: Script::new(END_TURN),
                 turn_elsewhere: Script::new(TURN_ELSEWHERE),
+                thread_copy: Script::new(THREAD_COPY),
                 me: format!("{}-{:012x}", std::process::id(), fastrand::u64(..) >> 16),
                 health,
             }),
@@ -460,6 +472,15 @@ impl Coord {
         let mut conn = self.inner.conn.clone();
         let key = self.key(&["in", channel, ts]);
         self.run("thread_of", async move { conn.get::<_, Option<String>>(key).await }).await
+    }
+
+    /// The thread `ts` belongs to (its root, or a reply in it) and that thread's copy, in the
+    /// order its messages were recorded: one round trip.
+    pub async fn thread_copy(&self, channel: &str, ts: &str) -> Result<(String, Vec<String>), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.thread_copy.prepare_invoke();
+        call.key(self.key(&["in", channel, ts])).arg(ts).arg(self.key(&["log", channel, ""]));
+        self.run("thread_copy", call.invoke_async(&mut conn)).await
     }
 
     /// A thread's copy, in the order its messages were recorded.

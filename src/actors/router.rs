@@ -395,6 +395,10 @@ impl RouterActor {
             Event::Message(m) => self.on_message(m, false, ctx),
             Event::Mention(m) => self.on_message(m, true, ctx),
             Event::Edited(m) => {
+                if m.channel == self.services.channel && m.bot_id.is_none() {
+                    // The replicas' copy keeps the latest text (a later entry for a ts wins).
+                    super::shared::record(&self.services, &m, None);
+                }
                 if m.channel == self.services.channel && self.threads.contains_key(&m.ts) {
                     let ts = m.ts.clone();
                     self.send(&ts, ThreadEvent::RootEdited(m.text), ctx);

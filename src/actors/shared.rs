@@ -90,13 +90,9 @@ pub fn record(s: &Services, m: &Message, metadata: Option<&Metadata>) {
 /// a whole one, else Slack's (which answers a reply's `ts` with that reply alone).
 pub async fn read_thread(s: &Services, ts: &Ts) -> Result<Vec<HistoryMessage>, SlackError> {
     if let Some(coord) = &s.coord {
-        let channel = s.channel.as_str();
-        let root = match coord.thread_of(channel, ts.as_str()).await {
-            Ok(Some(parent)) => Ts::from(parent.as_str()),
-            _ => ts.clone(),
-        };
         for attempt in 0..2 {
-            if let Ok(entries) = coord.thread_log(channel, root.as_str()).await {
+            if let Ok((root, entries)) = coord.thread_copy(s.channel.as_str(), ts.as_str()).await {
+                let root = Ts::from(root.as_str());
                 if let Some(messages) = from_entries(&entries, &s.channel, &root) {
                     if whole(&messages, &s.identity.user_id) {
                         return Ok(messages);
@@ -194,6 +190,8 @@ mod tests {
             ),
             "not json".to_string(),
             entry(&message("100.000400", Some("100.000100"), "U1", "still broken"), None),
+            // Edited later: the copy keeps the latest text.
+            entry(&message("100.000400", Some("100.000100"), "U1", "still broken on wifi too"), None),
         ];
 
         let thread = from_entries(&entries, &channel, &root).expect("the root is there");
@@ -206,7 +204,7 @@ mod tests {
             "the poster's record lost its state"
         );
         assert_eq!(thread[1].message.blocks_text.expose(), "Ticket IT-7 created. Assignee: <@U9>");
-        assert_eq!(thread[3].message.text.expose(), "still broken");
+        assert_eq!(thread[3].message.text.expose(), "still broken on wifi too", "the edit was lost");
     }
 
     #[test]
