@@ -694,3 +694,39 @@ async fn an_assist_card_heard_by_another_replica_releases_the_first_answer_that_
     assert!(answer.contains("IT-1000"), "the answer does not name Assist's ticket: {answer}");
     drop(second);
 }
+
+#[actix_rt::test]
+async fn a_second_replica_without_redis_warns_and_names_the_fix() {
+    let ws = Workspace::start(WorkspaceOptions::default()).await.expect("workspace starts");
+    watch(&ws);
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_itbot"));
+    let log = std::env::temp_dir().join(format!("itbot-second-replica-{}.log", std::process::id()));
+    let mut replicas = Replicas(Vec::new());
+    for n in [2, 4] {
+        let mut cmd = itbot_loadgen::bot_command(&exe, &config_for(&ws), &ws, None, "info", None);
+        let stderr = if n == 4 {
+            Stdio::from(std::fs::File::create(&log).expect("a log file in the temp dir"))
+        } else {
+            Stdio::null()
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        replicas.0.push(cmd.spawn().expect("the itbot binary starts"));
+        wait_on(&ws, "the replica's sockets", || {
+            let open = ws.open_connections();
+            async move { (open == n).then_some(()) }
+        })
+        .await;
+    }
+    let warned = wait_for("the second replica's warning", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.contains(r#""level":"WARN""#) && l.contains("another process holds sockets"))
+            .map(str::to_string);
+        async move { line }
+    })
+    .await;
+    drop(replicas);
+    let _ = std::fs::remove_file(&log);
+    assert!(warned.contains("set REDIS_URL"), "the warning does not name the fix: {warned}");
+}
