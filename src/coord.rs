@@ -160,6 +160,29 @@ end
 return {root, redis.call('LRANGE', ARGV[2] .. root, 0, -1)}
 "#;
 
+/// Carries a message's counts from before Redis into its votes, once: KEYS[1] is the votes hash;
+/// ARGV: the 👍 and 👎 counts its metadata held, the TTL (s). Fields named `before-redis:…`
+/// stand for those votes (nobody can vote as them); `before-redis` marks the hash as carried.
+const SEED_VOTES: &str = r#"
+if redis.call('HSETNX', KEYS[1], 'before-redis', 'seeded') == 1 then
+  for i = 1, tonumber(ARGV[1]) do
+    redis.call('HSET', KEYS[1], 'before-redis:up:' .. i, 'up')
+  end
+  for i = 1, tonumber(ARGV[2]) do
+    redis.call('HSET', KEYS[1], 'before-redis:down:' .. i, 'down')
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return redis.call('HVALS', KEYS[1])
+"#;
+
+/// (👍, 👎) among a votes hash's values.
+fn tally(values: &[String]) -> (u32, u32) {
+    let up = values.iter().filter(|v| v.as_str() == "up").count() as u32;
+    let down = values.iter().filter(|v| v.as_str() == "down").count() as u32;
+    (up, down)
+}
+
 /// What asking for a thread's turn found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turn {
@@ -191,6 +214,7 @@ struct Inner {
     end_turn: Script,
     turn_elsewhere: Script,
     thread_copy: Script,
+    seed_votes: Script,
     /// This process, as the owner of what it claims: its pid (so an operator can tell which
     /// replica holds a thread) and a random part (pids repeat across containers).
     me: String,
@@ -224,6 +248,7 @@ impl Coord {
                 end_turn: Script::new(END_TURN),
                 turn_elsewhere: Script::new(TURN_ELSEWHERE),
                 thread_copy: Script::new(THREAD_COPY),
+                seed_votes: Script::new(SEED_VOTES),
                 me: format!("{}-{:012x}", std::process::id(), fastrand::u64(..) >> 16),
                 health,
             }),
@@ -495,8 +520,26 @@ impl Coord {
         let mut conn = self.inner.conn.clone();
         let key = self.key(&["votes", message]);
         let values: Vec<String> = self.run("vote_counts", async move { conn.hvals(key).await }).await?;
-        let up = values.iter().filter(|v| v.as_str() == "up").count() as u32;
-        Ok((up, values.len() as u32 - up))
+        Ok(tally(&values))
+    }
+
+    /// Carries the counts a message held before Redis was set (`up`, `down`, from its metadata)
+    /// into its votes, once for all replicas; returns the counts over every replica.
+    pub async fn seed_votes(
+        &self,
+        message: &str,
+        up: u64,
+        down: u64,
+        ttl: Duration,
+    ) -> Result<(u32, u32), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.seed_votes.prepare_invoke();
+        call.key(self.key(&["votes", message]))
+            .arg(up.min(10_000))
+            .arg(down.min(10_000))
+            .arg(ttl.as_secs().max(1));
+        let values: Vec<String> = self.run("seed_votes", call.invoke_async(&mut conn)).await?;
+        Ok(tally(&values))
     }
 
     /// Records `user`'s vote on `message` (true: 👍) and returns the message's counts (up, down)
@@ -519,8 +562,7 @@ impl Coord {
             .ignore()
             .hvals(&key);
         let (values,): (Vec<String>,) = self.run("vote", pipe.query_async(&mut conn)).await?;
-        let up = values.iter().filter(|v| v.as_str() == "up").count() as u32;
-        Ok((up, values.len() as u32 - up))
+        Ok(tally(&values))
     }
 }
 

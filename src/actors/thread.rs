@@ -814,6 +814,17 @@ impl ThreadActor {
                     if first_read {
                         votes.base = m.thread_state().and_then(|s| s.feedback).unwrap_or_default();
                         votes.message = Some(m.clone());
+                        if let Some(coord) = act.s.coord.clone().filter(|_| votes.shared) {
+                            // Counts written before Redis was set go into Redis once (the first
+                            // replica to read them marks the votes as carried); the check after
+                            // this write picks them up.
+                            let (key, base) = (message_ts.to_string(), votes.base);
+                            actix_rt::spawn(async move {
+                                if let Err(e) = coord.seed_votes(&key, base.up, base.down, VOTES_KEPT).await {
+                                    tracing::debug!(error = %e, "earlier counts not carried into redis");
+                                }
+                            });
+                        }
                     }
                     m
                 }

@@ -730,3 +730,59 @@ async fn a_second_replica_without_redis_warns_and_names_the_fix() {
     let _ = std::fs::remove_file(&log);
     assert!(warned.contains("set REDIS_URL"), "the warning does not name the fix: {warned}");
 }
+
+#[actix_rt::test]
+async fn counts_written_before_redis_are_carried_into_it_once() {
+    let server = redis();
+    let (a, b) = (coord(&server), coord(&server));
+    let ttl = Duration::from_secs(60);
+    // Two people vote through Redis on an answer whose metadata already counted 3 👍 and 1 👎.
+    a.vote("9.9", "U1", true, ttl).await.expect("ok");
+    assert_eq!(a.seed_votes("9.9", 3, 1, ttl).await.expect("ok"), (4, 1));
+    b.vote("9.9", "U2", false, ttl).await.expect("ok");
+    // Another replica reads the metadata written since (now holding Redis's counts): not again.
+    assert_eq!(b.seed_votes("9.9", 4, 1, ttl).await.expect("ok"), (4, 2), "counts carried twice");
+    assert_eq!(a.vote_counts("9.9").await.expect("ok"), (4, 2));
+}
+
+#[actix_rt::test]
+async fn votes_counted_before_redis_was_set_stay_counted_after() {
+    let server = redis();
+    let mut app = spawn(Setup::default()).await;
+    let root =
+        app.ws.post(&app.ws.user_id("alice"), &app.it(), "AWS VPN client says authentication failed", None);
+    let answer = app.wait_bot_replies(&root, 1).await[0].ts.clone();
+    let counts = |app: &crate::helpers::TestApp| {
+        app.ws.thread(&app.it(), &root).into_iter().find(|p| p.ts == answer).and_then(|p| p.metadata).map(
+            |m| {
+                (
+                    m["event_payload"]["feedback"]["up"].as_u64(),
+                    m["event_payload"]["feedback"]["down"].as_u64(),
+                )
+            },
+        )
+    };
+    for (i, up) in [true, true, false].into_iter().enumerate() {
+        let voter = app.ws.user_id(&format!("early{i}"));
+        assert!(app.ws.click_feedback(&voter, &app.it(), &answer, up), "the answer has no buttons");
+    }
+    wait_for("three votes in the metadata", || {
+        let c = counts(&app);
+        async move { (c == Some((Some(2), Some(1)))).then_some(()) }
+    })
+    .await;
+
+    // Redeployed with Redis: two more votes, through Redis.
+    app.restart(Some(with_redis(&server))).await;
+    for (i, up) in [true, false].into_iter().enumerate() {
+        let voter = app.ws.user_id(&format!("later{i}"));
+        assert!(app.ws.click_feedback(&voter, &app.it(), &answer, up), "the answer has no buttons");
+    }
+    wait_for("five votes in the metadata", || {
+        let c = counts(&app);
+        async move { (c == Some((Some(3), Some(2)))).then_some(()) }
+    })
+    .await;
+    app.control().await;
+    assert_eq!(counts(&app), Some((Some(3), Some(2))), "votes from before redis were lost or doubled");
+}
