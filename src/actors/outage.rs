@@ -316,7 +316,7 @@ impl OutageActor {
                 (Some(ts), _) => Posted::Found(ts),
                 // With Redis, the replica that claimed the ping posts it and keeps its ts there;
                 // the others update it once it is there.
-                (None, Some(coord)) if coord.is_up() != Some(false) => match coord.get(&what).await {
+                (None, Some(coord)) => match coord.get(&what).await {
                     Ok(Some(ts)) => Posted::Found(Ts::from(ts.as_str())),
                     Ok(None) if claimed => {
                         let ts = slack
@@ -328,10 +328,13 @@ impl OutageActor {
                         return Ok(Some((ts, true)));
                     }
                     Ok(None) => return Ok(None),
-                    Err(_) => {
+                    // Redis failed: the claimer posts (after looking in the thread), the others
+                    // leave the ping alone rather than risk a second one.
+                    Err(_) if claimed => {
                         find_or_post(&slack, &channel, &thread, &bot, &text, &metadata, since.as_ref())
                             .await?
                     }
+                    Err(_) => return Ok(None),
                 },
                 (None, _) => {
                     find_or_post(&slack, &channel, &thread, &bot, &text, &metadata, since.as_ref()).await?

@@ -256,7 +256,9 @@ impl ThreadActor {
     /// Hands `input` to the conversation once this replica may act on it: with Redis, an input
     /// that may start a turn waits for the thread's turn.
     fn submit(&mut self, input: Input, ctx: &mut Context<Self>) {
-        if self.s.coord.is_none() || self.turn.state == Hold::Held || !needs_turn(&input) {
+        // While the thread is rebuilt after another replica's turn, later inputs queue behind.
+        let held = self.turn.state == Hold::Held && self.turn.parked.is_empty();
+        if self.s.coord.is_none() || held || !needs_turn(&input) {
             self.feed(input, ctx);
             return;
         }
