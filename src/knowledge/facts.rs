@@ -283,7 +283,100 @@ pub fn raw_placeholders(text: &str) -> Vec<String> {
         }
         rest = &after[close..];
     }
+    for marker in [Platform::MacOs, Platform::Windows].map(Platform::marker) {
+        if text.contains(marker) {
+            found.push(marker.to_string());
+        }
+    }
     found
+}
+
+impl Platform {
+    /// What starts a line written for this platform only: `2. [windows] Open Settings…`.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Platform::MacOs => "[mac]",
+            Platform::Windows => "[windows]",
+        }
+    }
+
+    /// What such a line says when both platforms' lines are shown.
+    fn label(self) -> &'static str {
+        match self {
+            Platform::MacOs => "On a Mac:",
+            Platform::Windows => "On Windows:",
+        }
+    }
+}
+
+/// Which lines of an article with per-platform lines are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// One platform's lines (unmarked), the other's left out.
+    Only(Platform),
+    /// Both, each labelled with its platform ("On Windows: …").
+    Labelled,
+    /// Both, as they are written (what the article is about, for the index).
+    Unmarked,
+}
+
+/// The platform a line is written for, and the byte range of its marker (with the space after
+/// it). The marker comes first, after any indent and list bullet (`1. `, `- `).
+fn line_platform(line: &str) -> Option<(Platform, std::ops::Range<usize>)> {
+    let indent = line.len() - line.trim_start().len();
+    let rest = &line[indent..];
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let bullet = if digits > 0 && rest[digits..].starts_with(". ") {
+        digits + 2
+    } else if rest.starts_with("- ") || rest.starts_with("* ") {
+        2
+    } else {
+        0
+    };
+    let at = indent + bullet;
+    [Platform::MacOs, Platform::Windows].into_iter().find_map(|p| {
+        let after = line[at..].strip_prefix(p.marker())?;
+        let space = after.len() - after.trim_start_matches(' ').len();
+        Some((p, at..at + p.marker().len() + space))
+    })
+}
+
+/// Whether `text` has lines written for one platform only.
+pub fn has_platform_lines(text: &str) -> bool {
+    text.lines().any(|l| line_platform(l).is_some())
+}
+
+/// `text` with its per-platform lines chosen by `show`, and its numbered list numbered again
+/// (a platform's extra step, or both platforms' lines, shift the numbers).
+pub fn for_platform(text: &str, show: Show) -> String {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        match (line_platform(line), show) {
+            (None, _) => lines.push(line.to_string()),
+            (Some((p, marker)), Show::Only(q)) if p == q => {
+                lines.push(format!("{}{}", &line[..marker.start], &line[marker.end..]))
+            }
+            (Some(_), Show::Only(_)) => {}
+            (Some((p, marker)), Show::Labelled) => {
+                lines.push(format!("{}{} {}", &line[..marker.start], p.label(), &line[marker.end..]))
+            }
+            (Some((_, marker)), Show::Unmarked) => {
+                lines.push(format!("{}{}", &line[..marker.start], &line[marker.end..]))
+            }
+        }
+    }
+    // Top-level items are renumbered 1, 2, 3…; a paragraph between lists starts again.
+    let mut n = 0;
+    for line in &mut lines {
+        let digits = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(line.len());
+        if digits > 0 && line[digits..].starts_with(". ") {
+            n += 1;
+            line.replace_range(..digits, &n.to_string());
+        } else if line.starts_with(|c: char| !c.is_whitespace()) {
+            n = 0;
+        }
+    }
+    lines.join("\n")
 }
 
 /// What a post says about the employee's own set-up ("my Windows laptop", "Outlook"), so the
@@ -393,6 +486,20 @@ pub struct Audience {
     pub platform: Option<Platform>,
     pub suite: Option<Suite>,
     pub identity_provider: Option<IdentityProvider>,
+    /// Which lines of an article with per-platform lines this version shows.
+    pub lines: Lines,
+}
+
+/// Which lines a version of an article with per-platform lines (`[mac]`, `[windows]`) shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lines {
+    /// An article without per-platform lines.
+    #[default]
+    Whole,
+    /// One platform's: for when the post or the company says which computer it is.
+    OnePlatform,
+    /// Both, labelled: for when neither says.
+    BothPlatforms,
 }
 
 impl Audience {
@@ -406,7 +513,14 @@ impl Audience {
                 _ => true,
             }
         }
-        fits(self.platform, post.platform.or(facts.platforms.first().copied()))
+        let platform = post.platform.or(facts.platforms.first().copied());
+        let lines_fit = match self.lines {
+            Lines::Whole => true,
+            Lines::OnePlatform => platform.is_some(),
+            Lines::BothPlatforms => platform.is_none(),
+        };
+        lines_fit
+            && fits(self.platform, platform)
             && fits(self.suite, post.suite.or(facts.suite))
             && fits(self.identity_provider, post.identity_provider.or(facts.identity_provider))
     }
@@ -463,6 +577,41 @@ mod tests {
         let found = raw_placeholders("go to https://<company>.okta.com or <https://x.io|x> or {idp}");
         assert_eq!(found, ["{idp}", "<company>"]);
         assert!(raw_placeholders("<@U123> see <!here> and <https://a.b>").is_empty());
+    }
+
+    #[test]
+    fn per_platform_lines_are_chosen_or_labelled_and_the_list_is_numbered_again() {
+        let text = "1. [mac] Open Finder.\n1. [windows] Open File Explorer.\n2. Find the file.\n3. [windows] Unblock it.\n   - [mac] only on a Mac\nDone.\n1. again";
+        assert_eq!(
+            for_platform(text, Show::Only(Platform::MacOs)),
+            "1. Open Finder.\n2. Find the file.\n   - only on a Mac\nDone.\n1. again"
+        );
+        assert_eq!(
+            for_platform(text, Show::Only(Platform::Windows)),
+            "1. Open File Explorer.\n2. Find the file.\n3. Unblock it.\nDone.\n1. again"
+        );
+        assert_eq!(
+            for_platform(text, Show::Labelled),
+            "1. On a Mac: Open Finder.\n2. On Windows: Open File Explorer.\n3. Find the file.\n4. On Windows: Unblock it.\n   - On a Mac: only on a Mac\nDone.\n1. again"
+        );
+        assert!(has_platform_lines(text));
+        assert!(!has_platform_lines("1. See [mac] below"), "a marker counts only at the start");
+        assert_eq!(raw_placeholders("1. See [mac] below"), ["[mac]"], "a misplaced marker would show");
+    }
+
+    #[test]
+    fn a_version_for_one_platform_fits_only_when_the_platform_is_known() {
+        let one =
+            Audience { platform: Some(Platform::Windows), lines: Lines::OnePlatform, ..Audience::default() };
+        let both = Audience { lines: Lines::BothPlatforms, ..Audience::default() };
+        let unknown = Facts::default();
+        let windows = Facts { platforms: vec![Platform::Windows], ..Facts::default() };
+        assert!(!one.fits(&Mentioned::default(), &unknown) && both.fits(&Mentioned::default(), &unknown));
+        assert!(one.fits(&Mentioned::default(), &windows) && !both.fits(&Mentioned::default(), &windows));
+        assert!(
+            one.fits(&Mentioned::of("on my PC"), &unknown)
+                && !both.fits(&Mentioned::of("on my PC"), &unknown)
+        );
     }
 
     #[test]
