@@ -391,9 +391,14 @@ pub struct Mentioned {
 
 /// `x` when only the first is named, `y` when only the second is, else nothing.
 fn one<T>(a: bool, b: bool, x: T, y: T) -> Option<T> {
-    match (a, b) {
-        (true, false) => Some(x),
-        (false, true) => Some(y),
+    only([(a, x), (b, y)])
+}
+
+/// The one choice that is named, if exactly one is.
+fn only<T, const N: usize>(choices: [(bool, T); N]) -> Option<T> {
+    let mut named = choices.into_iter().filter(|(named, _)| *named);
+    match (named.next(), named.next()) {
+        (Some((_, x)), None) => Some(x),
         _ => None,
     }
 }
@@ -451,6 +456,20 @@ const GOOGLE_SUITE_WORDS: &[&str] = &[
 const OKTA_WORDS: &[&str] = &["okta"];
 const MICROSOFT_IDP_WORDS: &[&str] =
     &["microsoft authenticator", "ms authenticator", "entra", "azure ad", "aad"];
+const GOOGLE_IDP_WORDS: &[&str] = &[
+    "google account",
+    "google sign in",
+    "google sign-in",
+    "google login",
+    "google log in",
+    "sign in to google",
+    "sign into google",
+    "log in to google",
+    "google prompt",
+    "google authenticator",
+    "2-step verification",
+    "google 2fa",
+];
 
 impl Mentioned {
     pub fn of(text: &str) -> Mentioned {
@@ -470,12 +489,11 @@ impl Mentioned {
         Mentioned {
             platform: one(has(MAC_WORDS), windows, Platform::MacOs, Platform::Windows),
             suite: one(has(GOOGLE_SUITE_WORDS), has(MICROSOFT_SUITE_WORDS), Suite::Google, Suite::Microsoft),
-            identity_provider: one(
-                has(OKTA_WORDS),
-                has(MICROSOFT_IDP_WORDS),
-                IdentityProvider::Okta,
-                IdentityProvider::Microsoft,
-            ),
+            identity_provider: only([
+                (has(OKTA_WORDS), IdentityProvider::Okta),
+                (has(MICROSOFT_IDP_WORDS), IdentityProvider::Microsoft),
+                (has(GOOGLE_IDP_WORDS), IdentityProvider::Google),
+            ]),
         }
     }
 }
@@ -624,6 +642,9 @@ mod tests {
         assert_eq!(Mentioned::of("moving from my mac to a Windows pc").platform, None);
         assert_eq!(Mentioned::of("gmail is slow").suite, Some(Suite::Google));
         assert_eq!(Mentioned::of("okta verify").identity_provider, Some(IdentityProvider::Okta));
+        let google = Mentioned::of("my Google account says 2-Step Verification failed");
+        assert_eq!(google.identity_provider, Some(IdentityProvider::Google));
+        assert_eq!(Mentioned::of("okta or my google account?").identity_provider, None);
     }
 
     #[test]

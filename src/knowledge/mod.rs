@@ -32,6 +32,7 @@ pub const SHIPPED_ARTICLES: &[(&str, &str)] = &[
     ("github.md", include_str!("../../config/knowledge/github.md")),
     ("gmail-google-workspace.md", include_str!("../../config/knowledge/gmail-google-workspace.md")),
     ("google-calendar-sharing.md", include_str!("../../config/knowledge/google-calendar-sharing.md")),
+    ("google-sign-in.md", include_str!("../../config/knowledge/google-sign-in.md")),
     ("jamf-mac.md", include_str!("../../config/knowledge/jamf-mac.md")),
     ("mac-hardware-wont-start.md", include_str!("../../config/knowledge/mac-hardware-wont-start.md")),
     ("microsoft-sign-in-mfa.md", include_str!("../../config/knowledge/microsoft-sign-in-mfa.md")),
@@ -464,6 +465,15 @@ mod tests {
         })
     }
 
+    /// Google Workspace signing in with Google: no Okta.
+    fn google_workspace() -> Facts {
+        company(|c| {
+            c.identity_provider = "google".into();
+            c.sign_in_url.clear();
+            c.productivity_suite = "google".into();
+        })
+    }
+
     /// Windows only, nothing else set.
     fn windows_only() -> Facts {
         company(|c| c.platforms = vec!["windows".into()])
@@ -480,6 +490,7 @@ mod tests {
             ("empty", empty()),
             ("windows + microsoft", windows_microsoft()),
             ("windows", windows_only()),
+            ("google", google_workspace()),
         ] {
             let kb = KnowledgeBase::shipped_for(&facts);
             for a in kb.articles() {
@@ -659,6 +670,34 @@ mod tests {
             let kb = KnowledgeBase::shipped_for(facts);
             assert_eq!(best(&kb, q), want, "identity provider {:?}: {q}", facts.identity_provider);
         }
+    }
+
+    #[test]
+    fn a_company_signing_in_with_google_gets_the_google_sign_in_article() {
+        let google = company(|c| {
+            c.identity_provider = "google".into();
+            c.email_domains = vec!["globex.com".into()];
+        });
+        let okta = company(|c| c.identity_provider = "okta".into());
+        for (facts, q, want) in [
+            (&google, "got a new phone and the MFA prompt never arrives", "google-sign-in"),
+            (&google, "lost my phone, can't do 2FA", "google-sign-in"),
+            (&google, "I can't log in, it says This account is locked", "google-sign-in"),
+            (&google, "where do I find my backup codes", "google-sign-in"),
+            (&google, "can't sign in to my work account", "google-sign-in"),
+            (&okta, "lost my phone, can't do 2FA", "okta-verify-mfa"),
+            // The post names Google sign-in: its article, whatever the company's provider.
+            (&okta, "my Google account asks for 2-Step Verification and I lost my phone", "google-sign-in"),
+            (&google, "okta verify isn't sending pushes", "okta-verify-mfa"),
+        ] {
+            let kb = KnowledgeBase::shipped_for(facts);
+            assert_eq!(best(&kb, q), want, "identity provider {:?}: {q}", facts.identity_provider);
+        }
+        let kb = KnowledgeBase::shipped_for(&google);
+        let article = kb.articles().iter().find(|a| a.slug == "google-sign-in").unwrap();
+        let text = text_of(article);
+        assert!(text.contains("name@globex.com") && text.contains("https://myaccount.google.com"), "{text}");
+        assert!(text.contains("Try another way") && text.contains("backup code"), "{text}");
     }
 
     #[test]
