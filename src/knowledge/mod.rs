@@ -65,8 +65,12 @@ pub const MIN_SCORE: f32 = 2.0;
 /// One article.
 #[derive(Debug, Clone)]
 pub struct Article {
-    /// File name without `.md`.
+    /// File name without `.md`, and for a platform version of an article with per-platform
+    /// lines, `-windows` or `-mac-and-windows` after it (see [`Article::platform_versions`]).
     pub slug: String,
+    /// File name without `.md`: the same for every version of one article, so outages and
+    /// reports count a problem once whichever computer it was answered for.
+    pub topic: String,
     pub title: String,
     pub keywords: Vec<String>,
     pub category: Category,
@@ -182,6 +186,12 @@ impl KnowledgeBase {
         &self.articles
     }
 
+    /// The topic of the article `slug` (see [`Article::topic`]); `slug` itself when no article
+    /// has it (an article removed since a thread named it).
+    pub fn topic<'a>(&'a self, slug: &'a str) -> &'a str {
+        self.articles.iter().find(|a| a.slug == slug).map_or(slug, |a| a.topic.as_str())
+    }
+
     /// The company facts the articles were filled with.
     pub fn facts(&self) -> &Facts {
         &self.facts
@@ -256,6 +266,7 @@ impl Article {
         let mut fill = |t: &str| facts::fill(t, facts, &mut missing);
         let article = Article {
             slug: self.slug.clone(),
+            topic: self.topic.clone(),
             title: fill(&self.title),
             keywords: self.keywords.iter().map(|k| fill(k)).collect(),
             category: self.category,
@@ -346,6 +357,7 @@ impl Article {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| name.to_string());
         Ok(Article {
+            topic: slug.clone(),
             slug,
             title,
             keywords,
@@ -631,6 +643,9 @@ mod tests {
             }
         }
         let windows = kb.articles().iter().find(|a| a.slug == "aws-client-vpn-windows").unwrap();
+        assert_eq!(kb.topic("aws-client-vpn-windows"), "aws-client-vpn");
+        assert_eq!(kb.topic("aws-client-vpn-mac-and-windows"), "aws-client-vpn");
+        assert_eq!(kb.topic("no-such-article"), "no-such-article");
         assert!(
             windows.steps.starts_with("1. Open **AWS VPN Client** from the Start menu."),
             "{}",
