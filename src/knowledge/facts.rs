@@ -37,6 +37,22 @@ impl Platform {
             _ => None,
         }
     }
+
+    /// What starts a line written for this platform only: `2. [windows] Open Settings…`.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Platform::MacOs => "[mac]",
+            Platform::Windows => "[windows]",
+        }
+    }
+
+    /// What such a line says when both platforms' lines are shown.
+    fn label(self) -> &'static str {
+        match self {
+            Platform::MacOs => "On a Mac:",
+            Platform::Windows => "On Windows:",
+        }
+    }
 }
 
 impl Suite {
@@ -291,24 +307,6 @@ pub fn raw_placeholders(text: &str) -> Vec<String> {
     found
 }
 
-impl Platform {
-    /// What starts a line written for this platform only: `2. [windows] Open Settings…`.
-    pub fn marker(self) -> &'static str {
-        match self {
-            Platform::MacOs => "[mac]",
-            Platform::Windows => "[windows]",
-        }
-    }
-
-    /// What such a line says when both platforms' lines are shown.
-    fn label(self) -> &'static str {
-        match self {
-            Platform::MacOs => "On a Mac:",
-            Platform::Windows => "On Windows:",
-        }
-    }
-}
-
 /// Which lines of an article with per-platform lines are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Show {
@@ -456,6 +454,7 @@ const GOOGLE_SUITE_WORDS: &[&str] = &[
 const OKTA_WORDS: &[&str] = &["okta"];
 const MICROSOFT_IDP_WORDS: &[&str] =
     &["microsoft authenticator", "ms authenticator", "entra", "azure ad", "aad"];
+/// Not "google authenticator": Okta and Microsoft accept it as a factor too.
 const GOOGLE_IDP_WORDS: &[&str] = &[
     "google account",
     "google sign in",
@@ -466,7 +465,6 @@ const GOOGLE_IDP_WORDS: &[&str] = &[
     "sign into google",
     "log in to google",
     "google prompt",
-    "google authenticator",
     "2-step verification",
     "google 2fa",
 ];
