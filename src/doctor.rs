@@ -169,28 +169,39 @@ pub fn knowledge_checks(kb: &KnowledgeBase) -> Vec<Check> {
     for (article, missing) in kb.unfilled() {
         let text = [&article.title, &article.intro, &article.steps, &article.alternative, &article.tell_it];
         for found in text.iter().flat_map(|t| raw_placeholders(t)) {
-            raw.push(format!("{} shows `{found}`", article.slug));
+            // Named by file, once: every version of an article shows what its file holds.
+            let line = format!("{} shows `{found}`", article.topic);
+            if !raw.contains(&line) {
+                raw.push(line);
+            }
         }
         if !article.audience.fits(&nothing_named, kb.facts()) {
             continue;
         }
         for p in missing {
             match keys.iter_mut().find(|(k, _)| *k == p.key) {
-                Some((_, slugs)) if !slugs.contains(&article.slug.as_str()) => slugs.push(&article.slug),
+                // Named by file: the Mac and Windows versions of an article are one file.
+                Some((_, files)) if !files.contains(&article.topic.as_str()) => files.push(&article.topic),
                 Some(_) => {}
-                None => keys.push((p.key, vec![&article.slug])),
+                None => keys.push((p.key, vec![&article.topic])),
             }
         }
     }
     let placeholders = if raw.is_empty() {
         ok("articles", "every article renders with no raw placeholder")
     } else {
+        let marker = raw.iter().any(|r| r.ends_with("[mac]`") || r.ends_with("[windows]`"));
         fail(
             "articles",
             format!(
-                "{}: write a placeholder filled from [company] instead ({})",
+                "{}: write a placeholder filled from [company] instead ({}){}",
                 raw.join("; "),
-                PLACEHOLDERS.iter().map(|p| format!("{{{}}}", p.name)).collect::<Vec<_>>().join(", ")
+                PLACEHOLDERS.iter().map(|p| format!("{{{}}}", p.name)).collect::<Vec<_>>().join(", "),
+                if marker {
+                    "; `[mac]` and `[windows]` only start a line, after its number or bullet"
+                } else {
+                    ""
+                }
             ),
         )
     };
@@ -313,6 +324,26 @@ mod tests {
             checks[0]
         );
         assert!(checks[0].detail.contains("{company}, {email_domain}"), "{}", checks[0]);
+    }
+
+    #[test]
+    fn an_article_with_per_platform_lines_is_named_by_its_file_and_a_stray_marker_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text =
+            "---\ntitle: Printer\n---\n1. [mac] Open System Settings.\n1. [windows] Ask {company}.\n\n\
+                    ## If that didn't help\n1. See the [windows] note.\n\n## What to tell IT\nThe printer.\n";
+        std::fs::write(dir.path().join("printer.md"), text).expect("written");
+        let kb = KnowledgeBase::load_dir(dir.path(), &Facts::default()).expect("loads");
+
+        let checks = knowledge_checks(&kb);
+
+        assert!(checks[0].detail.starts_with("printer shows `[windows]`: write"), "{}", checks[0]);
+        assert!(
+            checks[0].detail.ends_with("`[windows]` only start a line, after its number or bullet"),
+            "{}",
+            checks[0]
+        );
+        assert!(checks[1].detail.ends_with("[company] name (used by printer)"), "{}", checks[1]);
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub struct FeedbackLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplyLabel {
+    /// `pointer` or `none`.
+    pub reply: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabel {
     pub method: String,
     pub outcome: String,
@@ -84,6 +90,9 @@ pub struct Metrics {
     pub tickets: Family<CategoryLabel, Counter>,
     /// Messages the bot posted in threads.
     pub replies: Counter,
+    /// Posts that were not tickets (thanks, FYIs, who/where questions), by what they got: the
+    /// configured `pointer`, or `none`.
+    pub not_tickets: Family<ReplyLabel, Counter>,
     /// Escalations, by trigger (`request`, `thumbs_down`, `feedback`, `button`, `attempts`).
     pub escalations: Family<TriggerLabel, Counter>,
     /// Threads where a person from IT took over.
@@ -123,6 +132,7 @@ impl Default for Metrics {
             ack_seconds: Histogram::new(buckets),
             tickets: Family::default(),
             replies: Counter::default(),
+            not_tickets: Family::default(),
             escalations: Family::default(),
             takeovers: Counter::default(),
             resolutions: Counter::default(),
@@ -147,6 +157,10 @@ impl Metrics {
 
     pub fn ticket(&self, category: &str) {
         self.tickets.get_or_create(&CategoryLabel { category: category.to_string() }).inc();
+    }
+
+    pub fn not_ticket(&self, reply: &str) {
+        self.not_tickets.get_or_create(&ReplyLabel { reply: reply.to_string() }).inc();
     }
 
     pub fn acknowledgement(&self, kind: &str) {
@@ -309,6 +323,11 @@ pub fn render(m: &Metrics, llm: &Arc<LlmMeter>, transport: Transport) -> String 
     );
     registry.register("itbot_tickets", "New tickets, by category", m.tickets.clone());
     registry.register("itbot_replies_posted", "Messages the bot posted in threads", m.replies.clone());
+    registry.register(
+        "itbot_not_tickets",
+        "Posts that were not tickets (thanks, FYIs, who/where questions), by reply: pointer or none",
+        m.not_tickets.clone(),
+    );
     registry.register("itbot_escalations", "Threads handed to a person, by trigger", m.escalations.clone());
     registry.register(
         "itbot_human_takeovers",

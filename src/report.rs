@@ -428,7 +428,8 @@ impl Report {
             }
             llm.add(&t.llm);
             if let Some(a) = &t.article {
-                *by_article.entry(a.as_str()).or_default() += 1;
+                // The Mac and Windows versions of an article are one problem.
+                *by_article.entry(kb.topic(a)).or_default() += 1;
             }
             let date =
                 crate::schedule::local_date(t.asked_micros.div_euclid(1_000_000), tz).unwrap_or_default();
@@ -827,6 +828,23 @@ mod tests {
         assert_eq!(r.other_problems, 1);
         let zoom = kb.articles().iter().find(|a| a.slug == "zoom").expect("zoom is shipped");
         assert_eq!(r.top_problems[1].title, zoom.title);
+    }
+
+    #[test]
+    fn the_mac_and_windows_versions_of_an_article_are_one_problem() {
+        let kb = KnowledgeBase::shipped();
+        let tickets = vec![
+            summary("1000.0", Category::Technical, Some("aws-client-vpn")),
+            summary("1001.0", Category::Technical, Some("aws-client-vpn-windows")),
+            summary("1002.0", Category::Technical, Some("aws-client-vpn-mac-and-windows")),
+            summary("1003.0", Category::Technical, Some("zoom")),
+        ];
+
+        let r = Report::build(&tickets, 0, 10_000, "UTC", &kb);
+
+        let top: Vec<(&str, u64)> = r.top_problems.iter().map(|p| (p.article.as_str(), p.tickets)).collect();
+        assert_eq!(top, [("aws-client-vpn", 3), ("zoom", 1)]);
+        assert_eq!(r.top_problems[0].title, "AWS Client VPN won't connect or keeps dropping");
     }
 
     #[test]

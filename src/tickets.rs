@@ -213,6 +213,8 @@ pub fn fix_to_quote(similar: &[Similar]) -> Option<&Similar> {
 
 /// Reads a thread (root, then replies oldest first, with metadata) into a past ticket: how it
 /// ended, from the bot's state when it has one, else from what people wrote; and what fixed it.
+/// A root that triage reads as no ticket (thanks, an FYI, chatter, a who/where question) is
+/// not one: whatever was said under it is no fix to quote.
 pub fn from_thread(
     root: &Message,
     replies: &[HistoryMessage],
@@ -220,7 +222,10 @@ pub fn from_thread(
     rules: &Rules,
 ) -> Option<PastTicket> {
     let requester = root.user.as_ref()?;
-    if root.bot_id.is_some() || root.text.is_empty() {
+    if root.bot_id.is_some()
+        || root.text.is_empty()
+        || !rules.classify(root.text.expose()).category.is_ticket()
+    {
         return None;
     }
     let state = replies
@@ -412,6 +417,52 @@ mod tests {
         let t = from_thread(&root, &replies, &UserId::from("UBOT"), &rules).unwrap();
         assert_eq!(t.ending, Ending::PersonResolved);
         assert!(t.resolution.unwrap().expose().contains("unlocked it"));
+    }
+
+    #[test]
+    fn threads_whose_root_is_not_a_ticket_are_not_indexed() {
+        let s = Settings::shipped();
+        let rules = Rules::new(&s.triage, &s.followup).unwrap();
+        let bot = UserId::from("UBOT");
+        let fix = |ts: &str, text: &str| HistoryMessage::new(msg(ts, "U2", text), None);
+        let threads = [
+            (
+                "1.0",
+                "my VPN won't connect, it says TLS handshake failed",
+                Some("Re-import the VPN profile from Self Service, then connect again"),
+            ),
+            ("2.0", "thanks all!", None),
+            (
+                "3.0",
+                "FYI the printer on 3 is fixed",
+                Some("Thanks for letting us know, we replaced the fuser this morning"),
+            ),
+            (
+                "4.0",
+                "who approves software purchases?",
+                Some("Finance approves purchases over 500, your manager below that one"),
+            ),
+            (
+                "5.0",
+                "the printer on 3 is jammed again",
+                Some("I cleared the paper path and restarted the printer for you"),
+            ),
+        ];
+        let mut index = TicketIndex::new(10);
+        for (ts, question, reply) in threads {
+            let root = Message { thread_ts: None, ..msg(ts, "U1", question) };
+            let replies: Vec<HistoryMessage> = reply.map(|r| fix("9.0", r)).into_iter().collect();
+            if let Some(t) = from_thread(&root, &replies, &bot, &rules) {
+                index.upsert(t);
+            }
+        }
+        let kept: Vec<&str> = ["1.0", "2.0", "3.0", "4.0", "5.0"]
+            .into_iter()
+            .filter(|ts| index.get(&Ts::from(*ts)).is_some())
+            .collect();
+        assert_eq!(kept, ["1.0", "5.0"]);
+        let similar = index.similar("printer on 3 not working", 3, None);
+        assert!(similar.iter().all(|s| s.thread != Ts::from("3.0")), "{similar:?}");
     }
 
     #[test]

@@ -239,7 +239,7 @@ impl OutageActor {
     fn count_posts(&mut self, symptom: &str, thread: &Ts, posts: Vec<Post>) -> bool {
         for p in posts {
             let technical = self.rules.classify(&p.text).category == crate::triage::Category::Technical;
-            let same = self.kb.search(&p.text, 1).first().is_some_and(|h| h.article.slug == symptom);
+            let same = self.kb.search(&p.text, 1).first().is_some_and(|h| h.article.topic == symptom);
             if technical && same {
                 self.tracker.report(symptom, &p.ts, &p.user, p.at);
             }
@@ -428,7 +428,9 @@ impl Actor for OutageActor {
 impl Handler<Reported> for OutageActor {
     type Result = ResponseActFuture<Self, Answer>;
 
-    fn handle(&mut self, r: Reported, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, mut r: Reported, ctx: &mut Self::Context) -> Self::Result {
+        // The Mac and Windows versions of an article are one symptom.
+        r.symptom = self.kb.topic(&r.symptom).to_string();
         self.tracker.expire(r.at);
         if let Some(coord) = self.coord.clone() {
             return self.report_shared(coord, r);

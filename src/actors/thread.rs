@@ -31,7 +31,7 @@ use crate::prompt::PromptInput;
 use crate::slack::events::{HistoryMessage, Message as SlackMessage};
 use crate::slack::format::{split_message, MAX_MESSAGE_CHARS};
 use crate::slack::{ChannelId, SlackError, Ts, UserId};
-use crate::state::{Metadata, ThreadState, VoteCounts};
+use crate::state::{Metadata, Phase, ThreadState, VoteCounts};
 use crate::telemetry::UserText;
 use crate::tickets::PastTicket;
 use crate::triage::Category;
@@ -389,7 +389,11 @@ impl ThreadActor {
     /// Hands `input` to the conversation and carries out what it decides.
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
         let s = self.s.clone();
+        let was = self.conversation.phase();
         let effects = self.conversation.on(&world(&s), input);
+        if let Some(reply) = not_ticket_handled(was, &self.conversation, &effects) {
+            s.health.metrics.not_ticket(reply);
+        }
         for effect in effects {
             self.carry(effect, ctx);
         }
@@ -1019,4 +1023,14 @@ impl Handler<ReplyFinished> for ThreadActor {
         }
         self.feed(Input::ReplyFinished { id: done.id, outcome: done.outcome }, ctx);
     }
+}
+
+/// Whether a turn just handled a post that is not a ticket, and how: `pointer` (the configured
+/// reply was posted) or `none`. Such a post leaves preparing for acknowledged in one turn.
+fn not_ticket_handled(was: Phase, conversation: &Conversation, effects: &[Effect]) -> Option<&'static str> {
+    let handled = conversation.triage().category == Category::NotTicket
+        && was != Phase::Acknowledged
+        && conversation.phase() == Phase::Acknowledged;
+    let posted = effects.iter().any(|e| matches!(e, Effect::Post { .. }));
+    handled.then_some(if posted { "pointer" } else { "none" })
 }

@@ -37,6 +37,22 @@ impl Platform {
             _ => None,
         }
     }
+
+    /// What starts a line written for this platform only: `2. [windows] Open Settings…`.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Platform::MacOs => "[mac]",
+            Platform::Windows => "[windows]",
+        }
+    }
+
+    /// What such a line says when both platforms' lines are shown.
+    fn label(self) -> &'static str {
+        match self {
+            Platform::MacOs => "On a Mac:",
+            Platform::Windows => "On Windows:",
+        }
+    }
 }
 
 impl Suite {
@@ -283,7 +299,82 @@ pub fn raw_placeholders(text: &str) -> Vec<String> {
         }
         rest = &after[close..];
     }
+    for marker in [Platform::MacOs, Platform::Windows].map(Platform::marker) {
+        if text.contains(marker) {
+            found.push(marker.to_string());
+        }
+    }
     found
+}
+
+/// Which lines of an article with per-platform lines are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// One platform's lines (unmarked), the other's left out.
+    Only(Platform),
+    /// Both, each labelled with its platform ("On Windows: …").
+    Labelled,
+    /// Both, as they are written (what the article is about, for the index).
+    Unmarked,
+}
+
+/// The platform a line is written for, and the byte range of its marker (with the space after
+/// it). The marker comes first, after any indent and list bullet (`1. `, `- `).
+fn line_platform(line: &str) -> Option<(Platform, std::ops::Range<usize>)> {
+    let indent = line.len() - line.trim_start().len();
+    let rest = &line[indent..];
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let bullet = if digits > 0 && rest[digits..].starts_with(". ") {
+        digits + 2
+    } else if rest.starts_with("- ") || rest.starts_with("* ") {
+        2
+    } else {
+        0
+    };
+    let at = indent + bullet;
+    [Platform::MacOs, Platform::Windows].into_iter().find_map(|p| {
+        let after = line[at..].strip_prefix(p.marker())?;
+        let space = after.len() - after.trim_start_matches(' ').len();
+        Some((p, at..at + p.marker().len() + space))
+    })
+}
+
+/// Whether `text` has lines written for one platform only.
+pub fn has_platform_lines(text: &str) -> bool {
+    text.lines().any(|l| line_platform(l).is_some())
+}
+
+/// `text` with its per-platform lines chosen by `show`, and its numbered list numbered again
+/// (a platform's extra step, or both platforms' lines, shift the numbers).
+pub fn for_platform(text: &str, show: Show) -> String {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        match (line_platform(line), show) {
+            (None, _) => lines.push(line.to_string()),
+            (Some((p, marker)), Show::Only(q)) if p == q => {
+                lines.push(format!("{}{}", &line[..marker.start], &line[marker.end..]))
+            }
+            (Some(_), Show::Only(_)) => {}
+            (Some((p, marker)), Show::Labelled) => {
+                lines.push(format!("{}{} {}", &line[..marker.start], p.label(), &line[marker.end..]))
+            }
+            (Some((_, marker)), Show::Unmarked) => {
+                lines.push(format!("{}{}", &line[..marker.start], &line[marker.end..]))
+            }
+        }
+    }
+    // Top-level items are renumbered 1, 2, 3…; a paragraph between lists starts again.
+    let mut n = 0;
+    for line in &mut lines {
+        let digits = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(line.len());
+        if digits > 0 && line[digits..].starts_with(". ") {
+            n += 1;
+            line.replace_range(..digits, &n.to_string());
+        } else if line.starts_with(|c: char| !c.is_whitespace()) {
+            n = 0;
+        }
+    }
+    lines.join("\n")
 }
 
 /// What a post says about the employee's own set-up ("my Windows laptop", "Outlook"), so the
@@ -298,9 +389,14 @@ pub struct Mentioned {
 
 /// `x` when only the first is named, `y` when only the second is, else nothing.
 fn one<T>(a: bool, b: bool, x: T, y: T) -> Option<T> {
-    match (a, b) {
-        (true, false) => Some(x),
-        (false, true) => Some(y),
+    only([(a, x), (b, y)])
+}
+
+/// The one choice that is named, if exactly one is.
+fn only<T, const N: usize>(choices: [(bool, T); N]) -> Option<T> {
+    let mut named = choices.into_iter().filter(|(named, _)| *named);
+    match (named.next(), named.next()) {
+        (Some((_, x)), None) => Some(x),
         _ => None,
     }
 }
@@ -358,6 +454,20 @@ const GOOGLE_SUITE_WORDS: &[&str] = &[
 const OKTA_WORDS: &[&str] = &["okta"];
 const MICROSOFT_IDP_WORDS: &[&str] =
     &["microsoft authenticator", "ms authenticator", "entra", "azure ad", "aad"];
+/// Not "google authenticator": Okta and Microsoft accept it as a factor too.
+const GOOGLE_IDP_WORDS: &[&str] = &[
+    "google account",
+    "google sign in",
+    "google sign-in",
+    "google login",
+    "google log in",
+    "sign in to google",
+    "sign into google",
+    "log in to google",
+    "google prompt",
+    "2-step verification",
+    "google 2fa",
+];
 
 impl Mentioned {
     pub fn of(text: &str) -> Mentioned {
@@ -377,12 +487,11 @@ impl Mentioned {
         Mentioned {
             platform: one(has(MAC_WORDS), windows, Platform::MacOs, Platform::Windows),
             suite: one(has(GOOGLE_SUITE_WORDS), has(MICROSOFT_SUITE_WORDS), Suite::Google, Suite::Microsoft),
-            identity_provider: one(
-                has(OKTA_WORDS),
-                has(MICROSOFT_IDP_WORDS),
-                IdentityProvider::Okta,
-                IdentityProvider::Microsoft,
-            ),
+            identity_provider: only([
+                (has(OKTA_WORDS), IdentityProvider::Okta),
+                (has(MICROSOFT_IDP_WORDS), IdentityProvider::Microsoft),
+                (has(GOOGLE_IDP_WORDS), IdentityProvider::Google),
+            ]),
         }
     }
 }
@@ -393,6 +502,20 @@ pub struct Audience {
     pub platform: Option<Platform>,
     pub suite: Option<Suite>,
     pub identity_provider: Option<IdentityProvider>,
+    /// Which lines of an article with per-platform lines this version shows.
+    pub lines: Lines,
+}
+
+/// Which lines a version of an article with per-platform lines (`[mac]`, `[windows]`) shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lines {
+    /// An article without per-platform lines.
+    #[default]
+    Whole,
+    /// One platform's: for when the post or the company says which computer it is.
+    OnePlatform,
+    /// Both, labelled: for when neither says.
+    BothPlatforms,
 }
 
 impl Audience {
@@ -406,7 +529,14 @@ impl Audience {
                 _ => true,
             }
         }
-        fits(self.platform, post.platform.or(facts.platforms.first().copied()))
+        let platform = post.platform.or(facts.platforms.first().copied());
+        let lines_fit = match self.lines {
+            Lines::Whole => true,
+            Lines::OnePlatform => platform.is_some(),
+            Lines::BothPlatforms => platform.is_none(),
+        };
+        lines_fit
+            && fits(self.platform, platform)
             && fits(self.suite, post.suite.or(facts.suite))
             && fits(self.identity_provider, post.identity_provider.or(facts.identity_provider))
     }
@@ -466,6 +596,41 @@ mod tests {
     }
 
     #[test]
+    fn per_platform_lines_are_chosen_or_labelled_and_the_list_is_numbered_again() {
+        let text = "1. [mac] Open Finder.\n1. [windows] Open File Explorer.\n2. Find the file.\n3. [windows] Unblock it.\n   - [mac] only on a Mac\nDone.\n1. again";
+        assert_eq!(
+            for_platform(text, Show::Only(Platform::MacOs)),
+            "1. Open Finder.\n2. Find the file.\n   - only on a Mac\nDone.\n1. again"
+        );
+        assert_eq!(
+            for_platform(text, Show::Only(Platform::Windows)),
+            "1. Open File Explorer.\n2. Find the file.\n3. Unblock it.\nDone.\n1. again"
+        );
+        assert_eq!(
+            for_platform(text, Show::Labelled),
+            "1. On a Mac: Open Finder.\n2. On Windows: Open File Explorer.\n3. Find the file.\n4. On Windows: Unblock it.\n   - On a Mac: only on a Mac\nDone.\n1. again"
+        );
+        assert!(has_platform_lines(text));
+        assert!(!has_platform_lines("1. See [mac] below"), "a marker counts only at the start");
+        assert_eq!(raw_placeholders("1. See [mac] below"), ["[mac]"], "a misplaced marker would show");
+    }
+
+    #[test]
+    fn a_version_for_one_platform_fits_only_when_the_platform_is_known() {
+        let one =
+            Audience { platform: Some(Platform::Windows), lines: Lines::OnePlatform, ..Audience::default() };
+        let both = Audience { lines: Lines::BothPlatforms, ..Audience::default() };
+        let unknown = Facts::default();
+        let windows = Facts { platforms: vec![Platform::Windows], ..Facts::default() };
+        assert!(!one.fits(&Mentioned::default(), &unknown) && both.fits(&Mentioned::default(), &unknown));
+        assert!(one.fits(&Mentioned::default(), &windows) && !both.fits(&Mentioned::default(), &windows));
+        assert!(
+            one.fits(&Mentioned::of("on my PC"), &unknown)
+                && !both.fits(&Mentioned::of("on my PC"), &unknown)
+        );
+    }
+
+    #[test]
     fn a_post_names_its_platform_suite_and_identity_provider() {
         let m = Mentioned::of("my Windows laptop can't open Outlook");
         assert_eq!(m.platform, Some(Platform::Windows));
@@ -475,6 +640,9 @@ mod tests {
         assert_eq!(Mentioned::of("moving from my mac to a Windows pc").platform, None);
         assert_eq!(Mentioned::of("gmail is slow").suite, Some(Suite::Google));
         assert_eq!(Mentioned::of("okta verify").identity_provider, Some(IdentityProvider::Okta));
+        let google = Mentioned::of("my Google account says 2-Step Verification failed");
+        assert_eq!(google.identity_provider, Some(IdentityProvider::Google));
+        assert_eq!(Mentioned::of("okta or my google account?").identity_provider, None);
     }
 
     #[test]

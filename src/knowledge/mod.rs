@@ -9,13 +9,18 @@
 //! filled from `[company]` when the base is built. Front matter may say whom an article is for
 //! (`platform: windows`, `suite: microsoft`, `identity_provider: okta`); a search only returns
 //! the articles that fit the post and the company.
+//!
+//! An article for every computer writes the lines that differ once per platform, each starting
+//! with `[mac]` or `[windows]` after its number or bullet; the rest is shared, so it cannot drift
+//! between two copies. It is shown as the Mac version, the Windows version, or (when neither the
+//! post nor `[company] platforms` says) both, labelled, chosen like any other article.
 
 pub mod facts;
 
 use std::path::Path;
 
 pub use facts::Facts;
-use facts::{Audience, IdentityProvider, Mentioned, Placeholder, Platform, Suite};
+use facts::{Audience, IdentityProvider, Lines, Mentioned, Placeholder, Platform, Show, Suite};
 
 use crate::retrieval::{Bm25, Field};
 use crate::triage::Category;
@@ -27,6 +32,7 @@ pub const SHIPPED_ARTICLES: &[(&str, &str)] = &[
     ("github.md", include_str!("../../config/knowledge/github.md")),
     ("gmail-google-workspace.md", include_str!("../../config/knowledge/gmail-google-workspace.md")),
     ("google-calendar-sharing.md", include_str!("../../config/knowledge/google-calendar-sharing.md")),
+    ("google-sign-in.md", include_str!("../../config/knowledge/google-sign-in.md")),
     ("jamf-mac.md", include_str!("../../config/knowledge/jamf-mac.md")),
     ("mac-hardware-wont-start.md", include_str!("../../config/knowledge/mac-hardware-wont-start.md")),
     ("microsoft-sign-in-mfa.md", include_str!("../../config/knowledge/microsoft-sign-in-mfa.md")),
@@ -59,8 +65,12 @@ pub const MIN_SCORE: f32 = 2.0;
 /// One article.
 #[derive(Debug, Clone)]
 pub struct Article {
-    /// File name without `.md`.
+    /// File name without `.md`, and for a platform version of an article with per-platform
+    /// lines, `-windows` or `-mac-and-windows` after it (see [`Article::platform_versions`]).
     pub slug: String,
+    /// File name without `.md`: the same for every version of one article, so outages and
+    /// reports count a problem once whichever computer it was answered for.
+    pub topic: String,
     pub title: String,
     pub keywords: Vec<String>,
     pub category: Category,
@@ -93,8 +103,14 @@ pub struct Hit<'a> {
 /// All articles, filled with the company's facts, and their index.
 #[derive(Debug, Clone)]
 pub struct KnowledgeBase {
+    /// Every article as it can be shown: an article with per-platform lines is here once per
+    /// platform and once with both (see [`Article::platform_versions`]).
     articles: Vec<Article>,
+    /// One document per article file, so the versions of one article share one score and the
+    /// word statistics do not count a file several times.
     index: Bm25,
+    /// Per document of the index: its versions in `articles`.
+    versions: Vec<Vec<usize>>,
     facts: Facts,
     /// Per article (same order): the placeholders that fell back to general words.
     missing: Vec<Vec<&'static Placeholder>>,
@@ -139,14 +155,23 @@ impl KnowledgeBase {
         Ok(KnowledgeBase::new(articles, facts))
     }
 
-    fn new(articles: Vec<Article>, facts: &Facts) -> KnowledgeBase {
-        let (articles, missing) = articles.iter().map(|a| a.filled(facts)).unzip();
-        KnowledgeBase::index(articles, missing, facts.clone())
-    }
-
-    fn index(articles: Vec<Article>, missing: Vec<Vec<&'static Placeholder>>, facts: Facts) -> KnowledgeBase {
-        let keywords: Vec<String> = articles.iter().map(|a| a.keywords.join(" , ")).collect();
-        let index = Bm25::build(articles.iter().zip(&keywords).map(|(a, k)| {
+    fn new(sources: Vec<Article>, facts: &Facts) -> KnowledgeBase {
+        let (mut articles, mut missing, mut versions, mut indexed) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for source in &sources {
+            let mut these = Vec::new();
+            for version in source.platform_versions() {
+                let (article, unset) = version.filled(facts);
+                these.push(articles.len());
+                articles.push(article);
+                missing.push(unset);
+            }
+            versions.push(these);
+            // Both platforms' steps, unlabelled: what the article is about, whoever reads it.
+            indexed.push(source.for_platform(Show::Unmarked).filled(facts).0);
+        }
+        let keywords: Vec<String> = indexed.iter().map(|a| a.keywords.join(" , ")).collect();
+        let index = Bm25::build(indexed.iter().zip(&keywords).map(|(a, k)| {
             vec![
                 Field { text: &a.title, weight: TITLE_WEIGHT },
                 Field { text: k, weight: KEYWORD_WEIGHT },
@@ -154,11 +179,17 @@ impl KnowledgeBase {
                 Field { text: &a.steps, weight: BODY_WEIGHT },
             ]
         }));
-        KnowledgeBase { articles, index, facts, missing }
+        KnowledgeBase { articles, index, versions, facts: facts.clone(), missing }
     }
 
     pub fn articles(&self) -> &[Article] {
         &self.articles
+    }
+
+    /// The topic of the article `slug` (see [`Article::topic`]); `slug` itself when no article
+    /// has it (an article removed since a thread named it).
+    pub fn topic<'a>(&'a self, slug: &'a str) -> &'a str {
+        self.articles.iter().find(|a| a.slug == slug).map_or(slug, |a| a.topic.as_str())
     }
 
     /// The company facts the articles were filled with.
@@ -179,20 +210,63 @@ impl KnowledgeBase {
             .search(query)
             .into_iter()
             .filter(|(_, score)| *score >= MIN_SCORE)
-            .filter(|(i, _)| self.articles[*i].audience.fits(&mentioned, &self.facts))
+            .filter_map(|(doc, score)| {
+                let fits = |i: &&usize| self.articles[**i].audience.fits(&mentioned, &self.facts);
+                self.versions[doc].iter().find(fits).map(|&i| Hit { article: &self.articles[i], score })
+            })
             .take(k)
-            .map(|(i, score)| Hit { article: &self.articles[i], score })
             .collect()
     }
 }
 
 impl Article {
+    /// The versions of this article that can be shown. An article whose lines say which
+    /// platform they are for (`[mac]`, `[windows]`) and whose front matter names no platform is
+    /// one version per platform (the Mac one keeps the slug, the Windows one is `…-windows`)
+    /// and one with both platforms' lines labelled (`…-mac-and-windows`), for when neither the
+    /// post nor the company says which computer it is. Any other article is itself.
+    pub fn platform_versions(&self) -> Vec<Article> {
+        let marked = [&self.intro, &self.steps, &self.alternative, &self.tell_it]
+            .into_iter()
+            .any(|t| facts::has_platform_lines(t));
+        if !marked {
+            return vec![self.clone()];
+        }
+        if let Some(p) = self.audience.platform {
+            return vec![self.for_platform(Show::Only(p))];
+        }
+        let mut mac = self.for_platform(Show::Only(Platform::MacOs));
+        mac.audience.platform = Some(Platform::MacOs);
+        mac.audience.lines = Lines::OnePlatform;
+        let mut windows = self.for_platform(Show::Only(Platform::Windows));
+        windows.audience.platform = Some(Platform::Windows);
+        windows.audience.lines = Lines::OnePlatform;
+        windows.slug = format!("{}-windows", self.slug);
+        let mut both = self.for_platform(Show::Labelled);
+        both.audience.lines = Lines::BothPlatforms;
+        both.slug = format!("{}-mac-and-windows", self.slug);
+        vec![mac, windows, both]
+    }
+
+    /// This article with its per-platform lines chosen by `show`.
+    fn for_platform(&self, show: Show) -> Article {
+        let render = |t: &str| facts::for_platform(t, show);
+        Article {
+            intro: render(&self.intro),
+            steps: render(&self.steps),
+            alternative: render(&self.alternative),
+            tell_it: render(&self.tell_it),
+            ..self.clone()
+        }
+    }
+
     /// This article with its placeholders filled from `facts`, and the ones that fell back.
     pub fn filled(&self, facts: &Facts) -> (Article, Vec<&'static Placeholder>) {
         let mut missing = Vec::new();
         let mut fill = |t: &str| facts::fill(t, facts, &mut missing);
         let article = Article {
             slug: self.slug.clone(),
+            topic: self.topic.clone(),
             title: fill(&self.title),
             keywords: self.keywords.iter().map(|k| fill(k)).collect(),
             category: self.category,
@@ -283,6 +357,7 @@ impl Article {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| name.to_string());
         Ok(Article {
+            topic: slug.clone(),
             slug,
             title,
             keywords,
@@ -318,7 +393,9 @@ mod tests {
         let kb = KnowledgeBase::shipped();
         assert!(kb.articles().iter().all(|a| !a.steps.is_empty() && !a.alternative.is_empty()));
         let facts = Facts::default();
-        assert_eq!(KnowledgeBase::load_dir(Path::new(dir), &facts).unwrap().articles().len(), embedded.len());
+        let loaded = KnowledgeBase::load_dir(Path::new(dir), &facts).unwrap();
+        assert_eq!(loaded.articles().len(), kb.articles().len());
+        assert_eq!(loaded.versions.len(), embedded.len(), "one index document per file");
     }
 
     #[test]
@@ -400,15 +477,33 @@ mod tests {
         })
     }
 
+    /// Google Workspace signing in with Google: no Okta.
+    fn google_workspace() -> Facts {
+        company(|c| {
+            c.identity_provider = "google".into();
+            c.sign_in_url.clear();
+            c.productivity_suite = "google".into();
+        })
+    }
+
+    /// Windows only, nothing else set.
+    fn windows_only() -> Facts {
+        company(|c| c.platforms = vec!["windows".into()])
+    }
+
     fn text_of(a: &Article) -> String {
         [a.title.as_str(), &a.intro, &a.steps, &a.alternative, &a.tell_it].join("\n")
     }
 
     #[test]
     fn every_shipped_article_renders_without_a_raw_placeholder_for_any_company() {
-        for (name, facts) in
-            [("full", full()), ("empty", empty()), ("windows + microsoft", windows_microsoft())]
-        {
+        for (name, facts) in [
+            ("full", full()),
+            ("empty", empty()),
+            ("windows + microsoft", windows_microsoft()),
+            ("windows", windows_only()),
+            ("google", google_workspace()),
+        ] {
             let kb = KnowledgeBase::shipped_for(&facts);
             for a in kb.articles() {
                 let text = text_of(a);
@@ -472,6 +567,93 @@ mod tests {
         }
     }
 
+    /// The steps of the article shown for `q`, by slug and text.
+    fn shown(kb: &KnowledgeBase, q: &str) -> (String, String) {
+        let hit = kb.search(q, 1);
+        let a = hit.first().unwrap_or_else(|| panic!("nothing found for {q}")).article;
+        (a.slug.clone(), text_of(a))
+    }
+
+    #[test]
+    fn a_cross_platform_article_shows_the_company_platform_unless_the_post_names_one() {
+        let mac = company(|c| c.platforms = vec!["macos".into()]);
+        let windows = windows_only();
+        let mac_first = company(|c| c.platforms = vec!["macos".into(), "windows".into()]);
+        let windows_first = company(|c| c.platforms = vec!["windows".into(), "macos".into()]);
+        let none = company(|c| c.platforms.clear());
+        // (article, a post naming no computer, a line only its Mac steps have, only Windows')
+        let articles = [
+            ("aws-client-vpn", "the vpn won't connect", "from Applications", "from the Start menu"),
+            (
+                "wifi-network",
+                "can't connect to the office wifi",
+                "Forget This Network",
+                "Manage known networks",
+            ),
+            (
+                "zoom",
+                "zoom can't hear anyone, mic not working",
+                "Screen & System Audio Recording",
+                "Installed apps",
+            ),
+            (
+                "slack",
+                "slack notifications stopped",
+                "System Settings > Notifications > Slack",
+                "Settings > System > Notifications",
+            ),
+        ];
+        for (slug, q, mac_line, windows_line) in articles {
+            let windows_slug = format!("{slug}-windows");
+            for (facts, q, want, has, lacks) in [
+                (&mac, q.to_string(), slug.to_string(), mac_line, windows_line),
+                (&windows, q.to_string(), windows_slug.clone(), windows_line, mac_line),
+                // Both listed, nothing named: the main (first) platform's steps.
+                (&mac_first, q.to_string(), slug.to_string(), mac_line, windows_line),
+                (&windows_first, q.to_string(), windows_slug.clone(), windows_line, mac_line),
+                // The post names the computer: its steps, whatever the company runs.
+                (&mac, format!("{q} on my Windows laptop"), windows_slug.clone(), windows_line, mac_line),
+                (&mac, format!("{q} on my PC"), windows_slug.clone(), windows_line, mac_line),
+                (&windows, format!("{q} on my MacBook"), slug.to_string(), mac_line, windows_line),
+            ] {
+                let kb = KnowledgeBase::shipped_for(facts);
+                let (got, text) = shown(&kb, &q);
+                assert_eq!(got, want, "platforms {:?}: {q}", facts.platforms);
+                assert!(text.contains(has) && !text.contains(lacks), "{got} for {q}:\n{text}");
+            }
+            // Nothing configured, nothing named: both, each labelled.
+            let (got, text) = shown(&KnowledgeBase::shipped_for(&none), q);
+            assert_eq!(got, format!("{slug}-mac-and-windows"), "{q}");
+            assert!(text.contains(mac_line) && text.contains(windows_line), "{got}:\n{text}");
+            assert!(text.contains("On a Mac: ") && text.contains("On Windows: "), "{got}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_platform_version_is_numbered_in_order_and_shows_no_marker() {
+        let kb = KnowledgeBase::shipped_for(&full());
+        for a in kb.articles() {
+            for list in [&a.steps, &a.alternative] {
+                let numbers: Vec<usize> = list
+                    .lines()
+                    .filter_map(|l| l.split_once(". ").and_then(|(n, _)| n.parse().ok()))
+                    .collect();
+                let want: Vec<usize> = (1..=numbers.len()).collect();
+                assert_eq!(numbers, want, "{}:\n{list}", a.slug);
+            }
+        }
+        let windows = kb.articles().iter().find(|a| a.slug == "aws-client-vpn-windows").unwrap();
+        assert_eq!(kb.topic("aws-client-vpn-windows"), "aws-client-vpn");
+        assert_eq!(kb.topic("aws-client-vpn-mac-and-windows"), "aws-client-vpn");
+        assert_eq!(kb.topic("no-such-article"), "no-such-article");
+        assert!(
+            windows.steps.starts_with("1. Open **AWS VPN Client** from the Start menu."),
+            "{}",
+            windows.steps
+        );
+        assert!(windows.alternative.contains("`%AppData%\\AWSVPNClient\\logs`"), "{}", windows.alternative);
+    }
+
     #[test]
     fn the_mail_and_calendar_articles_follow_the_suite_unless_the_post_names_the_app() {
         let google = company(|c| c.productivity_suite = "google".into());
@@ -503,6 +685,34 @@ mod tests {
             let kb = KnowledgeBase::shipped_for(facts);
             assert_eq!(best(&kb, q), want, "identity provider {:?}: {q}", facts.identity_provider);
         }
+    }
+
+    #[test]
+    fn a_company_signing_in_with_google_gets_the_google_sign_in_article() {
+        let google = company(|c| {
+            c.identity_provider = "google".into();
+            c.email_domains = vec!["globex.com".into()];
+        });
+        let okta = company(|c| c.identity_provider = "okta".into());
+        for (facts, q, want) in [
+            (&google, "got a new phone and the MFA prompt never arrives", "google-sign-in"),
+            (&google, "lost my phone, can't do 2FA", "google-sign-in"),
+            (&google, "I can't log in, it says This account is locked", "google-sign-in"),
+            (&google, "where do I find my backup codes", "google-sign-in"),
+            (&google, "can't sign in to my work account", "google-sign-in"),
+            (&okta, "lost my phone, can't do 2FA", "okta-verify-mfa"),
+            // The post names Google sign-in: its article, whatever the company's provider.
+            (&okta, "my Google account asks for 2-Step Verification and I lost my phone", "google-sign-in"),
+            (&google, "okta verify isn't sending pushes", "okta-verify-mfa"),
+        ] {
+            let kb = KnowledgeBase::shipped_for(facts);
+            assert_eq!(best(&kb, q), want, "identity provider {:?}: {q}", facts.identity_provider);
+        }
+        let kb = KnowledgeBase::shipped_for(&google);
+        let article = kb.articles().iter().find(|a| a.slug == "google-sign-in").unwrap();
+        let text = text_of(article);
+        assert!(text.contains("name@globex.com") && text.contains("https://myaccount.google.com"), "{text}");
+        assert!(text.contains("Try another way") && text.contains("backup code"), "{text}");
     }
 
     #[test]

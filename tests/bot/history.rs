@@ -70,6 +70,49 @@ async fn the_channel_history_is_read_page_by_page_through_rate_limits() {
 }
 
 #[actix_rt::test]
+async fn threads_that_are_not_tickets_are_left_out_of_the_past_tickets() {
+    let app = spawn(Setup {
+        seed: Some(Box::new(|ws| {
+            seed_fixed_vpn_ticket(ws);
+            let (bob, dana) = (ws.user_id("bob"), ws.user_id("dana"));
+            ws.seed(Some(&bob), "it", "thanks all!", None, 2.0, None);
+            let fyi = ws.seed(Some(&bob), "it", "FYI the printer on 3 is fixed", None, 1.9, None);
+            ws.seed(
+                Some(&dana),
+                "it",
+                "Thanks, we replaced the fuser on that printer this morning",
+                Some(&fyi),
+                1.8,
+                None,
+            );
+            let who = ws.seed(Some(&bob), "it", "who approves software purchases?", None, 1.7, None);
+            ws.seed(
+                Some(&dana),
+                "it",
+                "Finance approves anything over 500, your manager below that",
+                Some(&who),
+                1.6,
+                None,
+            );
+        })),
+        tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
+        ..Setup::default()
+    })
+    .await;
+
+    let indexed = wait_for("the backfill", || {
+        let bot = &app.bot;
+        async move {
+            let (n, done) = bot.past_tickets().await;
+            done.then_some(n)
+        }
+    })
+    .await;
+
+    assert_eq!(indexed, 1, "only the VPN ticket is a past ticket");
+}
+
+#[actix_rt::test]
 async fn a_new_ticket_quotes_how_it_fixed_a_similar_past_ticket() {
     let app = spawn(Setup {
         seed: Some(Box::new(seed_fixed_vpn_ticket)),

@@ -46,3 +46,21 @@ async fn metrics_count_tickets_replies_escalations_and_calls_without_any_text() 
         assert!(!page.contains(text), "`{text}` appeared in /metrics");
     }
 }
+
+#[actix_rt::test]
+async fn posts_that_are_not_tickets_are_counted_by_the_reply_they_got() {
+    let app = spawn(Setup::default()).await;
+    let (alice, bob) = (app.ws.user_id("alice"), app.ws.user_id("bob"));
+
+    app.ws.post(&alice, &app.it(), "thanks all!", None);
+    app.ws.post(&bob, &app.it(), "FYI the printer on 3 is fixed", None);
+    let who = app.ws.post(&alice, &app.it(), "who approves software purchases?", None);
+    app.wait_bot_replies(&who, 1).await;
+    // Events reach the bot in order: once this ticket is answered, the posts above were handled.
+    app.control().await;
+    let page = app.metrics().await;
+
+    assert_eq!(value(&page, r#"itbot_not_tickets_total{reply="none"}"#), 2.0, "{page}");
+    assert_eq!(value(&page, r#"itbot_not_tickets_total{reply="pointer"}"#), 1.0, "{page}");
+    assert_eq!(value(&page, r#"itbot_tickets_total{category="technical"}"#), 1.0, "only the control ticket");
+}

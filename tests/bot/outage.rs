@@ -205,3 +205,25 @@ async fn two_replicas_hear_one_person_posting_again_and_again_as_no_outage() {
     assert!(pings(&app).is_empty(), "a false alarm");
     second.stop().await;
 }
+
+#[actix_rt::test]
+async fn reports_answered_with_the_mac_and_the_windows_steps_are_one_outage() {
+    let mut s = setup();
+    let tweak = s.tweak.take().expect("setup tweaks the settings");
+    s.tweak = Some(Box::new(move |c| {
+        tweak(c);
+        c.settings.company.platforms = vec!["macos".into(), "windows".into()];
+    }));
+    let app = spawn(s).await;
+
+    report(&app, "alice", VPN[0]).await;
+    report(&app, "bob", "VPN client won't connect on my Windows laptop").await;
+    report(&app, "carol", "can't connect to the VPN from my PC since this morning").await;
+
+    let ping = wait_for("the outage ping", || {
+        let p = pings(&app);
+        async move { (!p.is_empty()).then_some(p) }
+    })
+    .await;
+    assert_eq!(ping.len(), 1, "one outage, not one per platform");
+}
