@@ -21,9 +21,7 @@ impl RedisServer {
     /// waits until it answers `PING`.
     pub fn start() -> std::io::Result<RedisServer> {
         let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
-        // A port the system just handed out and let go of: free unless another test takes it
-        // in the next moment (then the start fails loudly, not silently).
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = free_port()?;
         let mut server = RedisServer { child: None, addr: SocketAddr::from(([127, 0, 0, 1], port)), binary };
         server.spawn()?;
         Ok(server)
@@ -109,6 +107,24 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Ports below Linux's ephemeral range (32768–60999 by default), where no client socket takes
+/// its local port: a client reconnecting to a killed server's port in that range can pick the
+/// same port as its own and connect to itself (TCP simultaneous open), reading its own command
+/// back as the reply.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port in [`PORTS`] that is free now: free unless another test takes it in the next
+/// moment (then the start fails loudly, not silently).
+fn free_port() -> std::io::Result<u16> {
+    for _ in 0..200 {
+        let port = PORTS.start + fastrand::u16(..PORTS.end - PORTS.start);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no free loopback port for redis-server in 20000-31999"))
 }
 
 /// One `PING` over RESP, answered `+PONG`.
