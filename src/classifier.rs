@@ -116,6 +116,15 @@ impl Model {
         p
     }
 
+    /// Roughly the heap the model holds: weights, biases and the vocabulary twice (the map and
+    /// the names), with a map entry's overhead.
+    pub fn footprint_bytes(&self) -> usize {
+        let floats = (self.weights.len() + self.bias.len()) * std::mem::size_of::<f32>();
+        let names: usize = self.names.iter().map(|n| n.len() + std::mem::size_of::<String>()).sum();
+        let map = self.vocab.len() * (std::mem::size_of::<(String, usize)>() + 1);
+        floats + 2 * names + map
+    }
+
     /// How many of `features` starting with `prefix` the model knows (was trained on).
     pub fn known(&self, features: &[String], prefix: &str) -> usize {
         features.iter().filter(|f| f.starts_with(prefix) && self.vocab.contains_key(*f)).count()

@@ -5,7 +5,7 @@
 //!   read intent, not single words: "I need access to Figma" asks for access, while "I can't
 //!   access Figma" reports a problem;
 //! - a small classifier ([`crate::classifier`]) trained once per process on the labelled posts
-//!   and replies embedded from `tests/data/` (the tuning sets, never the held-out ones), whose
+//!   and replies embedded from `data/triage/` (the tuning sets, never the held-out ones), whose
 //!   features are the message's words and character trigrams *and what the rules said*, so it
 //!   learns when to trust the rules and when the wording says more.
 //!
@@ -467,26 +467,26 @@ fn phrase_key(triage: &TriageSettings, followup: &FollowUpSettings) -> u64 {
 }
 
 /// The labelled sets the classifiers learn from, embedded in the binary. Only tuning sets: a
-/// held-out set is never embedded (tests/data/HELDOUT*.md).
+/// held-out set is never embedded: those live in `tests/data/` (`tests/data/HELDOUT*.md`).
 pub mod training {
     use super::{Category, Outcome};
 
     /// Posts labelled with their kind.
     pub const KINDS: &[(&str, &str)] = &[
-        ("triage.tsv", include_str!("../tests/data/triage.tsv")),
-        ("triage_tuned_2.tsv", include_str!("../tests/data/triage_tuned_2.tsv")),
-        ("triage_tuned_3.tsv", include_str!("../tests/data/triage_tuned_3.tsv")),
-        ("triage_tuned_4.tsv", include_str!("../tests/data/triage_tuned_4.tsv")),
-        ("kinds_tuning.tsv", include_str!("../tests/data/kinds_tuning.tsv")),
-        ("kinds_training.tsv", include_str!("../tests/data/kinds_training.tsv")),
+        ("triage.tsv", include_str!("../data/triage/triage.tsv")),
+        ("triage_tuned_2.tsv", include_str!("../data/triage/triage_tuned_2.tsv")),
+        ("triage_tuned_3.tsv", include_str!("../data/triage/triage_tuned_3.tsv")),
+        ("triage_tuned_4.tsv", include_str!("../data/triage/triage_tuned_4.tsv")),
+        ("kinds_tuning.tsv", include_str!("../data/triage/kinds_tuning.tsv")),
+        ("kinds_training.tsv", include_str!("../data/triage/kinds_training.tsv")),
     ];
 
     /// Follow-ups labelled with their outcome.
     pub const OUTCOMES: &[(&str, &str)] = &[
-        ("outcomes.tsv", include_str!("../tests/data/outcomes.tsv")),
-        ("outcomes_tuned_2.tsv", include_str!("../tests/data/outcomes_tuned_2.tsv")),
-        ("outcomes_tuned_3.tsv", include_str!("../tests/data/outcomes_tuned_3.tsv")),
-        ("outcomes_training.tsv", include_str!("../tests/data/outcomes_training.tsv")),
+        ("outcomes.tsv", include_str!("../data/triage/outcomes.tsv")),
+        ("outcomes_tuned_2.tsv", include_str!("../data/triage/outcomes_tuned_2.tsv")),
+        ("outcomes_tuned_3.tsv", include_str!("../data/triage/outcomes_tuned_3.tsv")),
+        ("outcomes_training.tsv", include_str!("../data/triage/outcomes_training.tsv")),
     ];
 
     /// `label<TAB>text` rows; lines without a known label are skipped.
