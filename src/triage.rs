@@ -203,6 +203,8 @@ pub struct Rules {
     models: Arc<OnceLock<Arc<Models>>>,
     /// The classifiers see what the rules said (off only to measure the classifier alone).
     rule_features: bool,
+    /// How the classifiers are trained (the defaults, chosen by cross-validation).
+    training: Training,
 }
 
 /// The two classifiers, trained on the embedded sets with these rules' answers as features.
@@ -238,6 +240,7 @@ impl Rules {
             key: phrase_key(triage, followup),
             models: Arc::new(OnceLock::new()),
             rule_features: true,
+            training: Training::default(),
         })
     }
 
@@ -263,7 +266,7 @@ impl Rules {
     pub fn train_kinds(&self, rows: &[(Category, &str)]) -> Model {
         let examples: Vec<(usize, Vec<String>)> =
             rows.iter().map(|(c, t)| (c.index(), self.kind_features(t, &self.by_rules(t)))).collect();
-        Model::train(Category::ALL.len(), &examples, Training::default())
+        Model::train(Category::ALL.len(), &examples, self.training)
     }
 
     /// Trains a follow-up classifier on `(outcome, reply)` rows.
@@ -272,7 +275,7 @@ impl Rules {
             .iter()
             .map(|(o, t)| (o.index(), self.outcome_features(t, self.outcome_by_rules(t))))
             .collect();
-        Model::train(Outcome::ALL.len(), &examples, Training::default())
+        Model::train(Outcome::ALL.len(), &examples, self.training)
     }
 
     fn kind_features(&self, text: &str, rules: &Triage) -> Vec<String> {
@@ -304,6 +307,18 @@ impl Rules {
     pub fn without_rule_features(mut self) -> Rules {
         self.rule_features = false;
         self.key ^= 0x5eed;
+        self.models = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// The same rules with classifiers trained another way (for choosing the defaults by
+    /// cross-validation, `tests/accuracy.rs`); `train_kinds` and `train_outcomes` use it.
+    pub fn with_training(mut self, training: Training) -> Rules {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.key, format!("{training:?}")).hash(&mut h);
+        self.key = h.finish();
+        self.training = training;
         self.models = Arc::new(OnceLock::new());
         self
     }
@@ -479,6 +494,9 @@ pub mod training {
         ("triage_tuned_4.tsv", include_str!("../data/triage/triage_tuned_4.tsv")),
         ("kinds_tuning.tsv", include_str!("../data/triage/kinds_tuning.tsv")),
         ("kinds_training.tsv", include_str!("../data/triage/kinds_training.tsv")),
+        ("kinds_tuned_2.tsv", include_str!("../data/triage/kinds_tuned_2.tsv")),
+        ("kinds_training_2.tsv", include_str!("../data/triage/kinds_training_2.tsv")),
+        ("kinds_weak_spots.tsv", include_str!("../data/triage/kinds_weak_spots.tsv")),
     ];
 
     /// Follow-ups labelled with their outcome.
@@ -487,6 +505,9 @@ pub mod training {
         ("outcomes_tuned_2.tsv", include_str!("../data/triage/outcomes_tuned_2.tsv")),
         ("outcomes_tuned_3.tsv", include_str!("../data/triage/outcomes_tuned_3.tsv")),
         ("outcomes_training.tsv", include_str!("../data/triage/outcomes_training.tsv")),
+        ("outcomes_tuned_4.tsv", include_str!("../data/triage/outcomes_tuned_4.tsv")),
+        ("outcomes_training_2.tsv", include_str!("../data/triage/outcomes_training_2.tsv")),
+        ("outcomes_weak_spots.tsv", include_str!("../data/triage/outcomes_weak_spots.tsv")),
     ];
 
     /// `label<TAB>text` rows; lines without a known label are skipped.
@@ -565,7 +586,9 @@ mod tests {
             ("Hi IT, could I get access to the Snowflake finance schema?", Category::Access),
             ("I can't access Figma", Category::Technical),
             ("I don't have access to Snowflake anymore", Category::Technical),
-            ("please add me to the #design group", Category::Change),
+            // Membership of a group reads as access in the labelled sets (42 of 44 "add me to"
+            // posts), so the change example is a rename.
+            ("please rename the #design channel to #design-team", Category::Change),
             ("Can you update my Jamf settings so I can install Docker?", Category::Change),
             ("my laptop won't boot", Category::Technical),
             ("my device won't turn on", Category::Technical),
