@@ -16,14 +16,11 @@ pub struct Training {
     pub l2: f32,
     /// Features seen in fewer training examples than this are dropped.
     pub min_count: usize,
-    /// The model kept is the average of the weights over every step (averaged SGD), which
-    /// smooths out the last examples' pull.
-    pub average: bool,
 }
 
 impl Default for Training {
     fn default() -> Training {
-        Training { epochs: 40, learning_rate: 2.0, l2: 1e-3, min_count: 1, average: true }
+        Training { epochs: 40, learning_rate: 2.0, l2: 1e-3, min_count: 1 }
     }
 }
 
@@ -72,11 +69,6 @@ impl Model {
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         let mut rng = fastrand::Rng::with_seed(17);
         let mut p = vec![0.0f32; classes];
-        // Averaged SGD without a second pass: `step`-weighted sums of every change, so that the
-        // average is `w - sum / steps` at the end.
-        let mut sum_w = vec![0.0f32; if t.average { model.weights.len() } else { 0 }];
-        let mut sum_b = vec![0.0f32; classes];
-        let mut step = 1.0f32;
         for epoch in 0..t.epochs {
             rng.shuffle(&mut order);
             let lr = t.learning_rate / (1.0 + epoch as f32 * 0.2);
@@ -85,29 +77,16 @@ impl Model {
                 let x = feature_value(idx.len());
                 model.scores_into(idx, &mut p);
                 softmax(&mut p);
-                for (k, pk) in p.iter().enumerate() {
-                    let g = pk - if k == class { 1.0 } else { 0.0 };
-                    model.bias[k] -= lr * g;
-                    sum_b[k] -= step * lr * g;
-                    for &f in idx {
-                        let at = f * classes + k;
-                        let w = &mut model.weights[at];
-                        let delta = -lr * (g * x + t.l2 * *w);
-                        *w += delta;
-                        if t.average {
-                            sum_w[at] += step * delta;
-                        }
+                // The gradient of each class's score, then one pass over the features' rows.
+                for (k, pk) in p.iter_mut().enumerate() {
+                    *pk -= if k == class { 1.0 } else { 0.0 };
+                    model.bias[k] -= lr * *pk;
+                }
+                for &f in idx {
+                    for (w, g) in model.weights[f * classes..(f + 1) * classes].iter_mut().zip(&p) {
+                        *w -= lr * (g * x + t.l2 * *w);
                     }
                 }
-                step += 1.0;
-            }
-        }
-        if t.average {
-            for (w, s) in model.weights.iter_mut().zip(&sum_w) {
-                *w -= s / step;
-            }
-            for (b, s) in model.bias.iter_mut().zip(&sum_b) {
-                *b -= s / step;
             }
         }
         model

@@ -119,17 +119,17 @@ fn report<T: Copy + Eq + std::hash::Hash + std::fmt::Debug>(
 }
 
 /// Out-of-fold predictions: row `i` is predicted by a model trained on the rows outside its
-/// group (`group(i)`).
-fn out_of_fold<T: Copy, M>(
+/// group (`group(i)`). Returns `(label, prediction, text)` per row.
+fn out_of_fold<T: Copy, P: Copy, M>(
     pool: &[(&'static str, T, &'static str)],
     group: impl Fn(usize) -> usize,
     train: impl Fn(&[(T, &'static str)]) -> M,
-    predict: impl Fn(&M, &str) -> T,
-) -> Vec<(T, T, &'static str)> {
+    predict: impl Fn(&M, &str) -> P,
+) -> Vec<(T, P, &'static str)> {
     let mut groups: Vec<usize> = (0..pool.len()).map(&group).collect();
     groups.sort_unstable();
     groups.dedup();
-    let mut out: Vec<Option<T>> = vec![None; pool.len()];
+    let mut out: Vec<Option<P>> = vec![None; pool.len()];
     for g in groups {
         let rest: Vec<(T, &str)> =
             pool.iter().enumerate().filter(|(i, _)| group(*i) != g).map(|(_, (_, l, t))| (*l, *t)).collect();
@@ -140,6 +140,24 @@ fn out_of_fold<T: Copy, M>(
     }
     // Every row is in exactly one group.
     pool.iter().zip(out).map(|((_, w, t), g)| (*w, g.expect("every row predicted"), *t)).collect()
+}
+
+/// How often the answer is right at each level of the classifier's confidence: a calibrated
+/// confidence of 0.8 is right about 80% of the time.
+fn calibration<T: PartialEq>(results: &[(T, (T, f32), &str)]) {
+    for (low, high) in [(0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 0.97), (0.97, 1.01)] {
+        let bin: Vec<_> = results.iter().filter(|(_, (_, c), _)| *c >= low && *c < high).collect();
+        let right = bin.iter().filter(|(w, (g, _), _)| w == g).count();
+        let mean = bin.iter().map(|(_, (_, c), _)| f64::from(*c)).sum::<f64>() / bin.len().max(1) as f64;
+        println!(
+            "    confidence {low:.2}-{:.2}: {} posts ({:.1}%), {:.1}% right, mean confidence {:.1}%",
+            high.min(1.0),
+            bin.len(),
+            100.0 * bin.len() as f64 / results.len().max(1) as f64,
+            100.0 * right as f64 / bin.len().max(1) as f64,
+            100.0 * mean
+        );
+    }
 }
 
 /// A row's fold: a hash of its lowercased text, so that a post written the same way in two sets
@@ -171,18 +189,23 @@ fn cross_validate<T: Copy + Eq + std::hash::Hash + std::fmt::Debug, M>(
     classes: &[T],
     parse: impl Fn(&str) -> Option<T> + Copy,
     train: impl Fn(&Rules, &[(T, &'static str)]) -> M,
-    predict: impl Fn(&Rules, &M, &str) -> T,
+    predict: impl Fn(&Rules, &M, &str) -> (T, f32),
     by_rules: impl Fn(&Rules, &str) -> T,
 ) -> (f64, f64) {
     let rules = rules();
     let pool = tagged(sets, parse);
     let set_of = |i: usize| sets.iter().position(|(name, _)| *name == pool[i].0).unwrap_or(0);
-    let folds =
+    let answer = |r: &[(T, (T, f32), &'static str)]| -> Vec<(T, T, &'static str)> {
+        r.iter().map(|(w, (g, _), t)| (*w, *g, *t)).collect()
+    };
+    let with_confidence =
         out_of_fold(&pool, |i| fold_of(pool[i].2), |r| train(&rules, r), |m, t| predict(&rules, m, t));
-    let by_set = out_of_fold(&pool, set_of, |r| train(&rules, r), |m, t| predict(&rules, m, t));
+    let folds = answer(&with_confidence);
+    let by_set = answer(&out_of_fold(&pool, set_of, |r| train(&rules, r), |m, t| predict(&rules, m, t)));
 
     println!("== {what}, 10-fold cross-validation (rules + classifier) ==");
     let k_fold = report("all tuning sets", classes, &folds, false);
+    calibration(&with_confidence);
     println!("== {what}, leave one set out (each set read by models trained on the others) ==");
     let leave_one_out = report("all tuning sets", classes, &by_set, false);
     for (set, _) in sets {
@@ -197,7 +220,7 @@ fn cross_validate<T: Copy + Eq + std::hash::Hash + std::fmt::Debug, M>(
     let without = self::rules().without_rule_features();
     let alone =
         out_of_fold(&pool, |i| fold_of(pool[i].2), |r| train(&without, r), |m, t| predict(&without, m, t));
-    report("all tuning sets", classes, &alone, false);
+    report("all tuning sets", classes, &answer(&alone), false);
     (k_fold, leave_one_out)
 }
 
@@ -209,7 +232,10 @@ fn triage_cross_validated_on_the_tuning_sets() {
         &Category::ALL,
         Category::parse,
         |r, rows| r.train_kinds(rows),
-        |r, m, t| r.classify_with(m, t).category,
+        |r, m, t| {
+            let t = r.classify_with(m, t);
+            (t.category, t.confidence)
+        },
         |r, t| r.by_rules(t).category,
     );
     assert!(k_fold >= CV_KIND_FLOOR, "10-fold triage accuracy {k_fold:.3} below {CV_KIND_FLOOR}");
@@ -224,7 +250,7 @@ fn follow_ups_cross_validated_on_the_tuning_sets() {
         &Outcome::ALL,
         Outcome::parse,
         |r, rows| r.train_outcomes(rows),
-        |r, m, t| r.read_follow_up_with(m, t).0,
+        |r, m, t| r.read_follow_up_with(m, t),
         |r, t| r.outcome_by_rules(t),
     );
     assert!(k_fold >= CV_OUTCOME_FLOOR, "10-fold follow-up accuracy {k_fold:.3} below {CV_OUTCOME_FLOOR}");
@@ -303,15 +329,19 @@ fn heldout_sets_on_posts_no_change_has_ever_looked_at() {
 #[test]
 #[ignore]
 fn training_settings_compared_by_cross_validation() {
+    // Averaging the weights over every step (averaged SGD) was tried too: no better (95.5% /
+    // 94.3% / 96.5% / 96.2% with the chosen settings), so it is not kept.
     let chosen = Training::default();
     let tried = [
         chosen,
-        Training { epochs: 40, learning_rate: 1.0, l2: 1e-4, min_count: 1, average: false },
-        Training { average: false, ..chosen },
-        Training { epochs: 20, ..chosen },
+        Training { epochs: 40, learning_rate: 1.0, l2: 1e-4, min_count: 1 },
         Training { learning_rate: 1.0, ..chosen },
+        Training { learning_rate: 4.0, ..chosen },
+        Training { learning_rate: 3.0, l2: 2e-3, ..chosen },
         Training { l2: 3e-3, ..chosen },
         Training { l2: 1e-4, ..chosen },
+        Training { epochs: 20, ..chosen },
+        Training { epochs: 60, ..chosen },
         Training { min_count: 2, ..chosen },
     ];
     let kinds = tagged(training::KINDS, Category::parse);
