@@ -529,14 +529,30 @@ pub mod training {
     }
 }
 
-/// Mentions, channel links and URLs say nothing about intent (and a URL's path can look like
-/// "error" or "403"); they are dropped before matching.
+/// Mentions and URLs say nothing about intent (and a URL's path can look like "error" or
+/// "403"); they are dropped before matching. What a person wrote is kept: a link's text
+/// (`<https://…|Q4 planning folder>`), a channel's name (`<#C123|team-payments>`) and a
+/// broadcast (`<!here>`, which announcements use).
 fn strip_slack_markup(text: &str) -> String {
     static MARKUP: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         // A constant pattern, checked by the tests.
-        Regex::new(r"<[@#!][^>]*>|<https?://[^>]*>|https?://\S+").expect("markup pattern compiles")
+        Regex::new(r"<(?:[@#!][^>|]*|(?:https?|mailto):[^>|]*)(?:\|([^>]*))?>|https?://\S+")
+            .expect("markup pattern compiles")
     });
-    MARKUP.replace_all(text, " ").into_owned()
+    MARKUP
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let whole = &c[0];
+            match c.get(1) {
+                // A user's name after `|` is a person, not words about the problem.
+                Some(_) if whole.starts_with("<@") => " ".to_string(),
+                Some(label) => format!(" {} ", label.as_str()),
+                None if whole.starts_with("<!") => {
+                    format!(" {} ", whole.trim_start_matches("<!").trim_end_matches('>'))
+                }
+                None => " ".to_string(),
+            }
+        })
+        .into_owned()
 }
 
 /// Lower case, apostrophes straightened, common spellings without apostrophes restored, every
@@ -671,5 +687,15 @@ mod tests {
         let r = rules();
         let t = r.by_rules("<@U123> please add me to <https://acme.atlassian.net/error/403|this board>");
         assert_eq!(t.category, Category::Change);
+    }
+
+    #[test]
+    fn slack_markup_keeps_what_the_person_wrote_and_drops_ids_and_urls() {
+        let stripped = strip_slack_markup(
+            "<@U123|maya> add me to <#C0PAY|team-payments> <!here> see <https://x.io/error/403|the form> \
+             and https://y.io/500 <mailto:a@b.co|a@b.co> <#C0LONE>",
+        );
+        let words = normalise(&stripped);
+        assert_eq!(words, "add me to team payments here see the form and a b co");
     }
 }
