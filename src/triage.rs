@@ -604,8 +604,9 @@ mod tests {
             ("Hi IT, could I get access to the Snowflake finance schema?", Category::Access),
             ("I can't access Figma", Category::Technical),
             ("I don't have access to Snowflake anymore", Category::Technical),
-            // Membership of a group reads as access in the labelled sets (42 of 44 "add me to"
-            // posts), so the change example is a rename.
+            // A team's group or mailing list is a change (DESIGN.md); a group that grants an
+            // app or data ("the okta group for Tableau") is access.
+            ("please add me to the design group in Google", Category::Change),
             ("please rename the #design channel to #design-team", Category::Change),
             ("Can you update my Jamf settings so I can install Docker?", Category::Change),
             ("my laptop won't boot", Category::Technical),
