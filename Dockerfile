@@ -18,9 +18,8 @@ RUN mkdir -p src crates/itbot-fakes/src crates/itbot-loadgen/src \
     && rm -rf src
 COPY src ./src
 COPY config ./config
-# Data compiled into the binary: the labelled tuning sets the triage classifiers train on
-# (src/triage.rs names them; no held-out set is embedded) and the gitleaks secret rules.
-COPY tests/data ./tests/data
+# Data compiled into the binary: the labelled sets the triage classifiers train on
+# (data/triage/, named in src/triage.rs; no held-out set is embedded) and the gitleaks secret rules.
 COPY data ./data
 # Make sure cargo sees the real sources as newer than the placeholder build.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p itbot --no-default-features

@@ -20,7 +20,7 @@ pub struct Training {
 
 impl Default for Training {
     fn default() -> Training {
-        Training { epochs: 40, learning_rate: 1.0, l2: 1e-4, min_count: 1 }
+        Training { epochs: 40, learning_rate: 2.0, l2: 1e-3, min_count: 1 }
     }
 }
 
@@ -77,11 +77,13 @@ impl Model {
                 let x = feature_value(idx.len());
                 model.scores_into(idx, &mut p);
                 softmax(&mut p);
-                for (k, pk) in p.iter().enumerate() {
-                    let g = pk - if k == class { 1.0 } else { 0.0 };
-                    model.bias[k] -= lr * g;
-                    for &f in idx {
-                        let w = &mut model.weights[f * classes + k];
+                // The gradient of each class's score, then one pass over the features' rows.
+                for (k, pk) in p.iter_mut().enumerate() {
+                    *pk -= if k == class { 1.0 } else { 0.0 };
+                    model.bias[k] -= lr * *pk;
+                }
+                for &f in idx {
+                    for (w, g) in model.weights[f * classes..(f + 1) * classes].iter_mut().zip(&p) {
                         *w -= lr * (g * x + t.l2 * *w);
                     }
                 }
@@ -114,6 +116,15 @@ impl Model {
         self.scores_into(&self.encode(features), &mut p);
         softmax(&mut p);
         p
+    }
+
+    /// Roughly the heap the model holds: weights, biases and the vocabulary twice (the map and
+    /// the names), with a map entry's overhead.
+    pub fn footprint_bytes(&self) -> usize {
+        let floats = (self.weights.len() + self.bias.len()) * std::mem::size_of::<f32>();
+        let names: usize = self.names.iter().map(|n| n.len() + std::mem::size_of::<String>()).sum();
+        let map = self.vocab.len() * (std::mem::size_of::<(String, usize)>() + 1);
+        floats + 2 * names + map
     }
 
     /// How many of `features` starting with `prefix` the model knows (was trained on).

@@ -5,7 +5,7 @@
 //!   read intent, not single words: "I need access to Figma" asks for access, while "I can't
 //!   access Figma" reports a problem;
 //! - a small classifier ([`crate::classifier`]) trained once per process on the labelled posts
-//!   and replies embedded from `tests/data/` (the tuning sets, never the held-out ones), whose
+//!   and replies embedded from `data/triage/` (the tuning sets, never the held-out ones), whose
 //!   features are the message's words and character trigrams *and what the rules said*, so it
 //!   learns when to trust the rules and when the wording says more.
 //!
@@ -203,6 +203,8 @@ pub struct Rules {
     models: Arc<OnceLock<Arc<Models>>>,
     /// The classifiers see what the rules said (off only to measure the classifier alone).
     rule_features: bool,
+    /// How the classifiers are trained (the defaults, chosen by cross-validation).
+    training: Training,
 }
 
 /// The two classifiers, trained on the embedded sets with these rules' answers as features.
@@ -238,6 +240,7 @@ impl Rules {
             key: phrase_key(triage, followup),
             models: Arc::new(OnceLock::new()),
             rule_features: true,
+            training: Training::default(),
         })
     }
 
@@ -263,7 +266,7 @@ impl Rules {
     pub fn train_kinds(&self, rows: &[(Category, &str)]) -> Model {
         let examples: Vec<(usize, Vec<String>)> =
             rows.iter().map(|(c, t)| (c.index(), self.kind_features(t, &self.by_rules(t)))).collect();
-        Model::train(Category::ALL.len(), &examples, Training::default())
+        Model::train(Category::ALL.len(), &examples, self.training)
     }
 
     /// Trains a follow-up classifier on `(outcome, reply)` rows.
@@ -272,7 +275,7 @@ impl Rules {
             .iter()
             .map(|(o, t)| (o.index(), self.outcome_features(t, self.outcome_by_rules(t))))
             .collect();
-        Model::train(Outcome::ALL.len(), &examples, Training::default())
+        Model::train(Outcome::ALL.len(), &examples, self.training)
     }
 
     fn kind_features(&self, text: &str, rules: &Triage) -> Vec<String> {
@@ -304,6 +307,18 @@ impl Rules {
     pub fn without_rule_features(mut self) -> Rules {
         self.rule_features = false;
         self.key ^= 0x5eed;
+        self.models = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// The same rules with classifiers trained another way (for choosing the defaults by
+    /// cross-validation, `tests/accuracy.rs`); `train_kinds` and `train_outcomes` use it.
+    pub fn with_training(mut self, training: Training) -> Rules {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.key, format!("{training:?}")).hash(&mut h);
+        self.key = h.finish();
+        self.training = training;
         self.models = Arc::new(OnceLock::new());
         self
     }
@@ -415,9 +430,11 @@ impl Rules {
         let p = model.probabilities(&self.outcome_features(text, rules));
         let best = (0..p.len()).max_by(|a, b| p[*a].total_cmp(&p[*b])).unwrap_or(3);
         let confidence = p.get(best).copied().unwrap_or(0.0);
-        if confidence < self.min_confidence && Outcome::ALL.get(best) == Some(&Outcome::Worked) {
-            // Closing a thread on a misread "it worked" leaves someone without help: an unsure
-            // "worked" is left to the rules, which the operator can read and edit.
+        if confidence < self.min_confidence {
+            // An unsure reading is left to the rules, which the operator can read and edit:
+            // closing a thread on a misread "it worked" leaves someone without help, and a
+            // misread "failed" counts an attempt that was not one. Cross-validated, the rules
+            // read these replies as well as the classifier does (75% against 70% of 20).
             return (rules, p.get(rules.index()).copied().unwrap_or(0.0));
         }
         (Outcome::ALL.get(best).copied().unwrap_or(Outcome::Other), confidence)
@@ -467,26 +484,32 @@ fn phrase_key(triage: &TriageSettings, followup: &FollowUpSettings) -> u64 {
 }
 
 /// The labelled sets the classifiers learn from, embedded in the binary. Only tuning sets: a
-/// held-out set is never embedded (tests/data/HELDOUT*.md).
+/// held-out set is never embedded: those live in `tests/data/` (`tests/data/HELDOUT*.md`).
 pub mod training {
     use super::{Category, Outcome};
 
     /// Posts labelled with their kind.
     pub const KINDS: &[(&str, &str)] = &[
-        ("triage.tsv", include_str!("../tests/data/triage.tsv")),
-        ("triage_tuned_2.tsv", include_str!("../tests/data/triage_tuned_2.tsv")),
-        ("triage_tuned_3.tsv", include_str!("../tests/data/triage_tuned_3.tsv")),
-        ("triage_tuned_4.tsv", include_str!("../tests/data/triage_tuned_4.tsv")),
-        ("kinds_tuning.tsv", include_str!("../tests/data/kinds_tuning.tsv")),
-        ("kinds_training.tsv", include_str!("../tests/data/kinds_training.tsv")),
+        ("triage.tsv", include_str!("../data/triage/triage.tsv")),
+        ("triage_tuned_2.tsv", include_str!("../data/triage/triage_tuned_2.tsv")),
+        ("triage_tuned_3.tsv", include_str!("../data/triage/triage_tuned_3.tsv")),
+        ("triage_tuned_4.tsv", include_str!("../data/triage/triage_tuned_4.tsv")),
+        ("kinds_tuning.tsv", include_str!("../data/triage/kinds_tuning.tsv")),
+        ("kinds_training.tsv", include_str!("../data/triage/kinds_training.tsv")),
+        ("kinds_tuned_2.tsv", include_str!("../data/triage/kinds_tuned_2.tsv")),
+        ("kinds_training_2.tsv", include_str!("../data/triage/kinds_training_2.tsv")),
+        ("kinds_weak_spots.tsv", include_str!("../data/triage/kinds_weak_spots.tsv")),
     ];
 
     /// Follow-ups labelled with their outcome.
     pub const OUTCOMES: &[(&str, &str)] = &[
-        ("outcomes.tsv", include_str!("../tests/data/outcomes.tsv")),
-        ("outcomes_tuned_2.tsv", include_str!("../tests/data/outcomes_tuned_2.tsv")),
-        ("outcomes_tuned_3.tsv", include_str!("../tests/data/outcomes_tuned_3.tsv")),
-        ("outcomes_training.tsv", include_str!("../tests/data/outcomes_training.tsv")),
+        ("outcomes.tsv", include_str!("../data/triage/outcomes.tsv")),
+        ("outcomes_tuned_2.tsv", include_str!("../data/triage/outcomes_tuned_2.tsv")),
+        ("outcomes_tuned_3.tsv", include_str!("../data/triage/outcomes_tuned_3.tsv")),
+        ("outcomes_training.tsv", include_str!("../data/triage/outcomes_training.tsv")),
+        ("outcomes_tuned_4.tsv", include_str!("../data/triage/outcomes_tuned_4.tsv")),
+        ("outcomes_training_2.tsv", include_str!("../data/triage/outcomes_training_2.tsv")),
+        ("outcomes_weak_spots.tsv", include_str!("../data/triage/outcomes_weak_spots.tsv")),
     ];
 
     /// `label<TAB>text` rows; lines without a known label are skipped.
@@ -506,14 +529,30 @@ pub mod training {
     }
 }
 
-/// Mentions, channel links and URLs say nothing about intent (and a URL's path can look like
-/// "error" or "403"); they are dropped before matching.
+/// Mentions and URLs say nothing about intent (and a URL's path can look like "error" or
+/// "403"); they are dropped before matching. What a person wrote is kept: a link's text
+/// (`<https://…|Q4 planning folder>`), a channel's name (`<#C123|team-payments>`) and a
+/// broadcast (`<!here>`, which announcements use).
 fn strip_slack_markup(text: &str) -> String {
     static MARKUP: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         // A constant pattern, checked by the tests.
-        Regex::new(r"<[@#!][^>]*>|<https?://[^>]*>|https?://\S+").expect("markup pattern compiles")
+        Regex::new(r"<(?:[@#!][^>|]*|(?:https?|mailto):[^>|]*)(?:\|([^>]*))?>|https?://\S+")
+            .expect("markup pattern compiles")
     });
-    MARKUP.replace_all(text, " ").into_owned()
+    MARKUP
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let whole = &c[0];
+            match c.get(1) {
+                // A user's name after `|` is a person, not words about the problem.
+                Some(_) if whole.starts_with("<@") => " ".to_string(),
+                Some(label) => format!(" {} ", label.as_str()),
+                None if whole.starts_with("<!") => {
+                    format!(" {} ", whole.trim_start_matches("<!").trim_end_matches('>'))
+                }
+                None => " ".to_string(),
+            }
+        })
+        .into_owned()
 }
 
 /// Lower case, apostrophes straightened, common spellings without apostrophes restored, every
@@ -565,7 +604,10 @@ mod tests {
             ("Hi IT, could I get access to the Snowflake finance schema?", Category::Access),
             ("I can't access Figma", Category::Technical),
             ("I don't have access to Snowflake anymore", Category::Technical),
-            ("please add me to the #design group", Category::Change),
+            // A team's group or mailing list is a change (DESIGN.md); a group that grants an
+            // app or data ("the okta group for Tableau") is access.
+            ("please add me to the design group in Google", Category::Change),
+            ("please rename the #design channel to #design-team", Category::Change),
             ("Can you update my Jamf settings so I can install Docker?", Category::Change),
             ("my laptop won't boot", Category::Technical),
             ("my device won't turn on", Category::Technical),
@@ -627,7 +669,7 @@ mod tests {
             ("thanks, I'll try that", Outcome::Other),
             ("can a human help me please", Outcome::WantsHuman),
             ("I'm on macOS 14.5", Outcome::Other),
-            // An unsure "worked" is left to the rules: this one is not resolved.
+            // An unsure reading is left to the rules: this one is not resolved.
             ("my manager says the VPN at 192.168.1.45 is fine, error 809 again", Outcome::Failed),
         ] {
             assert_eq!(r.outcome(text), want, "{text}");
@@ -646,5 +688,15 @@ mod tests {
         let r = rules();
         let t = r.by_rules("<@U123> please add me to <https://acme.atlassian.net/error/403|this board>");
         assert_eq!(t.category, Category::Change);
+    }
+
+    #[test]
+    fn slack_markup_keeps_what_the_person_wrote_and_drops_ids_and_urls() {
+        let stripped = strip_slack_markup(
+            "<@U123|maya> add me to <#C0PAY|team-payments> <!here> see <https://x.io/error/403|the form> \
+             and https://y.io/500 <mailto:a@b.co|a@b.co> <#C0LONE>",
+        );
+        let words = normalise(&stripped);
+        assert_eq!(words, "add me to team payments here see the form and a b co");
     }
 }

@@ -312,12 +312,13 @@ async fn a_workspace_that_rejects_the_status_and_markers_still_gets_answers() {
 async fn an_unsure_post_is_settled_by_a_one_word_llm_classification() {
     let app = spawn(Setup { llm: true, ..Setup::default() }).await;
     let llm = app.llm.clone().expect("llm");
-    llm.set_reply(Some("access".into()));
+    llm.set_reply(Some("change".into()));
 
-    let (_, root) = ticket(&app, "bob", "snowflake finance").await;
+    // One word that could be an order or a fault: the classifier is unsure (about 0.35).
+    let (_, root) = ticket(&app, "bob", "monitor").await;
 
     let reply = &app.bot_replies(&root)[0].text;
-    assert!(reply.contains("Access requests are provisioned by IT"), "{reply}");
+    assert!(reply.contains("is working on this") && !reply.contains("1. "), "{reply}");
     let first = &llm.requests()[0];
     assert_eq!(first["max_completion_tokens"], 5);
     assert!(first["messages"][0]["content"].as_str().unwrap_or_default().contains("one word"));
