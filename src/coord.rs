@@ -208,6 +208,9 @@ struct Inner {
     epoch: Instant,
     /// After a failure: operations before this (ms after `epoch`) fail at once.
     retry_at_ms: AtomicU64,
+    /// When the latest failure was seen (ms after `epoch`): a success of an operation that
+    /// started before it says nothing about Redis now.
+    failed_at_ms: AtomicU64,
     gcra: Script,
     claim: Script,
     take_turn: Script,
@@ -242,6 +245,7 @@ impl Coord {
                 state: AtomicU8::new(UNKNOWN),
                 epoch: Instant::now(),
                 retry_at_ms: AtomicU64::new(0),
+                failed_at_ms: AtomicU64::new(0),
                 gcra: Script::new(GCRA),
                 claim: Script::new(CLAIM),
                 take_turn: Script::new(TAKE_TURN),
@@ -294,11 +298,17 @@ impl Coord {
         let ok = result.is_ok();
         if let Some(h) = &self.inner.health {
             h.metrics.redis_call(op, ok, started.elapsed());
-            h.set_redis_up(ok);
         }
+        let done_ms = Instant::now().duration_since(self.inner.epoch).as_millis() as u64;
         if !ok {
-            let retry_at = Instant::now().duration_since(self.inner.epoch) + COOL_OFF;
-            self.inner.retry_at_ms.store(retry_at.as_millis() as u64, Ordering::Relaxed);
+            self.inner.retry_at_ms.store(done_ms + COOL_OFF.as_millis() as u64, Ordering::Relaxed);
+            self.inner.failed_at_ms.store(done_ms, Ordering::Relaxed);
+        } else if now_ms < self.inner.failed_at_ms.load(Ordering::Relaxed) {
+            // An answer to a call sent before the latest failure: not news that Redis is back.
+            return result;
+        }
+        if let Some(h) = &self.inner.health {
+            h.set_redis_up(ok);
         }
         let was = self.inner.state.swap(if ok { UP } else { DOWN }, Ordering::Relaxed);
         match (was, ok) {

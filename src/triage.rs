@@ -499,6 +499,7 @@ pub mod training {
         ("kinds_tuned_2.tsv", include_str!("../data/triage/kinds_tuned_2.tsv")),
         ("kinds_training_2.tsv", include_str!("../data/triage/kinds_training_2.tsv")),
         ("kinds_weak_spots.tsv", include_str!("../data/triage/kinds_weak_spots.tsv")),
+        ("kinds_training_3.tsv", include_str!("../data/triage/kinds_training_3.tsv")),
     ];
 
     /// Follow-ups labelled with their outcome.
@@ -510,6 +511,7 @@ pub mod training {
         ("outcomes_tuned_4.tsv", include_str!("../data/triage/outcomes_tuned_4.tsv")),
         ("outcomes_training_2.tsv", include_str!("../data/triage/outcomes_training_2.tsv")),
         ("outcomes_weak_spots.tsv", include_str!("../data/triage/outcomes_weak_spots.tsv")),
+        ("outcomes_training_3.tsv", include_str!("../data/triage/outcomes_training_3.tsv")),
     ];
 
     /// `label<TAB>text` rows; lines without a known label are skipped.

@@ -240,7 +240,14 @@ async fn redis_dying_mid_run_silences_nothing_and_the_bot_uses_it_again_when_it_
     app.ws.post(&app.ws.user_id("bob"), &app.it(), "still not working", Some(&during));
     app.wait_bot_replies(&during, 2).await;
     let ready = app.readyz().await;
-    assert!(ready.starts_with("ready") && ready.contains("redis=down"), "{ready}");
+    let calls: Vec<String> = app
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("itbot_redis_calls_total"))
+        .map(String::from)
+        .collect();
+    assert!(ready.starts_with("ready") && ready.contains("redis=down"), "{ready}\n{calls:#?}");
 
     server.restart().expect("redis-server restarts");
     wait_for("the bot to use redis again", || async {
