@@ -104,14 +104,11 @@ end
 return 0
 "#;
 
-/// A thread's turn. KEYS[1] is the turn (held by one token `owner:n`), KEYS[2] the process that
-/// took the thread's last turn. ARGV: this process (`owner`), the token, the turn's TTL (ms), how
-/// long the last taker is remembered (ms). Returns -1 when the turn is this token's now and this
-/// process took the last turn too, -2 when it is this token's now but another process took the
-/// last one (what it wrote is newer than this process's memory), else the ms before another
-/// process's hold runs out. A hold by an older token of this process (its release not yet
-/// arrived) is this process's.
-const TAKE_TURN: &str = r#"
+/// The start of the turn scripts: when another process (not `ARGV[1]`) holds the turn KEYS[1],
+/// returns the ms before its hold runs out.
+macro_rules! held_elsewhere {
+    () => {
+        r#"
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then
   local left = redis.call('PTTL', KEYS[1])
@@ -119,7 +116,20 @@ if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then
     left = 1
   end
   return left
-end
+end"#
+    };
+}
+
+/// A thread's turn. KEYS[1] is the turn (held by one token `owner:n`), KEYS[2] the process that
+/// took the thread's last turn. ARGV: this process (`owner`), the token, the turn's TTL (ms), how
+/// long the last taker is remembered (ms). Returns -1 when the turn is this token's now and this
+/// process took the last turn too, -2 when it is this token's now but another process took the
+/// last one (what it wrote is newer than this process's memory), else the ms before another
+/// process's hold runs out. A hold by an older token of this process (its release not yet
+/// arrived) is this process's.
+const TAKE_TURN: &str = concat!(
+    held_elsewhere!(),
+    r#"
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 local last = redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
@@ -127,7 +137,8 @@ if last and last ~= ARGV[1] then
   return -2
 end
 return -1
-"#;
+"#
+);
 
 /// Ends a turn: deletes KEYS[1] only while it holds ARGV[1] (this turn's token, not a later one).
 const END_TURN: &str = r#"
@@ -138,17 +149,7 @@ return 0
 "#;
 
 /// Whether another process holds KEYS[1]: the ms before its hold runs out, or -1.
-const TURN_ELSEWHERE: &str = r#"
-local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then
-  local left = redis.call('PTTL', KEYS[1])
-  if left < 1 then
-    left = 1
-  end
-  return left
-end
-return -1
-"#;
+const TURN_ELSEWHERE: &str = concat!(held_elsewhere!(), "\nreturn -1\n");
 
 /// The copy of the thread `ARGV[1]` belongs to, in one round trip: KEYS[1] maps a reply to its
 /// thread; ARGV[2] is the prefix of the copies' keys. Returns the thread's root and its entries.
@@ -516,13 +517,6 @@ impl Coord {
         let mut call = self.inner.thread_copy.prepare_invoke();
         call.key(self.key(&["in", channel, ts])).arg(ts).arg(self.key(&["log", channel, ""]));
         self.run("thread_copy", call.invoke_async(&mut conn)).await
-    }
-
-    /// A thread's copy, in the order its messages were recorded.
-    pub async fn thread_log(&self, channel: &str, thread: &str) -> Result<Vec<String>, CoordError> {
-        let mut conn = self.inner.conn.clone();
-        let key = self.key(&["log", channel, thread]);
-        self.run("thread_log", async move { conn.lrange::<_, Vec<String>>(key, 0, -1).await }).await
     }
 
     /// A message's counts (up, down) over every replica.

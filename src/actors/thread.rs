@@ -748,7 +748,7 @@ impl ThreadActor {
             }
             let (channel, root) = (act.channel.clone(), act.root().clone());
             let look = async move {
-                let entries = coord.thread_log(channel.as_str(), root.as_str()).await.ok()?;
+                let (_, entries) = coord.thread_copy(channel.as_str(), root.as_str()).await.ok()?;
                 super::shared::from_entries(&entries, &channel, &root)
             };
             ctx.spawn(look.into_actor(act).map(move |copy, act, ctx| {

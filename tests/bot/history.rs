@@ -2,7 +2,7 @@
 
 use itbot_fakes::workspace::{Fault, Workspace};
 
-use crate::helpers::{spawn, wait_for, Setup};
+use crate::helpers::{spawn, wait_for, Setup, TestApp};
 
 /// A past ticket that a person from IT fixed: root, IT's explanation, the requester's thanks.
 fn seed_fixed_vpn_ticket(ws: &Workspace) {
@@ -69,37 +69,15 @@ async fn the_channel_history_is_read_page_by_page_through_rate_limits() {
     assert!(history.iter().any(|c| c.params.contains_key("cursor")), "the second page was never asked for");
 }
 
-#[actix_rt::test]
-async fn threads_that_are_not_tickets_are_left_out_of_the_past_tickets() {
+/// A bot started on a channel `seed` wrote, once its backfill (unpaced) has ended: the app and how
+/// many past tickets it indexed.
+async fn backfilled(seed: impl FnOnce(&Workspace) + 'static) -> (TestApp, usize) {
     let app = spawn(Setup {
-        seed: Some(Box::new(|ws| {
-            seed_fixed_vpn_ticket(ws);
-            let (bob, dana) = (ws.user_id("bob"), ws.user_id("dana"));
-            ws.seed(Some(&bob), "it", "thanks all!", None, 2.0, None);
-            let fyi = ws.seed(Some(&bob), "it", "FYI the printer on 3 is fixed", None, 1.9, None);
-            ws.seed(
-                Some(&dana),
-                "it",
-                "Thanks, we replaced the fuser on that printer this morning",
-                Some(&fyi),
-                1.8,
-                None,
-            );
-            let who = ws.seed(Some(&bob), "it", "who approves software purchases?", None, 1.7, None);
-            ws.seed(
-                Some(&dana),
-                "it",
-                "Finance approves anything over 500, your manager below that",
-                Some(&who),
-                1.6,
-                None,
-            );
-        })),
+        seed: Some(Box::new(seed)),
         tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
         ..Setup::default()
     })
     .await;
-
     let indexed = wait_for("the backfill", || {
         let bot = &app.bot;
         async move {
@@ -108,23 +86,43 @@ async fn threads_that_are_not_tickets_are_left_out_of_the_past_tickets() {
         }
     })
     .await;
+    (app, indexed)
+}
+
+#[actix_rt::test]
+async fn threads_that_are_not_tickets_are_left_out_of_the_past_tickets() {
+    let (_app, indexed) = backfilled(|ws| {
+        seed_fixed_vpn_ticket(ws);
+        let (bob, dana) = (ws.user_id("bob"), ws.user_id("dana"));
+        ws.seed(Some(&bob), "it", "thanks all!", None, 2.0, None);
+        let fyi = ws.seed(Some(&bob), "it", "FYI the printer on 3 is fixed", None, 1.9, None);
+        ws.seed(
+            Some(&dana),
+            "it",
+            "Thanks, we replaced the fuser on that printer this morning",
+            Some(&fyi),
+            1.8,
+            None,
+        );
+        let who = ws.seed(Some(&bob), "it", "who approves software purchases?", None, 1.7, None);
+        ws.seed(
+            Some(&dana),
+            "it",
+            "Finance approves anything over 500, your manager below that",
+            Some(&who),
+            1.6,
+            None,
+        );
+    })
+    .await;
 
     assert_eq!(indexed, 1, "only the VPN ticket is a past ticket");
 }
 
 #[actix_rt::test]
 async fn a_new_ticket_quotes_how_it_fixed_a_similar_past_ticket() {
-    let app = spawn(Setup {
-        seed: Some(Box::new(seed_fixed_vpn_ticket)),
-        tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
-        ..Setup::default()
-    })
-    .await;
-    wait_for("the backfill", || {
-        let bot = &app.bot;
-        async move { (bot.past_tickets().await == (1, true)).then_some(()) }
-    })
-    .await;
+    let (app, indexed) = backfilled(seed_fixed_vpn_ticket).await;
+    assert_eq!(indexed, 1);
     let bob = app.ws.user_id("bob");
 
     let root = app.ws.post(&bob, &app.it(), "my AWS VPN client is stuck connecting", None);
@@ -159,17 +157,8 @@ fn seed_tls_handshake_ticket(ws: &Workspace) {
 
 #[actix_rt::test]
 async fn an_offline_answer_to_a_new_tls_handshake_error_quotes_the_past_reimport_fix() {
-    let app = spawn(Setup {
-        seed: Some(Box::new(seed_tls_handshake_ticket)),
-        tweak: Some(Box::new(|c| c.settings.history.backfill_pace_ms = 0)),
-        ..Setup::default()
-    })
-    .await;
-    wait_for("the backfill", || {
-        let bot = &app.bot;
-        async move { (bot.past_tickets().await == (1, true)).then_some(()) }
-    })
-    .await;
+    let (app, indexed) = backfilled(seed_tls_handshake_ticket).await;
+    assert_eq!(indexed, 1);
     let bob = app.ws.user_id("bob");
 
     let root = app.ws.post(&bob, &app.it(), "AWS VPN client keeps failing with a TLS handshake error", None);

@@ -30,13 +30,23 @@ fn setup() -> Setup {
 }
 
 /// The bot's outage pings anywhere in the channel.
-fn pings(app: &TestApp) -> Vec<Posted> {
+pub fn pings(app: &TestApp) -> Vec<Posted> {
     app.ws
         .messages(&app.it())
         .into_iter()
         .filter(|p| p.user.as_deref() == Some(app.ws.bot_user_id()))
         .filter(|p| p.metadata.as_ref().is_some_and(|m| m["event_type"] == "itbot_outage"))
         .collect()
+}
+
+/// How often the channel's recent posts were read (`conversations.history` without metadata:
+/// not the backfill or the report).
+pub fn channel_reads(app: &TestApp) -> usize {
+    app.ws
+        .api_calls()
+        .iter()
+        .filter(|c| c.method == "conversations.history" && !c.params.contains_key("include_all_metadata"))
+        .count()
 }
 
 async fn report(app: &TestApp, who: &str, text: &str) -> (String, String) {
@@ -72,12 +82,7 @@ async fn a_burst_from_different_people_pings_it_once_and_later_reporters_hear_it
     assert_eq!(pings(&app).len(), 1, "pinged more than once");
     // One replica: the second report read the channel once (someone else had reported it), the
     // third was an outage from what this replica had seen.
-    let reads = app
-        .ws
-        .api_calls()
-        .iter()
-        .filter(|c| c.method == "conversations.history" && !c.params.contains_key("include_all_metadata"))
-        .count();
+    let reads = channel_reads(&app);
     assert_eq!(reads, 1, "recent posts read {reads} times");
     let page = app.metrics().await;
     assert_eq!(crate::helpers::metric_value(&page, "itbot_outages_total"), 1.0, "{page}");

@@ -12,6 +12,7 @@ use itbot_fakes::workspace::{Workspace, WorkspaceOptions};
 
 use crate::common::{bot_replies, wait_on, watch};
 use crate::helpers::{config_for, spawn, start_bot, wait_for, Setup, Tweak};
+use crate::outage::{channel_reads, pings};
 
 const ESCALATION: &str = "could you take this one?";
 
@@ -614,15 +615,6 @@ async fn reports_spread_over_three_replicas_make_one_outage_with_one_ping_listin
     let app = spawn(Setup { tweak: Some(tweak(&server)), ..Setup::default() }).await;
     let second = start_bot(&app.ws, None, Some(tweak(&server))).await;
     let third = start_bot(&app.ws, None, Some(tweak(&server))).await;
-    let pings = || -> Vec<itbot_fakes::workspace::Posted> {
-        let bot = app.ws.bot_user_id().to_string();
-        app.ws
-            .messages(&app.it())
-            .into_iter()
-            .filter(|p| p.user.as_deref() == Some(bot.as_str()))
-            .filter(|p| p.metadata.as_ref().is_some_and(|m| m["event_type"] == "itbot_outage"))
-            .collect()
-    };
 
     // Each replica hears one of the first three reports, then the first two hear one more each.
     let reports = [
@@ -641,7 +633,7 @@ async fn reports_spread_over_three_replicas_make_one_outage_with_one_ping_listin
         threads.push(root);
     }
     wait_for("the ping to list every thread", || {
-        let p = pings();
+        let p = pings(&app);
         let five = p.len() == 1 && p[0].metadata.as_ref().is_some_and(|m| m["event_payload"]["threads"] == 5);
         async move { five.then_some(()) }
     })
@@ -650,9 +642,9 @@ async fn reports_spread_over_three_replicas_make_one_outage_with_one_ping_listin
     let update = app.wait_bot_replies(&threads[1], 2).await[1].text.clone();
     app.control().await;
 
-    assert_eq!(pings().len(), 1, "pinged more than once across replicas");
+    assert_eq!(pings(&app).len(), 1, "pinged more than once across replicas");
     assert_eq!(
-        pings()[0].thread_ts.as_deref(),
+        pings(&app)[0].thread_ts.as_deref(),
         Some(threads[0].as_str()),
         "the ping is not in the first thread"
     );
@@ -662,13 +654,7 @@ async fn reports_spread_over_three_replicas_make_one_outage_with_one_ping_listin
         assert!(answer.contains("known issue"), "report {i} was not told: {answer}");
     }
     assert!(update.contains("treating it as an outage"), "{update}");
-    let reads = app
-        .ws
-        .api_calls()
-        .iter()
-        .filter(|c| c.method == "conversations.history" && !c.params.contains_key("include_all_metadata"))
-        .count();
-    assert_eq!(reads, 0, "replicas read the channel instead of sharing reports");
+    assert_eq!(channel_reads(&app), 0, "replicas read the channel instead of sharing reports");
     assert_eq!(app.ws.rate_limited_calls(), 0);
     drop((second, third));
 }
