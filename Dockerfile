@@ -9,6 +9,8 @@ COPY benches ./benches
 # The workspace's other members (test tooling) must resolve, not build: manifests and
 # placeholder sources are enough.
 COPY crates/itbot-fakes/Cargo.toml ./crates/itbot-fakes/
+# The classifier is a dependency of the bot: its whole (small) crate.
+COPY crates/itbot-classifier ./crates/itbot-classifier
 COPY crates/itbot-loadgen/Cargo.toml ./crates/itbot-loadgen/
 RUN mkdir -p src crates/itbot-fakes/src crates/itbot-loadgen/src \
     && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \

@@ -6,7 +6,7 @@
 pub mod actors;
 pub mod assist;
 pub mod backoff;
-pub mod classifier;
+pub use itbot_classifier as classifier;
 pub mod clock;
 pub mod compose;
 pub mod config;

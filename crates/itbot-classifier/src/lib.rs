@@ -1,7 +1,7 @@
 //! A small text classifier: multinomial logistic regression over words, crude stems, word
 //! pairs, character trigrams and a few shape features (a question mark, the length), trained in the process
 //! from labelled examples (the triage and follow-up sets embedded in the binary, see
-//! `triage.rs`). Training takes milliseconds and happens once; a prediction takes
+//! itbot's `triage` module). Training takes a fraction of a second, once per process; a prediction takes
 //! microseconds. Pure: no I/O, deterministic (a fixed seed orders the examples).
 
 use std::collections::HashMap;
