@@ -500,6 +500,9 @@ pub mod training {
         ("kinds_training_2.tsv", include_str!("../data/triage/kinds_training_2.tsv")),
         ("kinds_weak_spots.tsv", include_str!("../data/triage/kinds_weak_spots.tsv")),
         ("kinds_training_3.tsv", include_str!("../data/triage/kinds_training_3.tsv")),
+        ("kinds_training_4.tsv", include_str!("../data/triage/kinds_training_4.tsv")),
+        ("kinds_training_5.tsv", include_str!("../data/triage/kinds_training_5.tsv")),
+        ("kinds_training_6.tsv", include_str!("../data/triage/kinds_training_6.tsv")),
     ];
 
     /// Follow-ups labelled with their outcome.
@@ -512,6 +515,9 @@ pub mod training {
         ("outcomes_training_2.tsv", include_str!("../data/triage/outcomes_training_2.tsv")),
         ("outcomes_weak_spots.tsv", include_str!("../data/triage/outcomes_weak_spots.tsv")),
         ("outcomes_training_3.tsv", include_str!("../data/triage/outcomes_training_3.tsv")),
+        ("outcomes_training_4.tsv", include_str!("../data/triage/outcomes_training_4.tsv")),
+        ("outcomes_training_5.tsv", include_str!("../data/triage/outcomes_training_5.tsv")),
+        ("outcomes_training_6.tsv", include_str!("../data/triage/outcomes_training_6.tsv")),
     ];
 
     /// `label<TAB>text` rows; lines without a known label are skipped.

@@ -47,6 +47,8 @@ const HELDOUT: &[HeldOut] = &[
     HeldOut { file: "kinds_heldout_3.tsv", reads: Reads::Kinds, floor: 0.92 },
     HeldOut { file: "outcomes_heldout_4.tsv", reads: Reads::Outcomes, floor: 0.95 },
     HeldOut { file: "kinds_heldout_5.tsv", reads: Reads::Kinds, floor: 0.92 },
+    HeldOut { file: "kinds_heldout_6.tsv", reads: Reads::Kinds, floor: 0.93 },
+    HeldOut { file: "outcomes_heldout_6.tsv", reads: Reads::Outcomes, floor: 0.94 },
 ];
 
 /// Cross-validated accuracy over all tuning rows, 10-fold.

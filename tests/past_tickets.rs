@@ -19,8 +19,11 @@ use serde_json::Value;
 /// The figure reached when the index was last tuned, rounded down; README states it.
 const RECALL_AT_3_FLOOR: f64 = 0.97;
 
-/// Quoting on the tuning sets at `QUOTE_SHARE`, as measured when it was chosen, rounded down.
-const TUNING_PRECISION_FLOOR: f64 = 0.84;
+/// Quoting on the tuning sets at `QUOTE_SHARE`, as measured when it was chosen, rounded down
+/// (84.x%). Retrained triage models (stop 22) put two more of the channel's real tickets in the
+/// index ("no slack notifs", a broken headset), which moved one borderline match over the
+/// threshold: 83.9% since (the held-out set's precision rose, 87.3% to 88.7%).
+const TUNING_PRECISION_FLOOR: f64 = 0.83;
 const TUNING_RECALL_FLOOR: f64 = 0.60;
 /// Quoting on the held-out set, as measured the one time it was run (85.7% and 67.5%, after the
 /// last change to the rule and threshold), rounded down: a guard against regressions, not a
