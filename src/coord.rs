@@ -25,6 +25,18 @@ use crate::http::Health;
 const DEADLINE: Duration = Duration::from_millis(500);
 /// After a failure, operations fail at once for this long instead of each waiting for Redis.
 pub const COOL_OFF: Duration = Duration::from_secs(1);
+/// A new ticket whose replica died before its first answer is answered by another replica if
+/// it was posted less than this long ago; after that the person has asked again or been helped.
+pub const RESCUE_UP_TO: Duration = Duration::from_secs(3600);
+
+/// Milliseconds since the Unix epoch by this machine's clock (replicas' clocks agree to well
+/// within the seconds these notes are compared at).
+fn wall_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64)
+        .unwrap_or(0.0)
+}
 
 /// The shared budget's answer for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,6 +477,52 @@ impl Coord {
         let (reports,): (Vec<(String, f64)>,) =
             self.run("outage_reports", pipe.query_async(&mut conn)).await?;
         Ok(reports)
+    }
+
+    /// Notes that this process is preparing the first answer to a new ticket, so that another
+    /// replica answers it if this one dies first (see [`Coord::unanswered_tickets`]). Notes
+    /// older than [`RESCUE_UP_TO`] are dropped.
+    pub async fn answering(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["answering"]);
+        let now = wall_ms();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zadd(&key, format!("{channel} {thread}"), now)
+            .ignore()
+            .zrembyscore(&key, "-inf", now - RESCUE_UP_TO.as_millis() as f64)
+            .ignore()
+            .pexpire(&key, RESCUE_UP_TO.as_millis() as i64)
+            .ignore();
+        self.run("answering", pipe.query_async::<()>(&mut conn)).await
+    }
+
+    /// The first answer noted by [`Coord::answering`] is posted (or the post was no ticket).
+    pub async fn answered(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let (key, member) = (self.key(&["answering"]), format!("{channel} {thread}"));
+        self.run("answered", async move { conn.zrem::<_, _, ()>(key, member).await }).await
+    }
+
+    /// New tickets whose first answer was begun more than `age` ago and is not posted yet, as
+    /// (channel, thread), oldest first, at most `max`: each is being answered, or its replica died.
+    pub async fn unanswered_tickets(
+        &self,
+        age: Duration,
+        max: usize,
+    ) -> Result<Vec<(String, String)>, CoordError> {
+        let mut conn = self.inner.conn.clone();
+        let key = self.key(&["answering"]);
+        let newest = wall_ms() - age.as_millis() as f64;
+        let found: Vec<String> = self
+            .run("unanswered_tickets", async move {
+                conn.zrangebyscore_limit(key, "-inf", newest, 0, max as isize).await
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|m| m.split_once(' ').map(|(c, t)| (c.to_string(), t.to_string())))
+            .collect())
     }
 
     /// Keeps `value` under `what` for `ttl` (a message another replica must find: an outage's ping).

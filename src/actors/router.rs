@@ -43,6 +43,14 @@ const MESSAGE_MAP_CAPACITY: usize = 50_000;
 const PENDING_CAPACITY: usize = 1_000;
 /// Events held for one thread while it is read from Slack.
 const HELD_PER_LOOKUP: usize = 32;
+/// With Redis, how often a replica looks for new tickets whose first answer another replica
+/// began and never posted, how old such a note must be (a live replica renews its hold on the
+/// thread every few seconds, so an old note with no hold is a dead replica's), how many are
+/// taken over at a time, and how long one taken over is this replica's alone.
+const ORPHANS_EVERY: Duration = Duration::from_secs(3);
+const ORPHAN_AFTER: Duration = super::shared::TURN_LEASE;
+const ORPHANS_AT_ONCE: usize = 16;
+const ORPHAN_CLAIM: Duration = Duration::from_secs(60);
 
 /// A bounded, time-limited set for de-duplication.
 struct Seen<T: Eq + Hash + Clone> {
@@ -119,6 +127,8 @@ pub struct RouterActor {
     seen_messages: Seen<(ChannelId, Ts)>,
     /// Drains waiting for the reads in `loading` to end.
     loaded_waiters: Vec<oneshot::Sender<()>>,
+    /// A look for other replicas' orphaned tickets is under way.
+    looking_for_orphans: bool,
 }
 
 impl RouterActor {
@@ -139,6 +149,7 @@ impl RouterActor {
             seen_events: Seen::new(),
             seen_messages: Seen::new(),
             loaded_waiters: Vec::new(),
+            looking_for_orphans: false,
         }
     }
 
@@ -207,12 +218,18 @@ impl RouterActor {
             }
             return;
         }
-        self.loading.insert(key.clone(), vec![event]);
+        self.load(key, vec![event], false, ctx);
+    }
+
+    /// Reads the thread `key` belongs to, then hands it `events`. `orphan`: a new ticket another
+    /// replica began answering and stopped (see [`RouterActor::look_for_orphans`]).
+    fn load(&mut self, key: Ts, events: Vec<ThreadEvent>, orphan: bool, ctx: &mut Context<Self>) {
+        self.loading.insert(key.clone(), events);
         let services = self.services.clone();
         tracing::info!(ts = %key, "reading an unknown thread");
         let fut = async move {
             // A thread another replica is answering is read once its answer is in the copy.
-            let was_held = super::shared::wait_for_turn(&services, &key).await;
+            let was_held = orphan || super::shared::wait_for_turn(&services, &key).await;
             let mut messages = super::shared::read_thread(&services, &key).await;
             // Slack answers a reply's ts (a reaction's or a click's message) with that reply
             // alone; its `thread_ts` names the thread to read.
@@ -231,6 +248,57 @@ impl RouterActor {
             ThreadLoaded { key, was_held, result }
         };
         ctx.spawn(fut.into_actor(self).map(|loaded, _, ctx| ctx.notify(loaded)));
+    }
+
+    /// With Redis: finds new tickets whose first answer a replica began and never posted (it died
+    /// mid-turn: nobody holds the thread's turn any more), takes each over once across replicas
+    /// and answers it here, though nobody writes in the thread again.
+    fn look_for_orphans(&mut self, ctx: &mut Context<Self>) {
+        let Some(coord) = self.services.coord.clone() else { return };
+        if self.looking_for_orphans {
+            return;
+        }
+        self.looking_for_orphans = true;
+        let channel = self.services.channel.to_string();
+        let find = async move { coord.unanswered_tickets(ORPHAN_AFTER, ORPHANS_AT_ONCE).await };
+        ctx.spawn(find.into_actor(self).map(move |found, act, ctx| {
+            // This replica's own first answers are in flight here, not orphans.
+            let candidates: Vec<Ts> = found
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(c, _)| *c == channel)
+                .map(|(_, t)| Ts::from(t.as_str()))
+                .filter(|t| !act.threads.contains_key(t) && !act.loading.contains_key(t))
+                .collect();
+            let Some(coord) = act.services.coord.clone().filter(|_| !candidates.is_empty()) else {
+                act.looking_for_orphans = false;
+                return;
+            };
+            let take = async move {
+                let mut taken = Vec::new();
+                for thread in candidates {
+                    if !matches!(coord.turn_elsewhere(&channel, thread.as_str()).await, Ok(None)) {
+                        continue;
+                    }
+                    if matches!(coord.claim(&["orphan", &channel, thread.as_str()], ORPHAN_CLAIM).await, Ok(true)) {
+                        // Noted again by the thread that answers it here.
+                        let _ = coord.answered(&channel, thread.as_str()).await;
+                        taken.push(thread);
+                    }
+                }
+                taken
+            };
+            ctx.spawn(take.into_actor(act).map(|taken, act, ctx| {
+                act.looking_for_orphans = false;
+                for thread in taken {
+                    if act.threads.contains_key(&thread) || act.loading.contains_key(&thread) {
+                        continue;
+                    }
+                    tracing::warn!(thread = %thread, "a new ticket's first answer was begun by a replica that stopped; taking it over");
+                    act.load(thread, Vec::new(), true, ctx);
+                }
+            }));
+        }));
     }
 
     fn on_message(&mut self, m: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
@@ -361,6 +429,9 @@ impl Actor for RouterActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(10_000);
+        if self.services.coord.is_some() {
+            ctx.run_interval(ORPHANS_EVERY, |act, ctx| act.look_for_orphans(ctx));
+        }
     }
 }
 

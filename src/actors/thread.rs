@@ -135,6 +135,9 @@ pub struct ThreadActor {
     drained: Vec<oneshot::Sender<()>>,
     /// With Redis: this replica's hold on the thread's turn, and what waits for it.
     turn: TurnHold,
+    /// With Redis: this new ticket's first answer is noted as under way (`Coord::answering`), so
+    /// that another replica answers it if this one dies first.
+    answering: bool,
 }
 
 /// One turn per thread across replicas (with Redis): an input that may start a turn waits until
@@ -235,6 +238,7 @@ impl ThreadActor {
             votes: HashMap::new(),
             drained: Vec::new(),
             turn: TurnHold::default(),
+            answering: false,
         }
     }
 
@@ -379,9 +383,28 @@ impl ThreadActor {
         }
         let Some(coord) = self.s.coord.clone() else { return };
         let (channel, root, token) = (self.channel.to_string(), self.root().to_string(), self.turn.token);
+        // A new ticket's first turn ends once its first answer is posted (or it was no ticket).
+        let answered = std::mem::take(&mut self.answering);
         actix_rt::spawn(async move {
+            if answered {
+                if let Err(e) = coord.answered(&channel, &root).await {
+                    tracing::debug!(error = %e, "first answer not noted as posted (another replica may read the thread)");
+                }
+            }
             if let Err(e) = coord.end_turn(&channel, &root, token).await {
                 tracing::debug!(error = %e, "thread's turn not given back (it runs out by itself)");
+            }
+        });
+    }
+
+    /// Notes in Redis that this replica prepares the new ticket's first answer.
+    fn note_answering(&mut self) {
+        let Some(coord) = self.s.coord.clone() else { return };
+        self.answering = true;
+        let (channel, root) = (self.channel.to_string(), self.root().to_string());
+        actix_rt::spawn(async move {
+            if let Err(e) = coord.answering(&channel, &root).await {
+                tracing::debug!(error = %e, "first answer not noted as under way (no other replica takes it over)");
             }
         });
     }
@@ -946,6 +969,7 @@ impl Actor for ThreadActor {
         ctx.set_mailbox_capacity(64);
         if self.conversation.phase() == crate::state::Phase::Preparing {
             // A new ticket: its first answer is a turn.
+            self.note_answering();
             self.submit(Input::Started, ctx);
         } else {
             // Resumed from the copy: nothing to prepare, no turn to take.
@@ -955,12 +979,19 @@ impl Actor for ThreadActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         // A turn cut short (the root deleted, evicted) is given back at once, not left to run out.
-        if self.turn.state == Hold::Held {
+        if self.turn.state == Hold::Held || self.answering {
             if let Some(coord) = self.s.coord.clone() {
                 let (channel, root, token) =
                     (self.channel.to_string(), self.root().to_string(), self.turn.token);
+                let (held, answering) = (self.turn.state == Hold::Held, self.answering);
                 actix_rt::spawn(async move {
-                    let _ = coord.end_turn(&channel, &root, token).await;
+                    // A thread stopped before its first answer (its root deleted) needs none.
+                    if answering {
+                        let _ = coord.answered(&channel, &root).await;
+                    }
+                    if held {
+                        let _ = coord.end_turn(&channel, &root, token).await;
+                    }
                 });
             }
         }

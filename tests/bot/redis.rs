@@ -135,6 +135,26 @@ async fn once_only_effects_votes_and_turns_hold_across_processes() {
 }
 
 #[actix_rt::test]
+async fn first_answers_under_way_are_listed_once_old_enough_until_posted() {
+    let server = redis();
+    let (a, b) = (coord(&server), coord(&server));
+    a.answering("C1", "1700000000.000100").await.expect("redis answers");
+    a.answering("C1", "1700000001.000100").await.expect("redis answers");
+    // Seen by every replica, once old enough.
+    let all = b.unanswered_tickets(Duration::ZERO, 10).await.expect("redis answers");
+    assert_eq!(
+        all,
+        vec![("C1".to_string(), "1700000000.000100".to_string()), ("C1".into(), "1700000001.000100".into())]
+    );
+    assert!(b.unanswered_tickets(Duration::from_secs(60), 10).await.expect("ok").is_empty(), "too new");
+    assert_eq!(b.unanswered_tickets(Duration::ZERO, 1).await.expect("ok").len(), 1, "at most `max`");
+    // Posted: no longer listed.
+    a.answered("C1", "1700000000.000100").await.expect("redis answers");
+    let left = b.unanswered_tickets(Duration::ZERO, 10).await.expect("redis answers");
+    assert_eq!(left, vec![("C1".to_string(), "1700000001.000100".to_string())]);
+}
+
+#[actix_rt::test]
 async fn a_dead_redis_is_an_error_at_once_and_a_restarted_one_is_used_again() {
     let mut server = redis();
     let c = coord(&server);
@@ -597,6 +617,35 @@ async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_anot
     // The message that woke the thread is taken as a detail of the question, as before a first
     // answer: one answer.
     assert_eq!(texts.len(), 1, "answered more than once: {texts:#?}");
+}
+
+#[actix_rt::test]
+async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_another_unasked() {
+    let (_server, ws, llm, mut replicas) = two_replica_processes().await;
+    let (it, person) = (ws.it_channel().to_string(), ws.user_id("ana"));
+
+    // The first replica takes the new ticket and is killed while preparing its first answer.
+    llm.delay_next(Duration::from_secs(60));
+    ws.aim_next_event_at(0);
+    let root = ws.post(&person, &it, "my vpn won't connect from home", None);
+    wait_for("the first replica to ask the llm", || {
+        let n = llm.requests().len();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    replicas.kill_first(&ws).await;
+
+    // Nobody writes again: once the dead replica's hold runs out, the other one finds the ticket
+    // it left unanswered and answers it, once.
+    let replies = wait_replies(&ws, &root, 1).await;
+    assert!(!replies.is_empty());
+    assert_eq!(llm.requests().len(), 2, "one llm call by each replica");
+    let prompt = llm.requests().last().expect("a request").to_string();
+    assert!(prompt.contains("won't connect from home"), "the answer is not about the ticket");
+    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
+    wait_replies(&ws, &control, 1).await;
+    assert_eq!(bot_replies(&ws, &root).len(), 1, "the orphaned ticket was answered more than once");
+    assert_eq!(ws.rate_limited_calls(), 0);
 }
 
 #[actix_rt::test]
