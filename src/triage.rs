@@ -264,18 +264,15 @@ impl Rules {
 
     /// Trains a kind classifier on `(kind, post)` rows.
     pub fn train_kinds(&self, rows: &[(Category, &str)]) -> Model {
-        let examples: Vec<(usize, Vec<String>)> =
-            rows.iter().map(|(c, t)| (c.index(), self.kind_features(t, &self.by_rules(t)))).collect();
-        Model::train(Category::ALL.len(), &examples, self.training)
+        let examples = rows.iter().map(|(c, t)| (c.index(), self.kind_features(t, &self.by_rules(t))));
+        Model::train(Category::ALL.len(), examples, self.training)
     }
 
     /// Trains a follow-up classifier on `(outcome, reply)` rows.
     pub fn train_outcomes(&self, rows: &[(Outcome, &str)]) -> Model {
-        let examples: Vec<(usize, Vec<String>)> = rows
-            .iter()
-            .map(|(o, t)| (o.index(), self.outcome_features(t, self.outcome_by_rules(t))))
-            .collect();
-        Model::train(Outcome::ALL.len(), &examples, self.training)
+        let examples =
+            rows.iter().map(|(o, t)| (o.index(), self.outcome_features(t, self.outcome_by_rules(t))));
+        Model::train(Outcome::ALL.len(), examples, self.training)
     }
 
     fn kind_features(&self, text: &str, rules: &Triage) -> Vec<String> {

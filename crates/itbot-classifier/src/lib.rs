@@ -42,56 +42,22 @@ pub struct Pull {
 }
 
 impl Model {
-    /// Trains on `(class, features)` pairs; classes are `0..classes`.
-    pub fn train(classes: usize, examples: &[(usize, Vec<String>)], t: Training) -> Model {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for (_, f) in examples {
-            let mut seen: Vec<&str> = f.iter().map(String::as_str).collect();
-            seen.sort_unstable();
-            seen.dedup();
-            for s in seen {
-                *counts.entry(s).or_default() += 1;
-            }
+    /// Trains on `(class, features)` pairs; classes are `0..classes`. The examples are taken one
+    /// at a time and their features kept as numbers, so training never holds every example's
+    /// feature strings at once (tens of MiB for the shipped sets).
+    pub fn train(
+        classes: usize,
+        examples: impl IntoIterator<Item = (usize, Vec<String>)>,
+        t: Training,
+    ) -> Model {
+        // Generic code is compiled in the caller's crate, unoptimised in a debug build: the work
+        // is in the non-generic `Examples`, compiled (and optimised) here.
+        let mut set = Examples::default();
+        for (class, features) in examples {
+            set.add(class, features);
         }
-        let mut names: Vec<String> =
-            counts.into_iter().filter(|(_, n)| *n >= t.min_count).map(|(s, _)| s.to_string()).collect();
-        names.sort_unstable();
-        let vocab: HashMap<String, usize> = names.iter().cloned().enumerate().map(|(i, s)| (s, i)).collect();
-        let mut model = Model {
-            classes,
-            weights: vec![0.0; names.len() * classes],
-            bias: vec![0.0; classes],
-            vocab,
-            names,
-        };
-        let encoded: Vec<(usize, Vec<usize>)> =
-            examples.iter().filter(|(c, _)| *c < classes).map(|(c, f)| (*c, model.encode(f))).collect();
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        let mut rng = fastrand::Rng::with_seed(17);
-        let mut p = vec![0.0f32; classes];
-        for epoch in 0..t.epochs {
-            rng.shuffle(&mut order);
-            let lr = t.learning_rate / (1.0 + epoch as f32 * 0.2);
-            for &i in &order {
-                let (class, ref idx) = encoded[i];
-                let x = feature_value(idx.len());
-                model.scores_into(idx, &mut p);
-                softmax(&mut p);
-                // The gradient of each class's score, then one pass over the features' rows.
-                for (k, pk) in p.iter_mut().enumerate() {
-                    *pk -= if k == class { 1.0 } else { 0.0 };
-                    model.bias[k] -= lr * *pk;
-                }
-                for &f in idx {
-                    for (w, g) in model.weights[f * classes..(f + 1) * classes].iter_mut().zip(&p) {
-                        *w -= lr * (g * x + t.l2 * *w);
-                    }
-                }
-            }
-        }
-        model
+        set.train(classes, t)
     }
-
     /// The known features' indices, each once.
     fn encode(&self, features: &[String]) -> Vec<usize> {
         let mut idx: Vec<usize> = features.iter().filter_map(|f| self.vocab.get(f).copied()).collect();
@@ -149,6 +115,104 @@ impl Model {
         pulls.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         pulls.truncate(n);
         pulls
+    }
+}
+
+/// Examples being gathered for training: every feature seen gets a number, and each example
+/// keeps its features' numbers, once each.
+#[derive(Default)]
+struct Examples {
+    ids: HashMap<String, u32>,
+    seen: Vec<String>,
+    rows: Vec<(usize, Vec<u32>)>,
+}
+
+impl Examples {
+    fn add(&mut self, class: usize, features: Vec<String>) {
+        let mut row: Vec<u32> = Vec::with_capacity(features.len());
+        for f in features {
+            let id = match self.ids.get(&f) {
+                Some(&id) => id,
+                None => {
+                    let id = self.seen.len() as u32;
+                    self.ids.insert(f.clone(), id);
+                    self.seen.push(f);
+                    id
+                }
+            };
+            row.push(id);
+        }
+        row.sort_unstable();
+        row.dedup();
+        self.rows.push((class, row));
+    }
+
+    fn train(self, classes: usize, t: Training) -> Model {
+        let Examples { ids, mut seen, rows } = self;
+        drop(ids);
+        // In how many examples each feature appears; the vocabulary is the frequent enough ones,
+        // in name order.
+        let mut counts = vec![0usize; seen.len()];
+        for (_, row) in &rows {
+            for &id in row {
+                counts[id as usize] += 1;
+            }
+        }
+        let mut kept: Vec<u32> =
+            (0..seen.len() as u32).filter(|&id| counts[id as usize] >= t.min_count).collect();
+        kept.sort_unstable_by(|a, b| seen[*a as usize].cmp(&seen[*b as usize]));
+        let mut index = vec![u32::MAX; seen.len()];
+        for (i, &id) in kept.iter().enumerate() {
+            index[id as usize] = i as u32;
+        }
+        let names: Vec<String> = kept.iter().map(|&id| std::mem::take(&mut seen[id as usize])).collect();
+        drop(seen);
+        let vocab: HashMap<String, usize> = names.iter().cloned().enumerate().map(|(i, s)| (s, i)).collect();
+        let mut model = Model {
+            classes,
+            weights: vec![0.0; names.len() * classes],
+            bias: vec![0.0; classes],
+            vocab,
+            names,
+        };
+        let encoded: Vec<(usize, Vec<usize>)> = rows
+            .into_iter()
+            .filter(|(c, _)| *c < classes)
+            .map(|(c, row)| {
+                let mut idx: Vec<usize> = row
+                    .into_iter()
+                    .map(|id| index[id as usize])
+                    .filter(|&i| i != u32::MAX)
+                    .map(|i| i as usize)
+                    .collect();
+                idx.sort_unstable();
+                (c, idx)
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        let mut rng = fastrand::Rng::with_seed(17);
+        let mut p = vec![0.0f32; classes];
+        for epoch in 0..t.epochs {
+            rng.shuffle(&mut order);
+            let lr = t.learning_rate / (1.0 + epoch as f32 * 0.2);
+            for &i in &order {
+                let (class, ref idx) = encoded[i];
+                let x = feature_value(idx.len());
+                model.scores_into(idx, &mut p);
+                softmax(&mut p);
+                // The gradient of each class's score, then one pass over the features' rows.
+                for (k, pk) in p.iter_mut().enumerate() {
+                    *pk -= if k == class { 1.0 } else { 0.0 };
+                    model.bias[k] -= lr * *pk;
+                }
+                for &f in idx {
+                    for (w, g) in model.weights[f * classes..(f + 1) * classes].iter_mut().zip(&p) {
+                        *w -= lr * (g * x + t.l2 * *w);
+                    }
+                }
+            }
+        }
+        model
     }
 }
 
@@ -243,7 +307,7 @@ mod tests {
             ex(1, "my laptop is broken"),
             ex(1, "printer broken again"),
         ];
-        let m = Model::train(2, &data, Training::default());
+        let m = Model::train(2, data, Training::default());
         let p = m.probabilities(&text_features("thanks team", "thanks team"));
         assert!(p[0] > 0.7, "{p:?}");
         let p = m.probabilities(&text_features("wifi is broken", "wifi is broken"));
@@ -255,7 +319,7 @@ mod tests {
 
     #[test]
     fn unknown_or_empty_text_gives_probabilities_that_sum_to_one() {
-        let m = Model::train(3, &[ex(0, "a b"), ex(1, "c d"), ex(2, "e f")], Training::default());
+        let m = Model::train(3, [ex(0, "a b"), ex(1, "c d"), ex(2, "e f")], Training::default());
         for text in ["", "zzz", "🙂"] {
             let p = m.probabilities(&text_features(text, text));
             assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{p:?}");
