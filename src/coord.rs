@@ -27,7 +27,7 @@ const DEADLINE: Duration = Duration::from_millis(500);
 pub const COOL_OFF: Duration = Duration::from_secs(1);
 /// A new ticket whose replica died before its first answer is answered by another replica if
 /// it was posted less than this long ago; after that the person has asked again or been helped.
-pub const RESCUE_UP_TO: Duration = Duration::from_secs(3600);
+pub const ORPHAN_UP_TO: Duration = Duration::from_secs(3600);
 
 /// Milliseconds since the Unix epoch by this machine's clock (replicas' clocks agree to well
 /// within the seconds these notes are compared at).
@@ -481,7 +481,7 @@ impl Coord {
 
     /// Notes that this process is preparing the first answer to a new ticket, so that another
     /// replica answers it if this one dies first (see [`Coord::unanswered_tickets`]). Notes
-    /// older than [`RESCUE_UP_TO`] are dropped.
+    /// older than [`ORPHAN_UP_TO`] are dropped.
     pub async fn answering(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
         let mut conn = self.inner.conn.clone();
         let key = self.key(&["answering"]);
@@ -490,9 +490,9 @@ impl Coord {
         pipe.atomic()
             .zadd(&key, format!("{channel} {thread}"), now)
             .ignore()
-            .zrembyscore(&key, "-inf", now - RESCUE_UP_TO.as_millis() as f64)
+            .zrembyscore(&key, "-inf", now - ORPHAN_UP_TO.as_millis() as f64)
             .ignore()
-            .pexpire(&key, RESCUE_UP_TO.as_millis() as i64)
+            .pexpire(&key, ORPHAN_UP_TO.as_millis() as i64)
             .ignore();
         self.run("answering", pipe.query_async::<()>(&mut conn)).await
     }

@@ -294,7 +294,7 @@ impl RouterActor {
                     if act.threads.contains_key(&thread) || act.loading.contains_key(&thread) {
                         continue;
                     }
-                    tracing::warn!(thread = %thread, "a new ticket's first answer was begun by a replica that stopped; taking it over");
+                    tracing::info!(thread = %thread, "taking over a new ticket whose first answer another replica began and never noted as posted");
                     act.load(thread, Vec::new(), true, ctx);
                 }
             }));
