@@ -25,8 +25,9 @@ use crate::http::Health;
 const DEADLINE: Duration = Duration::from_millis(500);
 /// After a failure, operations fail at once for this long instead of each waiting for Redis.
 pub const COOL_OFF: Duration = Duration::from_secs(1);
-/// A new ticket whose replica died before its first answer is answered by another replica if
-/// it was posted less than this long ago; after that the person has asked again or been helped.
+/// A turn whose replica died before finishing it (a new ticket's first answer, a follow-up's
+/// answer) is finished by another replica if it began less than this long ago; after that the
+/// person has asked again or been helped.
 pub const ORPHAN_UP_TO: Duration = Duration::from_secs(3600);
 
 /// Milliseconds since the Unix epoch by this machine's clock (replicas' clocks agree to well
@@ -479,9 +480,9 @@ impl Coord {
         Ok(reports)
     }
 
-    /// Notes that this process is preparing the first answer to a new ticket, so that another
-    /// replica answers it if this one dies first (see [`Coord::unanswered_tickets`]). Notes
-    /// older than [`ORPHAN_UP_TO`] are dropped.
+    /// Notes that this process runs a turn on `thread` (a new ticket's first answer, a
+    /// follow-up's), so that another replica finishes it if this one dies first (see
+    /// [`Coord::unfinished_turns`]). Notes older than [`ORPHAN_UP_TO`] are dropped.
     pub async fn answering(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
         let mut conn = self.inner.conn.clone();
         let key = self.key(&["answering"]);
@@ -497,16 +498,16 @@ impl Coord {
         self.run("answering", pipe.query_async::<()>(&mut conn)).await
     }
 
-    /// The first answer noted by [`Coord::answering`] is posted (or the post was no ticket).
+    /// The turn noted by [`Coord::answering`] is over: its answer posted, or none was due.
     pub async fn answered(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
         let mut conn = self.inner.conn.clone();
         let (key, member) = (self.key(&["answering"]), format!("{channel} {thread}"));
         self.run("answered", async move { conn.zrem::<_, _, ()>(key, member).await }).await
     }
 
-    /// New tickets whose first answer was begun more than `age` ago and is not posted yet, as
-    /// (channel, thread), oldest first, at most `max`: each is being answered, or its replica died.
-    pub async fn unanswered_tickets(
+    /// Threads whose noted turn began more than `age` ago and is not over, as (channel, thread),
+    /// oldest first, at most `max`: each turn still runs, or its replica died.
+    pub async fn unfinished_turns(
         &self,
         age: Duration,
         max: usize,
@@ -515,7 +516,7 @@ impl Coord {
         let key = self.key(&["answering"]);
         let newest = wall_ms() - age.as_millis() as f64;
         let found: Vec<String> = self
-            .run("unanswered_tickets", async move {
+            .run("unfinished_turns", async move {
                 conn.zrangebyscore_limit(key, "-inf", newest, 0, max as isize).await
             })
             .await?;

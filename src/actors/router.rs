@@ -43,8 +43,8 @@ const MESSAGE_MAP_CAPACITY: usize = 50_000;
 const PENDING_CAPACITY: usize = 1_000;
 /// Events held for one thread while it is read from Slack.
 const HELD_PER_LOOKUP: usize = 32;
-/// With Redis, how often a replica looks for new tickets whose first answer another replica
-/// began and never posted, how old such a note must be (a live replica renews its hold on the
+/// With Redis, how often a replica looks for turns (a new ticket's first answer, a follow-up's)
+/// another replica began and never finished, how old such a note must be (a live replica renews its hold on the
 /// thread every few seconds, so an old note with no hold is a dead replica's), how many are
 /// taken over at a time, and how long one taken over is this replica's alone.
 const ORPHANS_EVERY: Duration = Duration::from_secs(3);
@@ -101,6 +101,9 @@ struct ThreadLoaded {
     /// Another replica held the thread's turn when it was looked up (with Redis): the thread
     /// is the bot's even if the copy shows no answer yet (that replica died before posting).
     was_held: bool,
+    /// A turn another replica began here and never finished (it died): the people's messages
+    /// after the bot's last one are acted on again.
+    orphan: bool,
     result: Result<Option<LoadedThread>, SlackError>,
 }
 
@@ -221,8 +224,8 @@ impl RouterActor {
         self.load(key, vec![event], false, ctx);
     }
 
-    /// Reads the thread `key` belongs to, then hands it `events`. `orphan`: a new ticket another
-    /// replica began answering and stopped (see [`RouterActor::look_for_orphans`]).
+    /// Reads the thread `key` belongs to, then hands it `events`. `orphan`: a turn another
+    /// replica began and never finished (see [`RouterActor::look_for_orphans`]).
     fn load(&mut self, key: Ts, events: Vec<ThreadEvent>, orphan: bool, ctx: &mut Context<Self>) {
         self.loading.insert(key.clone(), events);
         let services = self.services.clone();
@@ -245,14 +248,15 @@ impl RouterActor {
                 let root = all.next()?.message;
                 Some(LoadedThread { root, replies: all.collect() })
             });
-            ThreadLoaded { key, was_held, result }
+            ThreadLoaded { key, was_held, orphan, result }
         };
         ctx.spawn(fut.into_actor(self).map(|loaded, _, ctx| ctx.notify(loaded)));
     }
 
-    /// With Redis: finds new tickets whose first answer a replica began and never posted (it died
-    /// mid-turn: nobody holds the thread's turn any more), takes each over once across replicas
-    /// and answers it here, though nobody writes in the thread again.
+    /// With Redis: finds turns a replica began and never finished (it died mid-turn: nobody holds
+    /// the thread's turn any more), takes each over once across replicas and acts on it here, a
+    /// new ticket answered from the start and a follow-up answered, though nobody writes in the
+    /// thread again.
     fn look_for_orphans(&mut self, ctx: &mut Context<Self>) {
         let Some(coord) = self.services.coord.clone() else { return };
         if self.looking_for_orphans {
@@ -260,9 +264,9 @@ impl RouterActor {
         }
         self.looking_for_orphans = true;
         let channel = self.services.channel.to_string();
-        let find = async move { coord.unanswered_tickets(ORPHAN_AFTER, ORPHANS_AT_ONCE).await };
+        let find = async move { coord.unfinished_turns(ORPHAN_AFTER, ORPHANS_AT_ONCE).await };
         ctx.spawn(find.into_actor(self).map(move |found, act, ctx| {
-            // This replica's own first answers are in flight here, not orphans.
+            // This replica's own turns are in flight here, not orphans.
             let candidates: Vec<Ts> = found
                 .unwrap_or_default()
                 .into_iter()
@@ -294,7 +298,7 @@ impl RouterActor {
                     if act.threads.contains_key(&thread) || act.loading.contains_key(&thread) {
                         continue;
                     }
-                    tracing::info!(thread = %thread, "taking over a new ticket whose first answer another replica began and never noted as posted");
+                    tracing::info!(thread = %thread, "taking over a turn another replica began and never noted as finished");
                     act.load(thread, Vec::new(), true, ctx);
                 }
             }));
@@ -552,9 +556,32 @@ impl Handler<ThreadLoaded> for RouterActor {
         if loaded.key != root {
             self.remember_bot_message(loaded.key.clone(), root.clone());
         }
+        let mut held = held;
         if !self.threads.contains_key(&root) {
             let services = self.services.clone();
             let first = loaded.was_held.then(|| thread.root.clone()).filter(|r| r.user.is_some());
+            let mut thread = thread;
+            if loaded.orphan {
+                // What people wrote after the bot's last message was heard by a replica that
+                // died before acting on it: the thread resumes before it and hears it again.
+                let bot = &self.services.identity.user_id;
+                let answered = thread
+                    .replies
+                    .iter()
+                    .rposition(|m| m.message.user.as_ref() == Some(bot))
+                    .map_or(0, |i| i + 1);
+                let unheard: Vec<ThreadEvent> = thread
+                    .replies
+                    .split_off(answered)
+                    .into_iter()
+                    .filter(|m| m.message.user.is_some() && m.message.bot_id.is_none())
+                    .map(|m| {
+                        let mentioned = m.message.text.expose().contains(&format!("<@{bot}"));
+                        ThreadEvent::Reply { message: m.message, mentioned }
+                    })
+                    .collect();
+                held.splice(0..0, unheard);
+            }
             let resumed = ThreadActor::resume(services, thread);
             match resumed {
                 Some(make) => {

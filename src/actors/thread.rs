@@ -135,8 +135,8 @@ pub struct ThreadActor {
     drained: Vec<oneshot::Sender<()>>,
     /// With Redis: this replica's hold on the thread's turn, and what waits for it.
     turn: TurnHold,
-    /// With Redis: this new ticket's first answer is noted as under way (`Coord::answering`), so
-    /// that another replica answers it if this one dies first.
+    /// With Redis: this thread's turn (a new ticket's first answer, a follow-up's) is noted as
+    /// under way (`Coord::answering`), so that another replica finishes it if this one dies.
     answering: bool,
 }
 
@@ -308,6 +308,10 @@ impl ThreadActor {
 
     fn turn_taken(&mut self, asked: TurnAsked, ctx: &mut Context<Self>) {
         self.turn.state = Hold::Held;
+        // Noted until the turn ends, so that another replica finishes it if this one dies.
+        if !self.answering {
+            self.note_answering();
+        }
         let stale = match asked {
             TurnAsked::Taken { stale } => {
                 self.renew_turn(ctx);
@@ -383,7 +387,7 @@ impl ThreadActor {
         }
         let Some(coord) = self.s.coord.clone() else { return };
         let (channel, root, token) = (self.channel.to_string(), self.root().to_string(), self.turn.token);
-        // A new ticket's first turn ends once its first answer is posted (or it was no ticket).
+        // The turn's answer is posted (or there was none to post).
         let answered = std::mem::take(&mut self.answering);
         actix_rt::spawn(async move {
             if answered {
@@ -397,7 +401,7 @@ impl ThreadActor {
         });
     }
 
-    /// Notes in Redis that this replica prepares the new ticket's first answer.
+    /// Notes in Redis that this replica runs the thread's turn (from a new ticket's start).
     fn note_answering(&mut self) {
         let Some(coord) = self.s.coord.clone() else { return };
         self.answering = true;

@@ -135,22 +135,22 @@ async fn once_only_effects_votes_and_turns_hold_across_processes() {
 }
 
 #[actix_rt::test]
-async fn first_answers_under_way_are_listed_once_old_enough_until_posted() {
+async fn turns_under_way_are_listed_once_old_enough_until_over() {
     let server = redis();
     let (a, b) = (coord(&server), coord(&server));
     a.answering("C1", "1700000000.000100").await.expect("redis answers");
     a.answering("C1", "1700000001.000100").await.expect("redis answers");
     // Seen by every replica, once old enough.
-    let all = b.unanswered_tickets(Duration::ZERO, 10).await.expect("redis answers");
+    let all = b.unfinished_turns(Duration::ZERO, 10).await.expect("redis answers");
     assert_eq!(
         all,
         vec![("C1".to_string(), "1700000000.000100".to_string()), ("C1".into(), "1700000001.000100".into())]
     );
-    assert!(b.unanswered_tickets(Duration::from_secs(60), 10).await.expect("ok").is_empty(), "too new");
-    assert_eq!(b.unanswered_tickets(Duration::ZERO, 1).await.expect("ok").len(), 1, "at most `max`");
+    assert!(b.unfinished_turns(Duration::from_secs(60), 10).await.expect("ok").is_empty(), "too new");
+    assert_eq!(b.unfinished_turns(Duration::ZERO, 1).await.expect("ok").len(), 1, "at most `max`");
     // Posted: no longer listed.
     a.answered("C1", "1700000000.000100").await.expect("redis answers");
-    let left = b.unanswered_tickets(Duration::ZERO, 10).await.expect("redis answers");
+    let left = b.unfinished_turns(Duration::ZERO, 10).await.expect("redis answers");
     assert_eq!(left, vec![("C1".to_string(), "1700000001.000100".to_string())]);
 }
 
@@ -645,6 +645,39 @@ async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_anot
     let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
     wait_replies(&ws, &control, 1).await;
     assert_eq!(bot_replies(&ws, &root).len(), 1, "the orphaned ticket was answered more than once");
+    assert_eq!(ws.rate_limited_calls(), 0);
+}
+
+#[actix_rt::test]
+async fn a_follow_up_whose_replica_died_mid_answer_is_answered_by_another_unasked() {
+    let (_server, ws, llm, mut replicas) = two_replica_processes().await;
+    let (it, person) = (ws.it_channel().to_string(), ws.user_id("ana"));
+
+    ws.aim_next_event_at(0);
+    let root = ws.post(&person, &it, "my vpn won't connect from home", None);
+    wait_replies(&ws, &root, 1).await;
+
+    // The first replica takes the follow-up's turn and is killed while the LLM writes.
+    llm.delay_next(Duration::from_secs(60));
+    let asked = llm.requests().len();
+    ws.aim_next_event_at(0);
+    ws.post(&person, &it, "that didn't help, same error 809", Some(&root));
+    wait_for("the first replica to ask the llm", || {
+        let n = llm.requests().len();
+        async move { (n > asked).then_some(()) }
+    })
+    .await;
+    replicas.kill_first(&ws).await;
+
+    // Nobody writes again: the other replica finds the turn left unfinished and answers it once.
+    let replies = wait_replies(&ws, &root, 2).await;
+    assert_eq!(replies.len(), 2);
+    assert_eq!(llm.requests().len(), asked + 2, "one more llm call, by the replica that took over");
+    let prompt = llm.requests().last().expect("a request").to_string();
+    assert!(prompt.contains("error 809"), "the answer is not to the unanswered follow-up");
+    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
+    wait_replies(&ws, &control, 1).await;
+    assert_eq!(bot_replies(&ws, &root).len(), 2, "the follow-up was answered more than once");
     assert_eq!(ws.rate_limited_calls(), 0);
 }
 
