@@ -16,6 +16,7 @@ mod report;
 
 use std::time::Duration;
 
+use common::wait_on;
 use helpers::{spawn, wait_for, Setup, TestApp};
 use itbot_fakes::workspace::WorkspaceOptions;
 
@@ -197,10 +198,19 @@ async fn with_an_llm_the_answer_comes_from_it_and_nothing_identifying_is_sent() 
         &format!("VPN fails for me and <@{alice}>, mail jane.doe@acme.com or call +1 415 555 0100"),
         None,
     );
-    let reply = &app.wait_bot_replies(&root, 1).await[0];
-
-    assert!(reply.text.contains("*AWS VPN Client*"), "LLM markdown not converted");
-    assert!(!reply.text.contains("<!channel>"), "a broadcast from the LLM survived");
+    let first = app.wait_bot_replies(&root, 1).await;
+    println!("the bot's first replies: {:#?}", first.iter().map(|r| &r.text).collect::<Vec<_>>());
+    // A streamed answer whose append Slack refused ends in a second message with the rest.
+    let reply = wait_on(&app.ws, "the LLM's answer, markdown converted", || {
+        let replies = app.bot_replies(&root);
+        let done = !replies.iter().any(|p| app.ws.is_streaming(&p.ts));
+        let answer = replies.into_iter().rev().find(|r| r.text.contains("*AWS VPN Client*"));
+        async move { answer.filter(|_| done) }
+    })
+    .await;
+    let texts: Vec<String> = app.bot_replies(&root).into_iter().map(|r| r.text).collect();
+    assert!(!texts.iter().any(|t| t.contains("<!channel>")), "a broadcast from the LLM survived: {texts:#?}");
+    let reply = app.bot_replies(&root).into_iter().find(|r| r.metadata.is_some()).unwrap_or(reply);
     let requests = llm.requests();
     assert_eq!(requests.len(), 1);
     let body = requests[0].to_string();
