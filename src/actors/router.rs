@@ -534,7 +534,7 @@ impl Handler<ThreadLoaded> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, loaded: ThreadLoaded, ctx: &mut Self::Context) {
-        let held = self.loading.remove(&loaded.key).unwrap_or_default();
+        let mut held = self.loading.remove(&loaded.key).unwrap_or_default();
         if self.loading.is_empty() {
             for done in self.loaded_waiters.drain(..) {
                 let _ = done.send(());
@@ -556,7 +556,6 @@ impl Handler<ThreadLoaded> for RouterActor {
         if loaded.key != root {
             self.remember_bot_message(loaded.key.clone(), root.clone());
         }
-        let mut held = held;
         if !self.threads.contains_key(&root) {
             let services = self.services.clone();
             let first = loaded.was_held.then(|| thread.root.clone()).filter(|r| r.user.is_some());
