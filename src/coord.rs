@@ -483,9 +483,9 @@ impl Coord {
     /// Notes that this process runs a turn on `thread` (a new ticket's first answer, a
     /// follow-up's), so that another replica finishes it if this one dies first (see
     /// [`Coord::unfinished_turns`]). Notes older than [`ORPHAN_UP_TO`] are dropped.
-    pub async fn answering(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
+    pub async fn note_turn(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
         let mut conn = self.inner.conn.clone();
-        let key = self.key(&["answering"]);
+        let key = self.key(&["turns"]);
         let now = wall_ms();
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -495,14 +495,14 @@ impl Coord {
             .ignore()
             .pexpire(&key, ORPHAN_UP_TO.as_millis() as i64)
             .ignore();
-        self.run("answering", pipe.query_async::<()>(&mut conn)).await
+        self.run("note_turn", pipe.query_async::<()>(&mut conn)).await
     }
 
-    /// The turn noted by [`Coord::answering`] is over: its answer posted, or none was due.
-    pub async fn answered(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
+    /// The turn noted by [`Coord::note_turn`] is over: its answer posted, or none was due.
+    pub async fn turn_over(&self, channel: &str, thread: &str) -> Result<(), CoordError> {
         let mut conn = self.inner.conn.clone();
-        let (key, member) = (self.key(&["answering"]), format!("{channel} {thread}"));
-        self.run("answered", async move { conn.zrem::<_, _, ()>(key, member).await }).await
+        let (key, member) = (self.key(&["turns"]), format!("{channel} {thread}"));
+        self.run("turn_over", async move { conn.zrem::<_, _, ()>(key, member).await }).await
     }
 
     /// Threads whose noted turn began more than `age` ago and is not over, as (channel, thread),
@@ -513,7 +513,7 @@ impl Coord {
         max: usize,
     ) -> Result<Vec<(String, String)>, CoordError> {
         let mut conn = self.inner.conn.clone();
-        let key = self.key(&["answering"]);
+        let key = self.key(&["turns"]);
         let newest = wall_ms() - age.as_millis() as f64;
         let found: Vec<String> = self
             .run("unfinished_turns", async move {

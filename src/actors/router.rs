@@ -286,7 +286,7 @@ impl RouterActor {
                     }
                     if matches!(coord.claim(&["orphan", &channel, thread.as_str()], ORPHAN_CLAIM).await, Ok(true)) {
                         // Noted again by the thread that answers it here.
-                        let _ = coord.answered(&channel, thread.as_str()).await;
+                        let _ = coord.turn_over(&channel, thread.as_str()).await;
                         taken.push(thread);
                     }
                 }
@@ -303,6 +303,25 @@ impl RouterActor {
                 }
             }));
         }));
+    }
+
+    /// What people wrote after the bot's last message in a turn taken over from a replica that
+    /// died before acting on it: taken out of `thread` (which then resumes before it) as events
+    /// to hear again.
+    fn unheard(&self, thread: &mut LoadedThread) -> Vec<ThreadEvent> {
+        let bot = &self.services.identity.user_id;
+        let after_bot =
+            thread.replies.iter().rposition(|m| m.message.user.as_ref() == Some(bot)).map_or(0, |i| i + 1);
+        thread
+            .replies
+            .split_off(after_bot)
+            .into_iter()
+            .filter(|m| m.message.user.is_some() && m.message.bot_id.is_none())
+            .map(|m| {
+                let mentioned = m.message.text.expose().contains(&format!("<@{bot}"));
+                ThreadEvent::Reply { message: m.message, mentioned }
+            })
+            .collect()
     }
 
     fn on_message(&mut self, m: SlackMessage, mentioned: bool, ctx: &mut Context<Self>) {
@@ -561,25 +580,7 @@ impl Handler<ThreadLoaded> for RouterActor {
             let first = loaded.was_held.then(|| thread.root.clone()).filter(|r| r.user.is_some());
             let mut thread = thread;
             if loaded.orphan {
-                // What people wrote after the bot's last message was heard by a replica that
-                // died before acting on it: the thread resumes before it and hears it again.
-                let bot = &self.services.identity.user_id;
-                let answered = thread
-                    .replies
-                    .iter()
-                    .rposition(|m| m.message.user.as_ref() == Some(bot))
-                    .map_or(0, |i| i + 1);
-                let unheard: Vec<ThreadEvent> = thread
-                    .replies
-                    .split_off(answered)
-                    .into_iter()
-                    .filter(|m| m.message.user.is_some() && m.message.bot_id.is_none())
-                    .map(|m| {
-                        let mentioned = m.message.text.expose().contains(&format!("<@{bot}"));
-                        ThreadEvent::Reply { message: m.message, mentioned }
-                    })
-                    .collect();
-                held.splice(0..0, unheard);
+                held.splice(0..0, self.unheard(&mut thread));
             }
             let resumed = ThreadActor::resume(services, thread);
             match resumed {

@@ -136,8 +136,8 @@ pub struct ThreadActor {
     /// With Redis: this replica's hold on the thread's turn, and what waits for it.
     turn: TurnHold,
     /// With Redis: this thread's turn (a new ticket's first answer, a follow-up's) is noted as
-    /// under way (`Coord::answering`), so that another replica finishes it if this one dies.
-    answering: bool,
+    /// under way (`Coord::note_turn`), so that another replica finishes it if this one dies.
+    noted: bool,
 }
 
 /// One turn per thread across replicas (with Redis): an input that may start a turn waits until
@@ -238,7 +238,7 @@ impl ThreadActor {
             votes: HashMap::new(),
             drained: Vec::new(),
             turn: TurnHold::default(),
-            answering: false,
+            noted: false,
         }
     }
 
@@ -309,8 +309,8 @@ impl ThreadActor {
     fn turn_taken(&mut self, asked: TurnAsked, ctx: &mut Context<Self>) {
         self.turn.state = Hold::Held;
         // Noted until the turn ends, so that another replica finishes it if this one dies.
-        if !self.answering {
-            self.note_answering();
+        if !self.noted {
+            self.note_turn();
         }
         let stale = match asked {
             TurnAsked::Taken { stale } => {
@@ -388,11 +388,11 @@ impl ThreadActor {
         let Some(coord) = self.s.coord.clone() else { return };
         let (channel, root, token) = (self.channel.to_string(), self.root().to_string(), self.turn.token);
         // The turn's answer is posted (or there was none to post).
-        let answered = std::mem::take(&mut self.answering);
+        let noted = std::mem::take(&mut self.noted);
         actix_rt::spawn(async move {
-            if answered {
-                if let Err(e) = coord.answered(&channel, &root).await {
-                    tracing::debug!(error = %e, "first answer not noted as posted (another replica may read the thread)");
+            if noted {
+                if let Err(e) = coord.turn_over(&channel, &root).await {
+                    tracing::debug!(error = %e, "turn not noted as over (another replica may read the thread)");
                 }
             }
             if let Err(e) = coord.end_turn(&channel, &root, token).await {
@@ -402,13 +402,13 @@ impl ThreadActor {
     }
 
     /// Notes in Redis that this replica runs the thread's turn (from a new ticket's start).
-    fn note_answering(&mut self) {
+    fn note_turn(&mut self) {
         let Some(coord) = self.s.coord.clone() else { return };
-        self.answering = true;
+        self.noted = true;
         let (channel, root) = (self.channel.to_string(), self.root().to_string());
         actix_rt::spawn(async move {
-            if let Err(e) = coord.answering(&channel, &root).await {
-                tracing::debug!(error = %e, "first answer not noted as under way (no other replica takes it over)");
+            if let Err(e) = coord.note_turn(&channel, &root).await {
+                tracing::debug!(error = %e, "turn not noted as under way (no other replica takes it over)");
             }
         });
     }
@@ -973,7 +973,7 @@ impl Actor for ThreadActor {
         ctx.set_mailbox_capacity(64);
         if self.conversation.phase() == crate::state::Phase::Preparing {
             // A new ticket: its first answer is a turn.
-            self.note_answering();
+            self.note_turn();
             self.submit(Input::Started, ctx);
         } else {
             // Resumed from the copy: nothing to prepare, no turn to take.
@@ -983,15 +983,15 @@ impl Actor for ThreadActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         // A turn cut short (the root deleted, evicted) is given back at once, not left to run out.
-        if self.turn.state == Hold::Held || self.answering {
+        if self.turn.state == Hold::Held || self.noted {
             if let Some(coord) = self.s.coord.clone() {
                 let (channel, root, token) =
                     (self.channel.to_string(), self.root().to_string(), self.turn.token);
-                let (held, answering) = (self.turn.state == Hold::Held, self.answering);
+                let (held, noted) = (self.turn.state == Hold::Held, self.noted);
                 actix_rt::spawn(async move {
                     // A thread stopped before its first answer (its root deleted) needs none.
-                    if answering {
-                        let _ = coord.answered(&channel, &root).await;
+                    if noted {
+                        let _ = coord.turn_over(&channel, &root).await;
                     }
                     if held {
                         let _ = coord.end_turn(&channel, &root, token).await;

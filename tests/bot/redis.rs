@@ -138,8 +138,8 @@ async fn once_only_effects_votes_and_turns_hold_across_processes() {
 async fn turns_under_way_are_listed_once_old_enough_until_over() {
     let server = redis();
     let (a, b) = (coord(&server), coord(&server));
-    a.answering("C1", "1700000000.000100").await.expect("redis answers");
-    a.answering("C1", "1700000001.000100").await.expect("redis answers");
+    a.note_turn("C1", "1700000000.000100").await.expect("redis answers");
+    a.note_turn("C1", "1700000001.000100").await.expect("redis answers");
     // Seen by every replica, once old enough.
     let all = b.unfinished_turns(Duration::ZERO, 10).await.expect("redis answers");
     assert_eq!(
@@ -149,7 +149,7 @@ async fn turns_under_way_are_listed_once_old_enough_until_over() {
     assert!(b.unfinished_turns(Duration::from_secs(60), 10).await.expect("ok").is_empty(), "too new");
     assert_eq!(b.unfinished_turns(Duration::ZERO, 1).await.expect("ok").len(), 1, "at most `max`");
     // Posted: no longer listed.
-    a.answered("C1", "1700000000.000100").await.expect("redis answers");
+    a.turn_over("C1", "1700000000.000100").await.expect("redis answers");
     let left = b.unfinished_turns(Duration::ZERO, 10).await.expect("redis answers");
     assert_eq!(left, vec![("C1".to_string(), "1700000001.000100".to_string())]);
 }
@@ -533,6 +533,34 @@ async fn two_replica_processes() -> (RedisServer, Workspace, FakeOpenAi, Replica
     (server, ws, llm, replicas)
 }
 
+/// Posts `text` (in `thread`, or as a new ticket) where only the first replica hears it, and
+/// kills that replica while the LLM writes the answer. Returns the post's ts.
+async fn post_and_kill_first_mid_answer(
+    ws: &Workspace,
+    llm: &FakeOpenAi,
+    replicas: &mut Replicas,
+    text: &str,
+    thread: Option<&str>,
+) -> String {
+    llm.delay_next(Duration::from_secs(60));
+    let asked = llm.requests().len();
+    ws.aim_next_event_at(0);
+    let ts = ws.post(&ws.user_id("ana"), ws.it_channel(), text, thread);
+    wait_for("the first replica to ask the llm", || {
+        let n = llm.requests().len();
+        async move { (n > asked).then_some(()) }
+    })
+    .await;
+    replicas.kill_first(ws).await;
+    ts
+}
+
+/// A control ticket from someone else, answered: what came before it has been acted on.
+async fn control(ws: &Workspace) {
+    let control = ws.post(&ws.user_id("zed"), ws.it_channel(), "my zoom camera is not working", None);
+    wait_replies(ws, &control, 1).await;
+}
+
 impl Drop for Replicas {
     fn drop(&mut self) {
         for child in &mut self.0 {
@@ -552,16 +580,9 @@ async fn a_replica_killed_mid_turn_leaves_the_thread_to_another_once_its_hold_ru
     wait_replies(&ws, &root, 1).await;
 
     // The first replica takes the follow-up's turn and is killed while the LLM writes.
-    llm.delay_next(Duration::from_secs(60));
     let asked = llm.requests().len();
-    ws.aim_next_event_at(0);
-    ws.post(&person, &it, "that didn't help, same error", Some(&root));
-    wait_for("the first replica to ask the llm", || {
-        let n = llm.requests().len();
-        async move { (n > asked).then_some(()) }
-    })
-    .await;
-    replicas.kill_first(&ws).await;
+    post_and_kill_first_mid_answer(&ws, &llm, &mut replicas, "that didn't help, same error", Some(&root))
+        .await;
 
     // The person writes again; only the second replica hears it. It waits out the dead one's
     // hold on the thread, then answers from the replicas' copy, the unanswered message included.
@@ -576,8 +597,7 @@ async fn a_replica_killed_mid_turn_leaves_the_thread_to_another_once_its_hold_ru
     assert!(prompt.contains("still stuck"), "the follow-up that woke the thread is not in the context");
     assert_eq!(llm.requests().len(), asked + 2, "one answer for the thread after the kill");
     // Nothing else comes: a control ticket is answered and the thread still has two replies.
-    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
-    wait_replies(&ws, &control, 1).await;
+    control(&ws).await;
     assert_eq!(wait_replies(&ws, &root, 2).await.len(), 2, "the thread was answered twice");
     assert_eq!(ws.rate_limited_calls(), 0);
 }
@@ -596,22 +616,15 @@ async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_anot
     let (it, person) = (ws.it_channel().to_string(), ws.user_id("ana"));
 
     // The first replica takes the new ticket and is killed while preparing its first answer.
-    llm.delay_next(Duration::from_secs(60));
-    ws.aim_next_event_at(0);
-    let root = ws.post(&person, &it, "my vpn won't connect from home", None);
-    wait_for("the first replica to ask the llm", || {
-        let n = llm.requests().len();
-        async move { (n > 0).then_some(()) }
-    })
-    .await;
-    replicas.kill_first(&ws).await;
+    let root =
+        post_and_kill_first_mid_answer(&ws, &llm, &mut replicas, "my vpn won't connect from home", None)
+            .await;
 
     // The copy holds no answer, but a replica held the thread: it is a ticket, answered here.
     ws.post(&person, &it, "anyone?", Some(&root));
     let replies = wait_replies(&ws, &root, 1).await;
     assert!(!replies.is_empty());
-    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
-    wait_replies(&ws, &control, 1).await;
+    control(&ws).await;
     let texts: Vec<String> =
         bot_replies(&ws, &root).iter().map(|r| r.text.chars().take(60).collect()).collect();
     // The message that woke the thread is taken as a detail of the question, as before a first
@@ -622,18 +635,11 @@ async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_anot
 #[actix_rt::test]
 async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_another_unasked() {
     let (_server, ws, llm, mut replicas) = two_replica_processes().await;
-    let (it, person) = (ws.it_channel().to_string(), ws.user_id("ana"));
 
     // The first replica takes the new ticket and is killed while preparing its first answer.
-    llm.delay_next(Duration::from_secs(60));
-    ws.aim_next_event_at(0);
-    let root = ws.post(&person, &it, "my vpn won't connect from home", None);
-    wait_for("the first replica to ask the llm", || {
-        let n = llm.requests().len();
-        async move { (n > 0).then_some(()) }
-    })
-    .await;
-    replicas.kill_first(&ws).await;
+    let root =
+        post_and_kill_first_mid_answer(&ws, &llm, &mut replicas, "my vpn won't connect from home", None)
+            .await;
 
     // Nobody writes again: once the dead replica's hold runs out, the other one finds the ticket
     // it left unanswered and answers it, once.
@@ -642,8 +648,7 @@ async fn a_ticket_whose_replica_died_before_the_first_answer_is_answered_by_anot
     assert_eq!(llm.requests().len(), 2, "one llm call by each replica");
     let prompt = llm.requests().last().expect("a request").to_string();
     assert!(prompt.contains("won't connect from home"), "the answer is not about the ticket");
-    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
-    wait_replies(&ws, &control, 1).await;
+    control(&ws).await;
     assert_eq!(bot_replies(&ws, &root).len(), 1, "the orphaned ticket was answered more than once");
     assert_eq!(ws.rate_limited_calls(), 0);
 }
@@ -658,16 +663,9 @@ async fn a_follow_up_whose_replica_died_mid_answer_is_answered_by_another_unaske
     wait_replies(&ws, &root, 1).await;
 
     // The first replica takes the follow-up's turn and is killed while the LLM writes.
-    llm.delay_next(Duration::from_secs(60));
     let asked = llm.requests().len();
-    ws.aim_next_event_at(0);
-    ws.post(&person, &it, "that didn't help, same error 809", Some(&root));
-    wait_for("the first replica to ask the llm", || {
-        let n = llm.requests().len();
-        async move { (n > asked).then_some(()) }
-    })
-    .await;
-    replicas.kill_first(&ws).await;
+    post_and_kill_first_mid_answer(&ws, &llm, &mut replicas, "that didn't help, same error 809", Some(&root))
+        .await;
 
     // Nobody writes again: the other replica finds the turn left unfinished and answers it once.
     let replies = wait_replies(&ws, &root, 2).await;
@@ -675,8 +673,7 @@ async fn a_follow_up_whose_replica_died_mid_answer_is_answered_by_another_unaske
     assert_eq!(llm.requests().len(), asked + 2, "one more llm call, by the replica that took over");
     let prompt = llm.requests().last().expect("a request").to_string();
     assert!(prompt.contains("error 809"), "the answer is not to the unanswered follow-up");
-    let control = ws.post(&ws.user_id("zed"), &it, "my zoom camera is not working", None);
-    wait_replies(&ws, &control, 1).await;
+    control(&ws).await;
     assert_eq!(bot_replies(&ws, &root).len(), 2, "the follow-up was answered more than once");
     assert_eq!(ws.rate_limited_calls(), 0);
 }
